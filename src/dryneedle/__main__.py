@@ -1,0 +1,8 @@
+"""``python -m dryneedle`` runs the command line."""
+
+import sys
+
+from dryneedle.cli import main
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,416 @@
+"""Specialised structuring code for record format v1, generated once from the models.
+
+For every model class this module generates (with :func:`exec`, the way attrs and cattrs
+generate ``__init__`` and hooks) a function ``walk(data, path, out)`` that checks a decoded JSON
+object against the class's fields, appends a :class:`~dryneedle.findings.Finding` to ``out`` for
+*every* structural problem (with its exact path), and returns the model instance, or
+:data:`BAD` when any error was found below it. The valid path raises no exception, builds no
+path string and allocates nothing but the model objects.
+
+Field kinds are derived from the attrs type annotations, so the structure check, the cattrs
+converter and the JSON Schema cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import enum
+import functools
+import types
+import typing
+from collections.abc import Callable, Mapping
+from datetime import date
+from typing import Any, Final
+
+import attrs
+
+from dryneedle import model
+from dryneedle.catalog import CONDITIONS, MUSCLES
+from dryneedle.findings import Finding, Rule, Severity, register
+
+__all__ = ["BAD", "FORMAT", "WALKERS", "FieldSpec", "field_specs", "kind_of"]
+
+FORMAT: Final = "dryneedle.session/1"
+"""The value of the ``format`` field of every record of format v1."""
+
+
+class _Bad:
+    """Marker returned by a walker when the object had errors."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "BAD"
+
+
+BAD: Final = _Bad()
+_MISSING: Final = object()
+
+# --- structural rules ---------------------------------------------------------------------------
+
+_FORMAT_SRC: tuple[str, ...] = ()
+
+R_JSON = register(Rule(
+    id="structure.json", title="Input is not valid JSON", severity=Severity.ERROR,
+    rationale="A line that cannot be parsed cannot be checked; it is reported, never dropped.",
+))
+R_NOT_OBJECT = register(Rule(
+    id="structure.not_object", title="Record is not a JSON object", severity=Severity.ERROR,
+    rationale="Each record of format v1 is one JSON object.",
+))
+R_FORMAT = register(Rule(
+    id="structure.format", title="Missing or unsupported format tag", severity=Severity.ERROR,
+    rationale='Records carry "format": "dryneedle.session/1" so that future versions can be '
+    "told apart.",
+))
+R_MISSING = register(Rule(
+    id="structure.missing", title="Required field is missing", severity=Severity.ERROR,
+    rationale="Identity, dates and the shape of each insertion are needed to check anything "
+    "about a record.",
+))
+R_TYPE = register(Rule(
+    id="structure.type", title="Field has the wrong JSON type", severity=Severity.ERROR,
+    rationale="Values must have the type the record format gives them (units are in the names).",
+))
+R_ENUM = register(Rule(
+    id="structure.enum", title="Value is not in the closed vocabulary", severity=Severity.ERROR,
+    rationale="Enumerations (sex, side, technique, muscle ids, condition ids, ...) are closed "
+    "lists; an unknown value cannot be interpreted safely.",
+))
+R_DATE = register(Rule(
+    id="structure.date", title="Date is not an ISO calendar date", severity=Severity.ERROR,
+    rationale="Dates are ISO YYYY-MM-DD; ages and surgery windows are computed from them.",
+))
+R_RANGE = register(Rule(
+    id="structure.range", title="Number outside its structural range", severity=Severity.ERROR,
+    rationale="Numbers must be finite; counts cannot be negative and session numbers start at 1.",
+))
+R_UNKNOWN_FIELD = register(Rule(
+    id="structure.unknown_field", title="Unknown field", severity=Severity.WARNING,
+    rationale="Unknown fields are reported, not silently dropped: they may be misspelt answers.",
+))
+
+
+def _json_kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    if value is True or value is False:
+        return "a boolean"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, dict):
+        return "an object"
+    if isinstance(value, list):
+        return "an array"
+    return f"a {type(value).__name__}"
+
+
+def _f(rule: Rule, path: str, message: str) -> Finding:
+    return Finding(code=rule.id, severity=rule.severity, path=path, message=message)
+
+
+def _missing(path: str) -> Finding:
+    return _f(R_MISSING, path, "required field is missing")
+
+
+def _type(path: str, value: Any, expected: str) -> Finding:
+    if value is _MISSING:
+        return _missing(path)
+    # Never echo the value itself: a misplaced string could be a patient identifier.
+    return _f(R_TYPE, path, f"expected {expected}, got {_json_kind(value)}")
+
+
+def _enum(path: str, allowed: str) -> Finding:
+    return _f(R_ENUM, path, f"value is not {allowed}")
+
+
+def _range(path: str, message: str) -> Finding:
+    return _f(R_RANGE, path, message)
+
+
+def _date_err(path: str) -> Finding:
+    return _f(R_DATE, path, "expected an ISO date YYYY-MM-DD")
+
+
+def _unknown(
+    data: Mapping[str, Any], known: frozenset[str], prefix: str, out: list[Finding]
+) -> None:
+    for key in data:
+        if key not in known:
+            path = f"{prefix}.{key}" if prefix else key
+            out.append(_f(R_UNKNOWN_FIELD, path, "unknown field (ignored)"))
+
+
+_DATE_CACHE: dict[str, date] = {}
+_DATE_CACHE_MAX = 65536
+
+
+def _parse_date(text: str) -> date | None:
+    """Parse a strict ``YYYY-MM-DD`` date, or return ``None`` (cached, bounded)."""
+    if len(text) != 10 or text[4] != "-" or text[7] != "-" or not text.isascii():
+        return None
+    try:
+        value = date.fromisoformat(text)
+    except ValueError:
+        return None
+    if len(_DATE_CACHE) >= _DATE_CACHE_MAX:
+        _DATE_CACHE.clear()
+    _DATE_CACHE[text] = value
+    return value
+
+
+# --- field specifications ------------------------------------------------------------------------
+
+
+@attrs.frozen(kw_only=True)
+class FieldSpec:
+    """How one field of a model class appears on the wire.
+
+    Attributes:
+        name: Field name (same in the model and in JSON).
+        kind: ``str``, ``int``, ``float``, ``bool``, ``date``, ``enum``, ``muscle``,
+            ``condition``, ``object`` or ``array``.
+        required: Whether the field must be present and non-null.
+        target: Enum class, nested model class, or item kind of an array.
+        minimum: Smallest allowed value of a number, if any.
+        exclusive_minimum: Whether ``minimum`` itself is excluded.
+    """
+
+    name: str
+    kind: str
+    required: bool
+    target: Any = None
+    minimum: float | None = None
+    exclusive_minimum: bool = False
+
+
+# Structural bounds (not clinical limits: those live in the Policy).
+_MINIMUMS: Mapping[tuple[type, str], tuple[float, bool]] = {
+    (model.Session, "number"): (1, False),
+    (model.PostSteps, "needles_removed"): (0, False),
+}
+
+# Fields whose string values come from a catalog rather than an enum.
+_CATALOG_FIELDS: Mapping[tuple[type, str], str] = {
+    (model.Insertion, "muscle"): "muscle",
+}
+
+
+def kind_of(tp: Any) -> tuple[str, Any, bool]:
+    """Return ``(kind, target, nullable)`` for a resolved type annotation."""
+    nullable = False
+    origin = typing.get_origin(tp)
+    if origin in (types.UnionType, typing.Union):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        nullable = len(args) != len(typing.get_args(tp))
+        (tp,) = args
+        origin = typing.get_origin(tp)
+    if origin is tuple:
+        item = typing.get_args(tp)[0]
+        if attrs.has(item):
+            return "array", item, nullable
+        return "array", "condition", nullable
+    if tp is bool:
+        return "bool", None, nullable
+    if tp is int:
+        return "int", None, nullable
+    if tp is float:
+        return "float", None, nullable
+    if tp is str:
+        return "str", None, nullable
+    if tp is date:
+        return "date", None, nullable
+    if isinstance(tp, type) and issubclass(tp, enum.Enum):
+        return "enum", tp, nullable
+    if attrs.has(tp):
+        return "object", tp, nullable
+    msg = f"unsupported field type {tp!r}"  # pragma: no cover - guards model edits
+    raise TypeError(msg)
+
+
+@functools.cache
+def field_specs(cls: type) -> tuple[FieldSpec, ...]:
+    """Return the wire specification of every field of a model class, in declaration order."""
+    hints = typing.get_type_hints(cls)
+    specs = []
+    for a in attrs.fields(cls):
+        kind, target, nullable = kind_of(hints[a.name])
+        if (cls, a.name) in _CATALOG_FIELDS:
+            kind = _CATALOG_FIELDS[cls, a.name]
+        required = a.default is attrs.NOTHING and not nullable
+        minimum, exclusive = _MINIMUMS.get((cls, a.name), (None, False))
+        specs.append(
+            FieldSpec(
+                name=a.name, kind=kind, required=required, target=target,
+                minimum=minimum, exclusive_minimum=exclusive,
+            )
+        )
+    return tuple(specs)
+
+
+# --- code generation ----------------------------------------------------------------------------
+
+
+def _gen_field(cls: type, spec: FieldSpec, ns: dict[str, Any]) -> list[str]:
+    """Return the generated lines checking one field into local ``v_<name>``."""
+    n = spec.name
+    v = f"v_{n}"
+    path = f"(p + {'.' + n!r})"
+    lines = [f"{v} = d.get({n!r}, _MISSING)"]
+    if spec.required:
+        absent = [f"    ok = False; out.append(_type({path}, {v}, EXP))"]
+    else:
+        default: Any = attrs.fields_dict(cls)[n].default
+        if isinstance(default, attrs.Factory):  # type: ignore[arg-type]
+            ns[f"_D_{cls.__name__}_{n}"] = default.factory()
+            fill = f"_D_{cls.__name__}_{n}"
+        else:
+            fill = repr(default)
+        absent = [f"    {v} = {fill}"]
+    null_test = f"{v} is None or {v} is _MISSING"
+
+    def block(ok_test: str, on_ok: list[str], expected: str) -> list[str]:
+        out = [f"if {ok_test}:"]
+        out += ["    " + line for line in (on_ok or ["pass"])]
+        out.append(f"elif {null_test}:")
+        out += [line.replace("EXP", repr(expected)) for line in absent]
+        out.append("else:")
+        out.append(f"    ok = False; out.append(_type({path}, {v}, {expected!r}))")
+        return out
+
+    if spec.kind == "bool":
+        return lines + block(f"{v} is True or {v} is False", [], "true, false or null"
+                             if not spec.required else "true or false")
+    if spec.kind == "str":
+        return lines + block(f"{v}.__class__ is str and {v}", [], "a non-empty string")
+    if spec.kind == "int":
+        check = [f"if {v} < {spec.minimum!r}:",
+                 f"    ok = False; out.append(_range({path}, 'must be at least {spec.minimum}'))"]
+        return lines + block(f"{v}.__class__ is int", check if spec.minimum is not None else [],
+                             "an integer")
+    if spec.kind == "float":
+        on_ok = [
+            f"if {v}.__class__ is int:",
+            f"    if -1e300 < {v} < 1e300: {v} = float({v})",
+            f"    else: ok = False; out.append(_range({path}, 'number is out of range'))",
+            f"elif {v} - {v} != 0.0:",
+            f"    ok = False; out.append(_range({path}, 'number must be finite'))",
+        ]
+        return lines + block(f"{v}.__class__ is float or {v}.__class__ is int", on_ok, "a number")
+    if spec.kind == "date":
+        on_ok = [
+            f"_dv = _DATE_CACHE.get({v})",
+            "if _dv is None: _dv = _parse_date(" + v + ")",
+            "if _dv is None:",
+            f"    ok = False; out.append(_date_err({path}))",
+            f"else: {v} = _dv",
+        ]
+        return lines + block(f"{v}.__class__ is str", on_ok, "an ISO date string")
+    if spec.kind in ("enum", "muscle"):
+        if spec.kind == "enum":
+            table = f"_E_{spec.target.__name__}"
+            ns[table] = {m.value: m for m in spec.target}
+            allowed = "one of: " + ", ".join(m.value for m in spec.target)
+        else:
+            table = "_MUSCLES"
+            allowed = "a muscle id of the anatomy catalog"
+        on_ok = [
+            f"_ev = {table}.get({v})",
+            "if _ev is None:",
+            f"    ok = False; out.append(_enum({path}, {allowed!r}))",
+            f"else: {v} = _ev",
+        ]
+        if spec.kind == "muscle":
+            on_ok[-1] = "else: pass"
+        return lines + block(f"{v}.__class__ is str", on_ok, "a string")
+    if spec.kind == "object":
+        walker = f"_w_{spec.target.__name__}"
+        on_ok = [f"{v} = {walker}({v}, {path}, out)", f"if {v} is BAD: ok = False"]
+        return lines + block(f"{v}.__class__ is dict", on_ok, "an object")
+    if spec.kind == "array":
+        if spec.target == "condition":
+            on_ok = [
+                f"for _i, _x in enumerate({v}):",
+                "    if _x.__class__ is not str:",
+                f"        ok = False; out.append(_type(f'{{p}}.{n}[{{_i}}]', _x, 'a string'))",
+                "    elif _x not in _CONDITIONS:",
+                f"        ok = False; out.append(_enum(f'{{p}}.{n}[{{_i}}]', "
+                "'a condition id of the condition catalog'))",
+                f"{v} = tuple({v})",
+            ]
+        else:
+            walker = f"_w_{spec.target.__name__}"
+            on_ok = [
+                "_items = []",
+                f"_ip = {path}",
+                f"for _i, _x in enumerate({v}):",
+                f"    _r = {walker}(_x, f'{{_ip}}[{{_i}}]', out)",
+                "    if _r is BAD: ok = False",
+                "    else: _items.append(_r)",
+                f"{v} = tuple(_items)",
+            ]
+        return lines + block(f"{v}.__class__ is list", on_ok, "an array")
+    msg = f"no generator for kind {spec.kind!r}"  # pragma: no cover
+    raise AssertionError(msg)
+
+
+def _generate(cls: type, ns: dict[str, Any]) -> str:
+    name = cls.__name__
+    specs = field_specs(cls)
+    ns[f"_C_{name}"] = cls
+    ns[f"_K_{name}"] = frozenset(s.name for s in specs)
+    body = [
+        "if d.__class__ is not dict:",
+        "    out.append(_type(p, d, 'an object'))",
+        "    return BAD",
+        "ok = True",
+    ]
+    for spec in specs:
+        body += _gen_field(cls, spec, ns)
+    body += [
+        f"if not d.keys() <= _K_{name}: _unknown(d, _K_{name}, p, out)",
+        "if not ok: return BAD",
+        f"return _C_{name}(" + ", ".join(f"{s.name}=v_{s.name}" for s in specs) + ")",
+    ]
+    return f"def _w_{name}(d, p, out):\n" + "\n".join("    " + line for line in body) + "\n"
+
+
+Walker = Callable[[Any, str, list[Finding]], Any]
+
+_NESTED = (
+    model.Needle,
+    model.Insertion,
+    model.AdverseEvent,
+    model.PreSteps,
+    model.PostSteps,
+    model.Practitioner,
+    model.SiteFinding,
+    model.History,
+    model.Patient,
+    model.Session,
+)
+
+
+def _build() -> tuple[Mapping[type, Walker], str]:
+    ns: dict[str, Any] = {
+        "BAD": BAD,
+        "_MISSING": _MISSING,
+        "_type": _type,
+        "_enum": _enum,
+        "_range": _range,
+        "_date_err": _date_err,
+        "_unknown": _unknown,
+        "_parse_date": _parse_date,
+        "_DATE_CACHE": _DATE_CACHE,
+        "_MUSCLES": MUSCLES,
+        "_CONDITIONS": CONDITIONS,
+    }
+    source = "\n".join(_generate(cls, ns) for cls in _NESTED)
+    code = compile(source, "<dryneedle-generated-walkers>", "exec")
+    exec(code, ns)  # noqa: S102 - code generated from our own model definitions
+    return types.MappingProxyType({cls: ns[f"_w_{cls.__name__}"] for cls in _NESTED}), source
+
+
+WALKERS, GENERATED_SOURCE = _build()
+"""The generated walker of each nested model class (and their source, for review)."""

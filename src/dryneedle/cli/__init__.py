@@ -1,0 +1,180 @@
+"""The ``dryneedle`` command line (also ``python -m dryneedle``).
+
+The CLI is the only place that prints or exits. Exit codes are part of the interface:
+
+* ``0`` -- no errors found;
+* ``1`` -- errors found (at least one record, patient or session is invalid / excluded);
+* ``2`` -- usage error or unreadable input.
+
+Sub-commands: ``validate``, ``screen``, ``rules``, ``schema`` and those registered by the
+aftercare and FHIR modules.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from datetime import date
+from typing import Any, TextIO
+
+from dryneedle._version import __version__
+
+__all__ = ["EXIT_ERRORS", "EXIT_OK", "EXIT_USAGE", "build_parser", "main"]
+
+EXIT_OK = 0
+"""Exit code: no errors found."""
+EXIT_ERRORS = 1
+"""Exit code: errors found."""
+EXIT_USAGE = 2
+"""Exit code: usage error or unreadable input."""
+
+
+class UsageError(Exception):
+    """A problem with the command line or its inputs (exit code 2)."""
+
+
+def _iso_date(text: str) -> date:
+    try:
+        if len(text) != 10:
+            raise ValueError(text)
+        return date.fromisoformat(text)
+    except ValueError:
+        msg = f"not an ISO date (YYYY-MM-DD): {text!r}"
+        raise argparse.ArgumentTypeError(msg) from None
+
+
+def add_policy_option(parser: argparse.ArgumentParser) -> None:
+    """Add ``--policy NAME|FILE`` to a sub-command parser."""
+    parser.add_argument(
+        "--policy",
+        default="default",
+        metavar="NAME|FILE",
+        help="built-in policy (default, guideline) or a JSON policy file (default: %(default)s)",
+    )
+
+
+def resolve_policy(value: str) -> Any:
+    """Return the policy named, or loaded from a JSON file (raises :class:`UsageError`)."""
+    from dryneedle.policy import POLICIES, load_policy  # noqa: PLC0415
+
+    if value in POLICIES:
+        return POLICIES[value]
+    try:
+        with open(value, encoding="utf-8") as f:
+            data = json.load(f)
+        return load_policy(data)
+    except OSError as exc:
+        names = ", ".join(POLICIES)
+        msg = f"--policy: {value}: not a built-in policy ({names}) nor a readable file"
+        raise UsageError(msg) from exc
+    except (ValueError, KeyError, TypeError) as exc:
+        msg = f"--policy: {value}: invalid policy file: {exc}"
+        raise UsageError(msg) from exc
+
+
+def write_json(out: TextIO, data: Any) -> None:
+    """Write pretty, deterministic JSON followed by a newline."""
+    out.write(json.dumps(data, indent=2, ensure_ascii=False, sort_keys=False))
+    out.write("\n")
+
+
+# --- rules / schema ----------------------------------------------------------------------------
+
+
+def _cmd_rules(args: argparse.Namespace) -> int:
+    from dryneedle.findings import all_rules  # noqa: PLC0415
+
+    rules = [r for r in all_rules() if args.category is None or r.category == args.category]
+    policy = resolve_policy(args.policy)
+    if args.format == "json":
+        write_json(
+            sys.stdout,
+            [
+                {
+                    "id": r.id,
+                    "title": r.title,
+                    "category": r.category,
+                    "severity": policy.severity_of(r.id, r.severity).value,
+                    "default_severity": r.severity.value,
+                    "effect": None if r.effect is None else policy.effect_of(r.id, r.effect).value,
+                    "limits": {name: getattr(policy, name) for name in r.limits},
+                    "sources": list(r.sources),
+                    "rationale": r.rationale,
+                }
+                for r in rules
+            ],
+        )
+        return EXIT_OK
+    width = max((len(r.id) for r in rules), default=10)
+    for r in rules:
+        sev = policy.severity_of(r.id, r.severity).value
+        sys.stdout.write(f"{r.id:<{width}}  {sev:<7}  {r.title}  [{', '.join(r.sources)}]\n")
+    return EXIT_OK
+
+
+def _cmd_schema(args: argparse.Namespace) -> int:
+    from dryneedle.records import json_schema  # noqa: PLC0415
+
+    write_json(sys.stdout, json_schema())
+    return EXIT_OK
+
+
+# --- parser ------------------------------------------------------------------------------------
+
+Registrar = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], None]
+
+
+def _registrars() -> list[Registrar]:
+    from dryneedle.cli import _screen, _validate  # noqa: PLC0415
+
+    return [_validate.register, _screen.register]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the argument parser of the ``dryneedle`` command (used by the docs, too)."""
+    parser = argparse.ArgumentParser(
+        prog="dryneedle",
+        description="Cited clinical rules for dry needling: screen patients, validate session "
+        "records, plan aftercare, talk FHIR.",
+        epilog="Exit codes: 0 no errors, 1 errors found, 2 usage error or unreadable input.",
+    )
+    parser.add_argument("--version", action="version", version=f"dryneedle {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for register in _registrars():
+        register(sub)
+    p = sub.add_parser("rules", help="list the rule catalog with severities and sources",
+                       description="List every registered rule with its severity under a "
+                       "policy, its sources and (JSON) its rationale and limits.")
+    p.add_argument("--format", choices=("text", "json"), default="text")
+    p.add_argument("--category", help="only rules of this category (e.g. screening)")
+    add_policy_option(p)
+    p.set_defaults(func=_cmd_rules)
+    p = sub.add_parser("schema", help="print the JSON Schema of record format v1",
+                       description="Print the JSON Schema (draft 2020-12) of record format "
+                       "v1, generated from the models.")
+    p.set_defaults(func=_cmd_schema)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line and return its exit code.
+
+    Args:
+        argv: Arguments (default: ``sys.argv[1:]``).
+    """
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse exits 2 on usage errors, 0 on --help
+        return int(exc.code or 0)
+    try:
+        code: int = args.func(args)
+    except UsageError as exc:
+        sys.stderr.write(f"dryneedle: error: {exc}\n")
+        return EXIT_USAGE
+    except BrokenPipeError:  # pragma: no cover - e.g. `dryneedle validate x | head`
+        sys.stderr.close()
+        return EXIT_OK
+    return code

@@ -1,0 +1,202 @@
+"""Findings, decisions and the rule registry.
+
+A :class:`Finding` is a value: a stable dotted ``code`` (the id of the :class:`Rule` that
+produced it), a :class:`Severity`, a ``path`` into the input (record-format shape, e.g.
+``session.insertions[0].depth_mm``; ``""`` for the whole input), a plain-language ``message``
+(never containing patient identifiers; message text is not API, codes are) and the ``sources``
+behind it.
+
+Rules are data: every rule is registered once with its id, title, default severity, rationale,
+sources and the policy limits it reads, so the CLI (``dryneedle rules``) and the documentation's
+rule catalog render the same registry.
+
+>>> from dryneedle.findings import Finding, Severity
+>>> f = Finding(code="structure.type", severity=Severity.ERROR, path="session.number",
+...             message="expected an integer, got a string")
+>>> f.as_dict()["severity"]
+'error'
+"""
+
+from __future__ import annotations
+
+import enum
+import types
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import attrs
+
+__all__ = [
+    "DECISION_ORDER",
+    "Decision",
+    "Effect",
+    "Finding",
+    "Rule",
+    "Severity",
+    "all_rules",
+    "get_rule",
+    "register",
+]
+
+
+class Severity(enum.StrEnum):
+    """How serious a finding is; ``error`` makes a record invalid."""
+
+    ERROR = "error"
+    WARNING = "warning"
+    INFO = "info"
+
+
+class Decision(enum.StrEnum):
+    """A screening decision (string values are part of the contract)."""
+
+    ELIGIBLE = "eligible"
+    ELIGIBLE_WITH_PRECAUTIONS = "eligible_with_precautions"
+    NEEDS_REVIEW = "needs_review"
+    NOT_ELIGIBLE = "not_eligible"
+
+
+DECISION_ORDER: Mapping[Decision, int] = types.MappingProxyType(
+    {
+        Decision.ELIGIBLE: 0,
+        Decision.ELIGIBLE_WITH_PRECAUTIONS: 1,
+        Decision.NEEDS_REVIEW: 2,
+        Decision.NOT_ELIGIBLE: 3,
+    }
+)
+"""Decisions from most to least permissive (used for monotonicity and aggregation)."""
+
+
+class Effect(enum.StrEnum):
+    """What a screening finding does to the decision.
+
+    ``exclude`` gives ``not_eligible``; ``review`` gives ``needs_review``; ``precaution`` gives
+    ``eligible_with_precautions``; ``note`` changes nothing.
+    """
+
+    EXCLUDE = "exclude"
+    REVIEW = "review"
+    PRECAUTION = "precaution"
+    NOTE = "note"
+
+
+@attrs.frozen(kw_only=True)
+class Finding:
+    """One problem or note about an input, with its basis.
+
+    Attributes:
+        code: Stable dotted rule id (e.g. ``screening.pregnancy``).
+        severity: ``error``, ``warning`` or ``info``.
+        path: Where in the input (record-format shape); ``""`` is the whole input.
+        message: Plain-language explanation (no patient identifiers).
+        sources: Source ids (see :mod:`dryneedle.sources`).
+    """
+
+    code: str
+    severity: Severity
+    path: str
+    message: str
+    sources: tuple[str, ...] = ()
+
+    def as_dict(self) -> dict[str, Any]:
+        """Return the finding in the report contract's JSON shape."""
+        return {
+            "code": self.code,
+            "severity": self.severity.value,
+            "path": self.path,
+            "message": self.message,
+            "sources": list(self.sources),
+        }
+
+
+@attrs.frozen(kw_only=True)
+class Rule:
+    """A registered rule: what it checks, how serious it is by default, and why.
+
+    Attributes:
+        id: Stable dotted id, also the ``code`` of its findings. Never reused.
+        title: Short title.
+        severity: Default severity of its findings.
+        rationale: Why the rule exists, in plain language.
+        sources: Source ids.
+        effect: For screening rules, what the finding does to the decision.
+        limits: Names of the :class:`~dryneedle.policy.Policy` limits the rule reads.
+        category: ``structure``, ``screening``, ``protocol``, ``series`` or ``aftercare``.
+    """
+
+    id: str
+    title: str
+    severity: Severity
+    rationale: str
+    sources: tuple[str, ...] = ()
+    effect: Effect | None = None
+    limits: tuple[str, ...] = ()
+    category: str = attrs.field()
+
+    @category.default
+    def _category_from_id(self) -> str:
+        return self.id.split(".", 1)[0]
+
+
+_REGISTRY: dict[str, Rule] = {}
+
+
+def register(rule: Rule) -> Rule:
+    """Register a rule (at import time of the module that implements it).
+
+    Args:
+        rule: The rule.
+
+    Returns:
+        The same rule, so modules can keep a constant.
+
+    Raises:
+        ValueError: If another rule already has this id, or a source id is unknown.
+    """
+    from dryneedle.sources import SOURCES  # noqa: PLC0415 - avoid an import cycle
+
+    existing = _REGISTRY.get(rule.id)
+    if existing is not None and existing != rule:
+        msg = f"rule id {rule.id!r} is already registered"
+        raise ValueError(msg)
+    unknown = [s for s in rule.sources if s not in SOURCES]
+    if unknown:
+        msg = f"rule {rule.id!r} cites unknown sources {unknown}"
+        raise ValueError(msg)
+    _REGISTRY[rule.id] = rule
+    return rule
+
+
+def _load_rule_modules() -> None:
+    # Importing the modules registers their rules; the list is the single place to add one.
+    import dryneedle.aftercare  # noqa: PLC0415
+    import dryneedle.protocol  # noqa: PLC0415
+    import dryneedle.records  # noqa: PLC0415
+    import dryneedle.screening  # noqa: F401, PLC0415
+
+
+def all_rules() -> tuple[Rule, ...]:
+    """Return every registered rule, sorted by id.
+
+    >>> from dryneedle.findings import all_rules
+    >>> any(r.id == "structure.type" for r in all_rules())
+    True
+    """
+    _load_rule_modules()
+    return tuple(sorted(_REGISTRY.values(), key=lambda r: r.id))
+
+
+def get_rule(rule_id: str) -> Rule:
+    """Return the registered rule with this id.
+
+    Raises:
+        KeyError: If no rule has this id.
+    """
+    if rule_id not in _REGISTRY:
+        _load_rule_modules()
+    return _REGISTRY[rule_id]
+
+
+def rules_in(category: str) -> Iterable[Rule]:
+    """Return the registered rules of one category, sorted by id."""
+    return tuple(r for r in all_rules() if r.category == category)
