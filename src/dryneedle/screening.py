@@ -1,0 +1,602 @@
+"""Screening a patient for dry needling: contraindications, precautions and site exclusions.
+
+:func:`screen` applies every screening rule to a patient on a given date (and, optionally, to
+the sites planned for needling) and returns a :class:`ScreeningResult` with a
+:class:`~dryneedle.findings.Decision`, *all* findings with their basis, a per-site decision and
+the list of unknown answers that block a decision.
+
+Unknown is never safe: an unanswered question (``None``) can never lead to ``eligible``; it
+gives ``needs_review`` and names the answer in :attr:`ScreeningResult.missing`.
+
+Decisions (default policy, seed and za-bn121):
+
+* ``not_eligible`` -- any exclusion: age under 12, pregnancy, bleeding disorder,
+  anticoagulant/antiplatelet therapy, compromised immunity, metal allergy, severe needle
+  phobia, consent refused, prior abnormal reaction, acute illness; or every planned site is
+  excluded by a site finding.
+* ``needs_review`` -- no exclusion, but an answer a rule needs is unknown.
+* ``eligible_with_precautions`` -- a precaution applies: epilepsy, diabetes, vascular disease,
+  lymph node removal, mild needle phobia, age 12-17, a planned site over the lung, or some
+  (not all) planned sites excluded.
+* ``eligible`` -- none of the above.
+
+>>> from datetime import date
+>>> from dryneedle.model import History, NeedlePhobia, Patient, Sex
+>>> from dryneedle.screening import screen
+>>> answers = dict(bleeding_disorder=False, anticoagulant_therapy=False,
+...     immunocompromised=False, metal_allergy=False, epilepsy=False, diabetes=True,
+...     vascular_disease=False, prior_adverse_reaction=False, acute_illness=False,
+...     lymph_node_removal=False, needle_phobia=NeedlePhobia.NONE, consent=True)
+>>> patient = Patient(patient_id="p-1", birth_date=date(1980, 5, 1), sex=Sex.MALE,
+...                   history=History(**answers))
+>>> result = screen(patient, on=date(2026, 11, 27), sites=[("upper_trapezius", "left")])
+>>> result.decision
+<Decision.ELIGIBLE_WITH_PRECAUTIONS: 'eligible_with_precautions'>
+>>> [f.code for f in result.findings]
+['screening.diabetes', 'screening.over_lung_site']
+>>> screen(Patient(patient_id="p-2", sex=Sex.MALE), on=date(2026, 11, 27)).decision
+<Decision.NEEDS_REVIEW: 'needs_review'>
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import date
+from typing import Any
+
+import attrs
+
+from dryneedle._version import __version__
+from dryneedle.catalog import MUSCLES
+from dryneedle.findings import (
+    Decision,
+    Effect,
+    Finding,
+    Rule,
+    Severity,
+    register,
+)
+from dryneedle.model import (
+    Insertion,
+    NeedlePhobia,
+    Patient,
+    Pregnancy,
+    Session,
+    Sex,
+    Side,
+    SiteFinding,
+    SiteFindingKind,
+    SiteSide,
+    Technique,
+)
+from dryneedle.policy import DEFAULT_POLICY, Policy
+
+__all__ = [
+    "PlannedSite",
+    "ScreeningResult",
+    "SiteDecision",
+    "age_on",
+    "is_eligible",
+    "screen",
+    "screen_for_record",
+]
+
+
+# --- rules -----------------------------------------------------------------------------------
+
+
+def _rule(
+    id_: str,
+    title: str,
+    effect: Effect,
+    rationale: str,
+    sources: tuple[str, ...],
+    limits: tuple[str, ...] = (),
+    severity: Severity | None = None,
+) -> Rule:
+    default_severity = severity or {
+        Effect.EXCLUDE: Severity.ERROR,
+        Effect.REVIEW: Severity.WARNING,
+        Effect.PRECAUTION: Severity.WARNING,
+        Effect.NOTE: Severity.INFO,
+    }[effect]
+    return register(
+        Rule(
+            id=id_, title=title, severity=default_severity, rationale=rationale,
+            sources=sources, effect=effect, limits=limits,
+        )
+    )
+
+
+_X, _R, _P = Effect.EXCLUDE, Effect.REVIEW, Effect.PRECAUTION
+
+AGE_MINIMUM = _rule(
+    "screening.age_minimum", "Patient younger than the minimum age", _X,
+    "Dry needling is not recommended for children under 12.", ("seed",), ("min_age_years",),
+)
+AGE_MINOR = _rule(
+    "screening.age_minor", "Minor patient: guardian consent", _P,
+    "Patients from the minimum age up to adulthood need a guardian's consent and extra care "
+    "(clinic policy default for the adult age).",
+    ("seed", "policy"), ("min_age_years", "adult_age_years"),
+)
+BIRTH_DATE_IMPLAUSIBLE = _rule(
+    "screening.birth_date_implausible", "Birth date after the evaluation date", _R,
+    "A birth date after the evaluation date is a data error; the age is unknown.", ("policy",),
+)
+PREGNANCY = _rule(
+    "screening.pregnancy", "Pregnancy", _X,
+    "Dry needling is not recommended during pregnancy.", ("seed",),
+)
+BLEEDING_DISORDER = _rule(
+    "screening.bleeding_disorder", "Bleeding or clotting disorder", _X,
+    "Blood clotting problems are a contraindication (seed); the guideline sources treat "
+    "abnormal bleeding as relative: light technique and haemostasis by palpation.",
+    ("seed", "za-bn121", "apta-2013"),
+)
+ANTICOAGULANT = _rule(
+    "screening.anticoagulant_therapy", "Anticoagulant or antiplatelet therapy", _X,
+    "Antithrombotic therapy impairs clotting (seed); munoz-2022 finds it is not an absolute "
+    "contraindication when deep non-compressible muscles are avoided.",
+    ("seed", "za-bn121", "munoz-2022"),
+)
+IMMUNOCOMPROMISED = _rule(
+    "screening.immunocompromised", "Compromised immunity", _X,
+    "A compromised immune system raises the risk of infection (seed; relative in za-bn121).",
+    ("seed", "za-bn121"),
+)
+METAL_ALLERGY = _rule(
+    "screening.metal_allergy", "Metal allergy", _X,
+    "Needles are metal; a metal allergy is a contraindication.", ("seed",),
+)
+NEEDLE_PHOBIA_SEVERE = _rule(
+    "screening.needle_phobia_severe", "Severe needle phobia", _X,
+    "Severe needle phobia is a contraindication.", ("seed", "za-bn121"),
+)
+NEEDLE_PHOBIA_MILD = _rule(
+    "screening.needle_phobia_mild", "Mild needle phobia", _P,
+    "Mild needle phobia: explain, position lying down, watch for fainting.",
+    ("seed", "za-bn121"),
+)
+CONSENT_REFUSED = _rule(
+    "screening.consent_refused", "Consent refused", _X,
+    "A patient who is unwilling or unable to consent must not be needled.", ("za-bn121",),
+)
+PRIOR_REACTION = _rule(
+    "screening.prior_adverse_reaction", "Prior abnormal reaction to needling or injection", _X,
+    "A prior abnormal reaction to dry needling or injection is an absolute contraindication.",
+    ("za-bn121",),
+)
+ACUTE_ILLNESS = _rule(
+    "screening.acute_illness", "Acute illness or medical emergency today", _X,
+    "Do not needle a patient who is acutely ill or in a medical emergency.",
+    ("seed", "za-bn121"),
+)
+EPILEPSY = _rule(
+    "screening.epilepsy", "Epilepsy", _P,
+    "Epilepsy is a relative contraindication: precautions and supervision.", ("za-bn121",),
+)
+DIABETES = _rule(
+    "screening.diabetes", "Diabetes", _P,
+    "Diabetes is a relative contraindication (healing and infection risk).", ("za-bn121",),
+)
+VASCULAR = _rule(
+    "screening.vascular_disease", "Vascular disease", _P,
+    "Vascular disease is a relative contraindication.", ("za-bn121",),
+)
+LYMPH_NODES = _rule(
+    "screening.lymph_node_removal", "Lymph node removal", _P,
+    "After lymph node removal, needling is a relative contraindication (lymphoedema risk).",
+    ("za-bn121",),
+)
+UNKNOWN = _rule(
+    "screening.unknown_answer", "Screening answer unknown", _R,
+    "Unknown is never safe: an unanswered screening question blocks a decision until a "
+    "clinician reviews it.",
+    ("policy", "fda-cds-2026"),
+)
+SITE_FINDING = _rule(
+    "screening.site_finding",
+    "Planned site has a wound, scar, tattoo, injury, infection or implant",
+    _P,
+    "Do not needle an area with wounds, scars, tattoos or other injuries (seed); the site is "
+    "excluded, other sites remain.",
+    ("seed",), severity=Severity.ERROR,
+)
+SITE_LYMPHOEDEMA = _rule(
+    "screening.site_lymphoedema", "Planned site in a lymphoedema area", _P,
+    "Do not needle a lymphoedematous area or limb.", ("za-bn121",), severity=Severity.ERROR,
+)
+SITE_RECENT_SURGERY = _rule(
+    "screening.site_recent_surgery", "Planned site had recent surgery", _P,
+    "Recently operated areas are excluded (seed); how recent is a clinic policy default "
+    "(undated surgery counts as recent).",
+    ("seed", "policy"), ("recent_surgery_days",), severity=Severity.ERROR,
+)
+SITE_BLEEDING_RISK = _rule(
+    "screening.bleeding_risk_site",
+    "Deep needling without palpable haemostasis under bleeding risk",
+    _P,
+    "With a bleeding disorder or antithrombotics, deep needling of a muscle where haemostasis "
+    "by palpation is impossible (e.g. psoas, tibialis posterior) is excluded under every policy.",
+    ("za-bn121", "apta-2013", "munoz-2022"), severity=Severity.ERROR,
+)
+ALL_SITES_EXCLUDED = _rule(
+    "screening.all_sites_excluded", "Every planned site is excluded", _X,
+    "Nothing can be needled as planned when every planned site is excluded.",
+    ("seed", "za-bn121"),
+)
+OVER_LUNG_SITE = _rule(
+    "screening.over_lung_site", "Planned site overlies the lung", _P,
+    "Over the lung prefer the superficial technique and respect depth limits; direct the "
+    "needle away from the lung.",
+    ("za-bn121", "kalichman-2010"),
+)
+
+_HISTORY_BOOL_RULES: tuple[tuple[str, Rule], ...] = (
+    ("bleeding_disorder", BLEEDING_DISORDER),
+    ("anticoagulant_therapy", ANTICOAGULANT),
+    ("immunocompromised", IMMUNOCOMPROMISED),
+    ("metal_allergy", METAL_ALLERGY),
+    ("prior_adverse_reaction", PRIOR_REACTION),
+    ("acute_illness", ACUTE_ILLNESS),
+    ("epilepsy", EPILEPSY),
+    ("diabetes", DIABETES),
+    ("vascular_disease", VASCULAR),
+    ("lymph_node_removal", LYMPH_NODES),
+)
+
+
+# --- results ---------------------------------------------------------------------------------
+
+
+@attrs.frozen(kw_only=True)
+class PlannedSite:
+    """A site planned for needling.
+
+    Attributes:
+        muscle: Muscle id from the anatomy catalog.
+        side: Side of the body.
+        technique: Planned technique, if known (unknown counts as deep for bleeding risk).
+    """
+
+    muscle: str
+    side: Side
+    technique: Technique | None = None
+
+
+@attrs.frozen(kw_only=True)
+class SiteDecision:
+    """Whether one planned site may be needled.
+
+    Attributes:
+        index: Position of the site in the planned sites (the insertion index).
+        path: Path of the site (``session.insertions[i]``).
+        muscle: Muscle id.
+        side: Side.
+        allowed: ``False`` when a site finding or the bleeding-risk rule excludes it.
+        findings: The findings about this site.
+    """
+
+    index: int
+    path: str
+    muscle: str
+    side: Side
+    allowed: bool
+    findings: tuple[Finding, ...]
+
+
+@attrs.frozen(kw_only=True)
+class ScreeningResult:
+    """The outcome of :func:`screen`.
+
+    Attributes:
+        decision: The screening decision.
+        findings: Every finding, in rule order (patient-level first, then sites).
+        site_decisions: One decision per planned site, in order.
+        missing: Paths of the unknown answers that block a decision (empty when an exclusion
+            holds: no answer could change it).
+        on: The evaluation date.
+        policy: Fingerprint of the policy used.
+        policy_name: Name of the policy used.
+        version: Library version.
+    """
+
+    decision: Decision
+    findings: tuple[Finding, ...]
+    site_decisions: tuple[SiteDecision, ...] = ()
+    missing: tuple[str, ...] = ()
+    on: date
+    policy: str
+    policy_name: str
+    version: str = __version__
+
+    @property
+    def excluded_sites(self) -> tuple[SiteDecision, ...]:
+        """The planned sites that must not be needled."""
+        return tuple(s for s in self.site_decisions if not s.allowed)
+
+    def as_dict(self) -> dict[str, Any]:
+        """Return the result as JSON-ready data."""
+        return {
+            "decision": self.decision.value,
+            "on": self.on.isoformat(),
+            "missing": list(self.missing),
+            "findings": [f.as_dict() for f in self.findings],
+            "sites": [
+                {
+                    "path": s.path,
+                    "muscle": s.muscle,
+                    "side": s.side.value,
+                    "allowed": s.allowed,
+                    "codes": [f.code for f in s.findings],
+                }
+                for s in self.site_decisions
+            ],
+            "policy": {"name": self.policy_name, "fingerprint": self.policy},
+            "version": self.version,
+        }
+
+
+# --- helpers ---------------------------------------------------------------------------------
+
+
+def age_on(birth_date: date, on: date) -> int:
+    """Return the age in whole years on a date (a birthday on ``on`` counts).
+
+    A 29 February birthday is reached on 1 March in common years.
+
+    >>> from datetime import date
+    >>> age_on(date(2014, 11, 27), date(2026, 11, 27))
+    12
+    >>> age_on(date(2012, 2, 29), date(2025, 2, 28)), age_on(date(2012, 2, 29), date(2025, 3, 1))
+    (12, 13)
+    """
+    return on.year - birth_date.year - ((on.month, on.day) < (birth_date.month, birth_date.day))
+
+
+def _finding(rule: Rule, policy: Policy, path: str, message: str) -> tuple[Finding, Effect]:
+    effect = policy.effect_of(rule.id, rule.effect or Effect.NOTE)
+    severity = policy.severity_of(rule.id, rule.severity)
+    o = policy.rule_override(rule.id)
+    sources = rule.sources
+    if o is not None and o.sources:
+        sources = tuple(dict.fromkeys((*sources, *o.sources)))
+    return Finding(code=rule.id, severity=severity, path=path, message=message,
+                   sources=sources), effect
+
+
+def _unknown(policy: Policy, path: str, what: str, needed_by: Rule) -> tuple[Finding, Effect]:
+    f, effect = _finding(UNKNOWN, policy, path, f"{what} is unknown: ask before needling")
+    return attrs.evolve(f, sources=tuple(dict.fromkeys((*needed_by.sources, *f.sources)))), effect
+
+
+def _sides_overlap(finding_side: SiteSide, side: Side) -> bool:
+    if finding_side in (SiteSide.MIDLINE, SiteSide.BILATERAL) or side is Side.MIDLINE:
+        return True
+    return finding_side.value == side.value
+
+
+def _as_site(site: Insertion | PlannedSite | Sequence[Any]) -> PlannedSite:
+    if isinstance(site, PlannedSite):
+        return site
+    if isinstance(site, Insertion):
+        return PlannedSite(muscle=site.muscle, side=site.side, technique=site.technique)
+    muscle, side, *rest = site
+    technique = Technique(rest[0]) if rest and rest[0] is not None else None
+    return PlannedSite(muscle=str(muscle), side=Side(side), technique=technique)
+
+
+_KIND_RULE = {
+    SiteFindingKind.LYMPHOEDEMA: SITE_LYMPHOEDEMA,
+    SiteFindingKind.SURGERY: SITE_RECENT_SURGERY,
+}
+
+
+def _site_exclusion(
+    sf: SiteFinding, on: date, policy: Policy
+) -> tuple[Rule, str] | None:
+    """Return (rule, message) when a site finding excludes its site on ``on``."""
+    rule = _KIND_RULE.get(sf.kind, SITE_FINDING)
+    if sf.kind is SiteFindingKind.SURGERY:
+        if sf.date is None:
+            return rule, "surgery of unknown date in this area counts as recent: do not needle"
+        days = (on - sf.date).days
+        if days > policy.recent_surgery_days:
+            return None
+        return rule, (
+            f"surgery {days} days before (recent: within {policy.recent_surgery_days} days) "
+            "in this area: do not needle"
+        )
+    return rule, f"{sf.kind.value} in this area: do not needle here"
+
+
+# --- the screen ------------------------------------------------------------------------------
+
+
+def screen(
+    patient: Patient,
+    *,
+    on: date,
+    sites: Iterable[Insertion | PlannedSite | Sequence[Any]] = (),
+    policy: Policy = DEFAULT_POLICY,
+    site_path: str = "session.insertions",
+) -> ScreeningResult:
+    """Screen a patient for dry needling on a date, optionally for planned sites.
+
+    Args:
+        patient: The patient.
+        on: Evaluation date (ages and surgery windows are computed on it).
+        sites: Planned sites: insertions, :class:`PlannedSite` objects or
+            ``(muscle, side[, technique])`` tuples.
+        policy: The policy (default: seed-conservative).
+        site_path: Path prefix of the sites in findings (``<site_path>[i]``).
+
+    Returns:
+        The :class:`ScreeningResult`; never raises on clinical data.
+    """
+    found: list[tuple[Finding, Effect]] = []
+    unknown_paths: list[str] = []
+    h = patient.history
+
+    def unknown(path: str, what: str, rule: Rule) -> None:
+        found.append(_unknown(policy, path, what, rule))
+        unknown_paths.append(path)
+
+    # Age.
+    if patient.birth_date is None:
+        unknown("patient.birth_date", "birth date", AGE_MINIMUM)
+    elif patient.birth_date > on:
+        found.append(_finding(BIRTH_DATE_IMPLAUSIBLE, policy, "patient.birth_date",
+                              "birth date is after the evaluation date: age unknown"))
+        unknown_paths.append("patient.birth_date")
+    else:
+        age = age_on(patient.birth_date, on)
+        if age < policy.min_age_years:
+            found.append(_finding(AGE_MINIMUM, policy, "patient.birth_date",
+                                  f"age {age} is under the minimum of {policy.min_age_years}"))
+        elif age < policy.adult_age_years:
+            found.append(_finding(AGE_MINOR, policy, "patient.birth_date",
+                                  f"age {age} is a minor: guardian consent and extra care"))
+
+    # Pregnancy: asked unless the patient is male.
+    if patient.pregnancy is Pregnancy.PREGNANT:
+        found.append(_finding(PREGNANCY, policy, "patient.pregnancy", "patient is pregnant"))
+    elif patient.sex is not Sex.MALE and patient.pregnancy in (None, Pregnancy.UNKNOWN):
+        unknown("patient.pregnancy", "pregnancy status", PREGNANCY)
+
+    # History answers.
+    for name, rule in _HISTORY_BOOL_RULES:
+        value = getattr(h, name)
+        path = f"patient.history.{name}"
+        if value is True:
+            found.append(_finding(rule, policy, path, f"{rule.title.lower()} reported"))
+        elif value is None:
+            unknown(path, rule.title.lower(), rule)
+
+    if h.needle_phobia is NeedlePhobia.SEVERE:
+        found.append(_finding(NEEDLE_PHOBIA_SEVERE, policy, "patient.history.needle_phobia",
+                              "severe needle phobia reported"))
+    elif h.needle_phobia is NeedlePhobia.MILD:
+        found.append(_finding(NEEDLE_PHOBIA_MILD, policy, "patient.history.needle_phobia",
+                              "mild needle phobia reported"))
+    elif h.needle_phobia is None:
+        unknown("patient.history.needle_phobia", "needle phobia", NEEDLE_PHOBIA_SEVERE)
+
+    if h.consent is False:
+        found.append(_finding(CONSENT_REFUSED, policy, "patient.history.consent",
+                              "the patient did not consent"))
+    elif h.consent is None:
+        unknown("patient.history.consent", "informed consent", CONSENT_REFUSED)
+
+    # Sites.
+    bleeding_risk = h.bleeding_disorder is True or h.anticoagulant_therapy is True
+    site_decisions: list[SiteDecision] = []
+    for i, raw in enumerate(sites):
+        site = _as_site(raw)
+        path = f"{site_path}[{i}]"
+        muscle = MUSCLES.get(site.muscle)
+        here: list[tuple[Finding, Effect]] = []
+        excluded = False
+        if muscle is None:
+            f, _ = _unknown(policy, f"{path}.muscle", "muscle (not in the anatomy catalog)",
+                            SITE_FINDING)
+            here.append((f, Effect.REVIEW))
+            excluded = True
+        else:
+            for sf in patient.site_findings:
+                if sf.region is not muscle.region or not _sides_overlap(sf.side, site.side):
+                    continue
+                hit = _site_exclusion(sf, on, policy)
+                if hit is not None:
+                    here.append(_finding(hit[0], policy, path, hit[1]))
+                    excluded = True
+            if (bleeding_risk and not muscle.palpable_haemostasis
+                    and site.technique is not Technique.SUPERFICIAL):
+                here.append(_finding(
+                    SITE_BLEEDING_RISK, policy, path,
+                    f"bleeding risk: deep needling of {muscle.id} cannot be controlled by "
+                    "palpation",
+                ))
+                excluded = True
+            if muscle.over_lung and not excluded:
+                here.append(_finding(OVER_LUNG_SITE, policy, path,
+                                     f"{muscle.id} overlies the lung: superficial technique "
+                                     "preferred, respect depth limits"))
+        found.extend(here)
+        site_decisions.append(
+            SiteDecision(index=i, path=path, muscle=site.muscle, side=site.side,
+                         allowed=not excluded, findings=tuple(f for f, _ in here))
+        )
+    if site_decisions and all(not s.allowed for s in site_decisions):
+        found.append(_finding(ALL_SITES_EXCLUDED, policy, site_path,
+                              "every planned site is excluded: nothing can be needled as planned"))
+
+    effects = {e for _, e in found}
+    if Effect.EXCLUDE in effects:
+        decision = Decision.NOT_ELIGIBLE
+    elif Effect.REVIEW in effects:
+        decision = Decision.NEEDS_REVIEW
+    elif Effect.PRECAUTION in effects:
+        decision = Decision.ELIGIBLE_WITH_PRECAUTIONS
+    else:
+        decision = Decision.ELIGIBLE
+    missing = () if decision is Decision.NOT_ELIGIBLE else tuple(unknown_paths)
+    return ScreeningResult(
+        decision=decision,
+        findings=tuple(f for f, _ in found),
+        site_decisions=tuple(site_decisions),
+        missing=missing,
+        on=on,
+        policy=policy.fingerprint,
+        policy_name=policy.name,
+    )
+
+
+def screen_for_record(
+    patient: Patient,
+    session: Session | None,
+    *,
+    on: date | None = None,
+    policy: Policy = DEFAULT_POLICY,
+) -> ScreeningResult | None:
+    """Screen the patient of a record, on the session's date, for the session's insertions.
+
+    Args:
+        patient: The record's patient.
+        session: The record's session (``None`` when it could not be read).
+        on: Evaluation date overriding the session's date.
+        policy: The policy.
+
+    Returns:
+        The result, or ``None`` when no evaluation date is known (no readable session and no
+        ``on``): without a date no decision can be made.
+    """
+    when = on if on is not None else (session.date if session is not None else None)
+    if when is None:
+        return None
+    sites = session.insertions if session is not None else ()
+    return screen(patient, on=when, sites=sites, policy=policy)
+
+
+def is_eligible(result: ScreeningResult) -> bool:
+    """Return ``True`` only for a plain ``eligible`` decision.
+
+    A convenience that hides nothing: it takes the full result, whose findings say why.
+    ``eligible_with_precautions`` is *not* plain eligibility.
+    """
+    return result.decision is Decision.ELIGIBLE
+
+
+def rule_ids() -> tuple[str, ...]:
+    """Return the ids of the screening rules (in registration order)."""
+    return tuple(
+        r.id for r in (
+            AGE_MINIMUM, AGE_MINOR, BIRTH_DATE_IMPLAUSIBLE, PREGNANCY, BLEEDING_DISORDER,
+            ANTICOAGULANT, IMMUNOCOMPROMISED, METAL_ALLERGY, NEEDLE_PHOBIA_SEVERE,
+            NEEDLE_PHOBIA_MILD, CONSENT_REFUSED, PRIOR_REACTION, ACUTE_ILLNESS, EPILEPSY,
+            DIABETES, VASCULAR, LYMPH_NODES, UNKNOWN, SITE_FINDING, SITE_LYMPHOEDEMA,
+            SITE_RECENT_SURGERY, SITE_BLEEDING_RISK, ALL_SITES_EXCLUDED, OVER_LUNG_SITE,
+        )
+    )
+
