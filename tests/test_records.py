@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from dryneedle import model
+from dryneedle import _fast, model
 from dryneedle.findings import Severity
 from dryneedle.records import (
     RecordError,
@@ -350,3 +350,30 @@ def test_report_dict_has_exactly_the_contract_keys() -> None:
     assert list(d) == ["index", "line", "record_id", "valid", "decision", "findings"]
     assert all(list(f) == ["code", "severity", "path", "message", "sources"]
                for f in d["findings"])
+
+
+@given(st.lists(_mutations() | records(), min_size=1, max_size=4))
+def test_fast_path_and_walker_give_identical_reports(items: list[Any]) -> None:
+    """The accelerated decoder (extra ``fast``) and the pure-Python walker agree exactly.
+
+    A clean line takes the fast path; any other line the walker. Both must produce the same
+    report, byte for byte, and the same structured record.
+    """
+    lines = [json.dumps(item) for item in items]
+    fast = list(validate_records(lines))
+    slow_stream = Validator(fast=False)
+    slow = [slow_stream.check(line, i, i + 1) for i, line in enumerate(lines)]
+    assert [r.as_dict() for r in fast] == [r.as_dict() for r in slow]
+    assert [r.record for r in fast] == [r.record for r in slow]
+
+
+def test_fast_path_is_used_for_clean_lines() -> None:
+    """Clean lines are decoded by the accelerated path when msgspec is installed."""
+    pytest.importorskip("msgspec")
+
+    clean = json.dumps(spec_example())
+    assert _fast.decode(clean) is not None
+    with_unknown = json.dumps({**spec_example(), "extra": 1})
+    assert _fast.decode(with_unknown) is None  # the walker reports the unknown field
+    (report,) = validate_records([clean])
+    assert report.record == structure_record(spec_example())

@@ -148,8 +148,14 @@ _DATE_CACHE_MAX = 65536
 
 def _parse_date(text: str) -> date | None:
     """Parse a strict ``YYYY-MM-DD`` date, or return ``None`` (cached, bounded)."""
-    if len(text) != 10 or text[4] != "-" or text[7] != "-" or not text.isascii():
-        return None
+    if (
+        len(text) != 10
+        or text[4] != "-"
+        or text[7] != "-"
+        or not (text[:4] + text[5:7] + text[8:]).isdigit()
+        or not text.isascii()
+    ):
+        return None  # strictly YYYY-MM-DD (fromisoformat alone also takes week dates)
     try:
         value = date.fromisoformat(text)
     except ValueError:

@@ -200,6 +200,7 @@ class Policy:
 
     _by_rule: Mapping[str, RuleOverride] = attrs.field(init=False, eq=False, repr=False)
     _fingerprint: str = attrs.field(init=False, eq=False, repr=False)
+    _memo: dict[str, Any] = attrs.field(init=False, eq=False, repr=False, factory=dict)
 
     def __attrs_post_init__(self) -> None:
         by_rule = {o.rule_id: o for o in self.rule_overrides}
@@ -214,6 +215,15 @@ class Policy:
         }
         blob = json.dumps(content, sort_keys=True, separators=(",", ":")).encode()
         object.__setattr__(self, "_fingerprint", hashlib.sha256(blob).hexdigest()[:16])
+
+    @property
+    def memo(self) -> dict[str, Any]:
+        """Per-policy scratch space where rule modules keep compiled constants and caches.
+
+        Everything stored here is derived from the policy (which is immutable), so it is never
+        stale; it is not part of equality or the fingerprint.
+        """
+        return self._memo
 
     @property
     def fingerprint(self) -> str:

@@ -293,7 +293,6 @@ class ScreeningResult:
     Attributes:
         decision: The screening decision.
         findings: Every finding, in rule order (patient-level first, then sites).
-        site_decisions: One decision per planned site, in order.
         missing: Paths of the unknown answers that block a decision (empty when an exclusion
             holds: no answer could change it).
         on: The evaluation date.
@@ -304,12 +303,26 @@ class ScreeningResult:
 
     decision: Decision
     findings: tuple[Finding, ...]
-    site_decisions: tuple[SiteDecision, ...] = ()
     missing: tuple[str, ...] = ()
     on: date
     policy: str
     policy_name: str
     version: str = __version__
+    _sites: tuple[tuple[Any, ...], ...] = attrs.field(default=(), alias="sites", repr=False)
+
+    @property
+    def site_decisions(self) -> tuple[SiteDecision, ...]:
+        """One :class:`SiteDecision` per planned site, in order."""
+        return tuple(
+            SiteDecision(index=i, path=path, muscle=muscle, side=side, allowed=allowed,
+                         findings=found)
+            for i, path, muscle, side, allowed, found in self._sites
+        )
+
+    @property
+    def excluded_indices(self) -> frozenset[int]:
+        """Indices of the planned sites that must not be needled."""
+        return frozenset(row[0] for row in self._sites if not row[4])
 
     @property
     def excluded_sites(self) -> tuple[SiteDecision, ...]:
@@ -355,20 +368,77 @@ def age_on(birth_date: date, on: date) -> int:
     return on.year - birth_date.year - ((on.month, on.day) < (birth_date.month, birth_date.day))
 
 
-def _finding(rule: Rule, policy: Policy, path: str, message: str) -> tuple[Finding, Effect]:
-    effect = policy.effect_of(rule.id, rule.effect or Effect.NOTE)
-    severity = policy.severity_of(rule.id, rule.severity)
-    o = policy.rule_override(rule.id)
-    sources = rule.sources
-    if o is not None and o.sources:
-        sources = tuple(dict.fromkeys((*sources, *o.sources)))
-    return Finding(code=rule.id, severity=severity, path=path, message=message,
-                   sources=sources), effect
+_RANK = {Effect.NOTE: 0, Effect.PRECAUTION: 1, Effect.REVIEW: 2, Effect.EXCLUDE: 3}
+_DECISION_BY_RANK = (
+    Decision.ELIGIBLE,
+    Decision.ELIGIBLE_WITH_PRECAUTIONS,
+    Decision.NEEDS_REVIEW,
+    Decision.NOT_ELIGIBLE,
+)
+_CACHE_MAX = 8192
+
+_Hit = tuple[Finding, int]
 
 
-def _unknown(policy: Policy, path: str, what: str, needed_by: Rule) -> tuple[Finding, Effect]:
-    f, effect = _finding(UNKNOWN, policy, path, f"{what} is unknown: ask before needling")
-    return attrs.evolve(f, sources=tuple(dict.fromkeys((*needed_by.sources, *f.sources)))), effect
+class _Compiled:
+    """Per-policy constants and memo tables for screening.
+
+    Findings and site decisions are immutable values, so equal ones are shared instead of
+    rebuilt for every record; the patient-level part of a screen (which does not depend on the
+    date or the sites) is memoised by the answers it reads. Tables are bounded.
+    """
+
+    __slots__ = ("findings", "patients", "policy", "rules")
+
+    def __init__(self, policy: Policy) -> None:
+        self.policy = policy
+        self.rules: dict[str, tuple[Severity, tuple[str, ...], int]] = {}
+        self.findings: dict[tuple[str, str, str], _Hit] = {}
+        self.patients: dict[Any, tuple[tuple[Finding, ...], int, tuple[str, ...]]] = {}
+
+    def rule(self, rule: Rule) -> tuple[Severity, tuple[str, ...], int]:
+        known = self.rules.get(rule.id)
+        if known is None:
+            policy = self.policy
+            effect = policy.effect_of(rule.id, rule.effect or Effect.NOTE)
+            o = policy.rule_override(rule.id)
+            sources = rule.sources
+            if o is not None and o.sources:
+                sources = tuple(dict.fromkeys((*sources, *o.sources)))
+            known = (policy.severity_of(rule.id, rule.severity), sources, _RANK[effect])
+            self.rules[rule.id] = known
+        return known
+
+    def finding(self, rule: Rule, path: str, message: str) -> _Hit:
+        key = (rule.id, path, message)
+        hit = self.findings.get(key)
+        if hit is None:
+            severity, sources, rank = self.rule(rule)
+            hit = (Finding(code=rule.id, severity=severity, path=path, message=message,
+                           sources=sources), rank)
+            if len(self.findings) >= _CACHE_MAX:
+                self.findings.clear()
+            self.findings[key] = hit
+        return hit
+
+    def unknown(self, path: str, what: str, needed_by: Rule) -> _Hit:
+        key = ("?" + needed_by.id, path, what)
+        hit = self.findings.get(key)
+        if hit is None:
+            severity, sources, rank = self.rule(UNKNOWN)
+            hit = (Finding(code=UNKNOWN.id, severity=severity, path=path,
+                           message=f"{what} is unknown: ask before needling",
+                           sources=tuple(dict.fromkeys((*needed_by.sources, *sources)))), rank)
+            self.findings[key] = hit
+        return hit
+
+
+def _compiled(policy: Policy) -> _Compiled:
+    memo = policy.memo
+    c = memo.get(__name__)
+    if c is None:
+        c = memo[__name__] = _Compiled(policy)
+    return c
 
 
 def _sides_overlap(finding_side: SiteSide, side: Side) -> bool:
@@ -377,11 +447,10 @@ def _sides_overlap(finding_side: SiteSide, side: Side) -> bool:
     return finding_side.value == side.value
 
 
-def _as_site(site: Insertion | PlannedSite | Sequence[Any]) -> PlannedSite:
-    if isinstance(site, PlannedSite):
+def _as_site(site: Any) -> Any:
+    """Sites are read by attribute (``muscle``, ``side``, ``technique``); tuples converted."""
+    if hasattr(site, "muscle"):
         return site
-    if isinstance(site, Insertion):
-        return PlannedSite(muscle=site.muscle, side=site.side, technique=site.technique)
     muscle, side, *rest = site
     technique = Technique(rest[0]) if rest and rest[0] is not None else None
     return PlannedSite(muscle=str(muscle), side=Side(side), technique=technique)
@@ -411,6 +480,56 @@ def _site_exclusion(
     return rule, f"{sf.kind.value} in this area: do not needle here"
 
 
+def _patient_level(
+    c: _Compiled, patient: Patient
+) -> tuple[tuple[Finding, ...], int, tuple[str, ...]]:
+    """Findings that depend only on the answers (not on the date or the sites), memoised."""
+    h = patient.history
+    key = (h, patient.sex, patient.pregnancy)
+    known = c.patients.get(key)
+    if known is not None:
+        return known
+    found: list[_Hit] = []
+    unknown_paths: list[str] = []
+    if patient.pregnancy is Pregnancy.PREGNANT:
+        found.append(c.finding(PREGNANCY, "patient.pregnancy", "patient is pregnant"))
+    elif patient.sex is not Sex.MALE and patient.pregnancy in (None, Pregnancy.UNKNOWN):
+        found.append(c.unknown("patient.pregnancy", "pregnancy status", PREGNANCY))
+        unknown_paths.append("patient.pregnancy")
+    for name, rule in _HISTORY_BOOL_RULES:
+        value = getattr(h, name)
+        if value is True:
+            path = f"patient.history.{name}"
+            found.append(c.finding(rule, path, f"{rule.title.lower()} reported"))
+        elif value is None:
+            path = f"patient.history.{name}"
+            found.append(c.unknown(path, rule.title.lower(), rule))
+            unknown_paths.append(path)
+    path = "patient.history.needle_phobia"
+    if h.needle_phobia is NeedlePhobia.SEVERE:
+        found.append(c.finding(NEEDLE_PHOBIA_SEVERE, path, "severe needle phobia reported"))
+    elif h.needle_phobia is NeedlePhobia.MILD:
+        found.append(c.finding(NEEDLE_PHOBIA_MILD, path, "mild needle phobia reported"))
+    elif h.needle_phobia is None:
+        found.append(c.unknown(path, "needle phobia", NEEDLE_PHOBIA_SEVERE))
+        unknown_paths.append(path)
+    path = "patient.history.consent"
+    if h.consent is False:
+        found.append(c.finding(CONSENT_REFUSED, path, "the patient did not consent"))
+    elif h.consent is None:
+        found.append(c.unknown(path, "informed consent", CONSENT_REFUSED))
+        unknown_paths.append(path)
+    known = (
+        tuple(f for f, _ in found),
+        max((r for _, r in found), default=0),
+        tuple(unknown_paths),
+    )
+    if len(c.patients) >= _CACHE_MAX:
+        c.patients.clear()
+    c.patients[key] = known
+    return known
+
+
 # --- the screen ------------------------------------------------------------------------------
 
 
@@ -435,118 +554,100 @@ def screen(
     Returns:
         The :class:`ScreeningResult`; never raises on clinical data.
     """
-    found: list[tuple[Finding, Effect]] = []
+    c = _compiled(policy)
+    findings: list[Finding] = []
     unknown_paths: list[str] = []
-    h = patient.history
+    rank = 0
 
-    def unknown(path: str, what: str, rule: Rule) -> None:
-        found.append(_unknown(policy, path, what, rule))
-        unknown_paths.append(path)
-
-    # Age.
-    if patient.birth_date is None:
-        unknown("patient.birth_date", "birth date", AGE_MINIMUM)
-    elif patient.birth_date > on:
-        found.append(_finding(BIRTH_DATE_IMPLAUSIBLE, policy, "patient.birth_date",
-                              "birth date is after the evaluation date: age unknown"))
+    # Age (depends on the date).
+    bd = patient.birth_date
+    hit: _Hit | None = None
+    if bd is None:
+        hit = c.unknown("patient.birth_date", "birth date", AGE_MINIMUM)
+        unknown_paths.append("patient.birth_date")
+    elif bd > on:
+        hit = c.finding(BIRTH_DATE_IMPLAUSIBLE, "patient.birth_date",
+                        "birth date is after the evaluation date: age unknown")
         unknown_paths.append("patient.birth_date")
     else:
-        age = age_on(patient.birth_date, on)
+        age = on.year - bd.year - ((on.month, on.day) < (bd.month, bd.day))
         if age < policy.min_age_years:
-            found.append(_finding(AGE_MINIMUM, policy, "patient.birth_date",
-                                  f"age {age} is under the minimum of {policy.min_age_years}"))
+            hit = c.finding(AGE_MINIMUM, "patient.birth_date",
+                            f"age {age} is under the minimum of {policy.min_age_years}")
         elif age < policy.adult_age_years:
-            found.append(_finding(AGE_MINOR, policy, "patient.birth_date",
-                                  f"age {age} is a minor: guardian consent and extra care"))
+            hit = c.finding(AGE_MINOR, "patient.birth_date",
+                            f"age {age} is a minor: guardian consent and extra care")
+    if hit is not None:
+        findings.append(hit[0])
+        rank = hit[1]
 
-    # Pregnancy: asked unless the patient is male.
-    if patient.pregnancy is Pregnancy.PREGNANT:
-        found.append(_finding(PREGNANCY, policy, "patient.pregnancy", "patient is pregnant"))
-    elif patient.sex is not Sex.MALE and patient.pregnancy in (None, Pregnancy.UNKNOWN):
-        unknown("patient.pregnancy", "pregnancy status", PREGNANCY)
-
-    # History answers.
-    for name, rule in _HISTORY_BOOL_RULES:
-        value = getattr(h, name)
-        path = f"patient.history.{name}"
-        if value is True:
-            found.append(_finding(rule, policy, path, f"{rule.title.lower()} reported"))
-        elif value is None:
-            unknown(path, rule.title.lower(), rule)
-
-    if h.needle_phobia is NeedlePhobia.SEVERE:
-        found.append(_finding(NEEDLE_PHOBIA_SEVERE, policy, "patient.history.needle_phobia",
-                              "severe needle phobia reported"))
-    elif h.needle_phobia is NeedlePhobia.MILD:
-        found.append(_finding(NEEDLE_PHOBIA_MILD, policy, "patient.history.needle_phobia",
-                              "mild needle phobia reported"))
-    elif h.needle_phobia is None:
-        unknown("patient.history.needle_phobia", "needle phobia", NEEDLE_PHOBIA_SEVERE)
-
-    if h.consent is False:
-        found.append(_finding(CONSENT_REFUSED, policy, "patient.history.consent",
-                              "the patient did not consent"))
-    elif h.consent is None:
-        unknown("patient.history.consent", "informed consent", CONSENT_REFUSED)
+    # Answers (memoised: most patients share the same answers).
+    level, level_rank, level_unknown = _patient_level(c, patient)
+    if level:
+        findings.extend(level)
+        unknown_paths.extend(level_unknown)
+        rank = max(rank, level_rank)
 
     # Sites.
+    h = patient.history
     bleeding_risk = h.bleeding_disorder is True or h.anticoagulant_therapy is True
-    site_decisions: list[SiteDecision] = []
+    site_findings = patient.site_findings
+    site_rows: list[tuple[Any, ...]] = []
+    all_excluded = True
     for i, raw in enumerate(sites):
         site = _as_site(raw)
         path = f"{site_path}[{i}]"
         muscle = MUSCLES.get(site.muscle)
-        here: list[tuple[Finding, Effect]] = []
+        here: list[Finding] = []
         excluded = False
         if muscle is None:
-            f, _ = _unknown(policy, f"{path}.muscle", "muscle (not in the anatomy catalog)",
+            hit = c.unknown(f"{path}.muscle", "muscle (not in the anatomy catalog)",
                             SITE_FINDING)
-            here.append((f, Effect.REVIEW))
+            here.append(hit[0])
+            rank = max(rank, hit[1])
             excluded = True
         else:
-            for sf in patient.site_findings:
+            for sf in site_findings:
                 if sf.region is not muscle.region or not _sides_overlap(sf.side, site.side):
                     continue
-                hit = _site_exclusion(sf, on, policy)
-                if hit is not None:
-                    here.append(_finding(hit[0], policy, path, hit[1]))
+                exclusion = _site_exclusion(sf, on, policy)
+                if exclusion is not None:
+                    hit = c.finding(exclusion[0], path, exclusion[1])
+                    here.append(hit[0])
+                    rank = max(rank, hit[1])
                     excluded = True
             if (bleeding_risk and not muscle.palpable_haemostasis
                     and site.technique is not Technique.SUPERFICIAL):
-                here.append(_finding(
-                    SITE_BLEEDING_RISK, policy, path,
+                hit = c.finding(
+                    SITE_BLEEDING_RISK, path,
                     f"bleeding risk: deep needling of {muscle.id} cannot be controlled by "
                     "palpation",
-                ))
+                )
+                here.append(hit[0])
+                rank = max(rank, hit[1])
                 excluded = True
             if muscle.over_lung and not excluded:
-                here.append(_finding(OVER_LUNG_SITE, policy, path,
-                                     f"{muscle.id} overlies the lung: superficial technique "
-                                     "preferred, respect depth limits"))
-        found.extend(here)
-        site_decisions.append(
-            SiteDecision(index=i, path=path, muscle=site.muscle, side=site.side,
-                         allowed=not excluded, findings=tuple(f for f, _ in here))
-        )
-    if site_decisions and all(not s.allowed for s in site_decisions):
-        found.append(_finding(ALL_SITES_EXCLUDED, policy, site_path,
-                              "every planned site is excluded: nothing can be needled as planned"))
+                hit = c.finding(OVER_LUNG_SITE, path,
+                                f"{muscle.id} overlies the lung: superficial technique "
+                                "preferred, respect depth limits")
+                here.append(hit[0])
+                rank = max(rank, hit[1])
+        if not excluded:
+            all_excluded = False
+        if here:
+            findings.extend(here)
+        site_rows.append((i, path, site.muscle, site.side, not excluded, tuple(here)))
+    if site_rows and all_excluded:
+        hit = c.finding(ALL_SITES_EXCLUDED, site_path,
+                        "every planned site is excluded: nothing can be needled as planned")
+        findings.append(hit[0])
+        rank = max(rank, hit[1])
 
-    effects = {e for _, e in found}
-    if Effect.EXCLUDE in effects:
-        decision = Decision.NOT_ELIGIBLE
-    elif Effect.REVIEW in effects:
-        decision = Decision.NEEDS_REVIEW
-    elif Effect.PRECAUTION in effects:
-        decision = Decision.ELIGIBLE_WITH_PRECAUTIONS
-    else:
-        decision = Decision.ELIGIBLE
-    missing = () if decision is Decision.NOT_ELIGIBLE else tuple(unknown_paths)
     return ScreeningResult(
-        decision=decision,
-        findings=tuple(f for f, _ in found),
-        site_decisions=tuple(site_decisions),
-        missing=missing,
+        decision=_DECISION_BY_RANK[rank],
+        findings=tuple(findings),
+        sites=tuple(site_rows),
+        missing=() if rank == 3 else tuple(unknown_paths),
         on=on,
         policy=policy.fingerprint,
         policy_name=policy.name,
