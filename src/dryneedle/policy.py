@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import types
 from collections.abc import Mapping
 from typing import Any
@@ -312,6 +313,9 @@ class Policy:
                 raise ValueError(msg)
             if isinstance(value, bool) or not isinstance(value, int | float):
                 msg = f"limit {key!r} must be a number"
+                raise ValueError(msg)
+            if not math.isfinite(value):
+                msg = f"limit {key!r} must be finite"
                 raise ValueError(msg)
             current = getattr(self, key)
             values[key] = type(current)(value) if isinstance(current, int) else float(value)

@@ -127,9 +127,9 @@ Registrar = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], No
 
 
 def _registrars() -> list[Registrar]:
-    from dryneedle.cli import _screen, _validate  # noqa: PLC0415
+    from dryneedle.cli import _aftercare, _screen, _validate  # noqa: PLC0415
 
-    return [_validate.register, _screen.register]
+    return [_validate.register, _screen.register, _aftercare.register]
 
 
 def build_parser() -> argparse.ArgumentParser:
