@@ -16,7 +16,10 @@ True
 from __future__ import annotations
 
 import enum
-from datetime import date
+import math
+from collections.abc import Iterable
+from datetime import date, datetime
+from typing import Any
 
 import attrs
 
@@ -163,6 +166,176 @@ class AdverseEventGrade(enum.StrEnum):
     SIGNIFICANT = "significant"
 
 
+# --- type guards ---------------------------------------------------------------------------------
+# The model refuses values of the wrong type at construction (a programming error), so clinical
+# rules never meet a mistyped answer: a string "pregnant" becomes Pregnancy.PREGNANT, while an
+# integer 1 for a yes/no answer is refused rather than read as anything.
+
+
+def _check_answer(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if value is not None and value is not True and value is not False:
+        msg = f"{attribute.name} must be True, False or None (unknown), got {type(value).__name__}"
+        raise TypeError(msg)
+
+
+def _check_number(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        msg = f"{attribute.name} must be a number or None, got {type(value).__name__}"
+        raise TypeError(msg)
+    if not math.isfinite(value):
+        msg = f"{attribute.name} must be finite"
+        raise ValueError(msg)
+
+
+def _check_count(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+        msg = f"{attribute.name} must be an integer or None, got {type(value).__name__}"
+        raise TypeError(msg)
+
+
+def _check_text(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if not isinstance(value, str) or not value:
+        msg = f"{attribute.name} must be a non-empty string"
+        raise TypeError(msg)
+
+
+def _day(value: object) -> date | None:
+    """Accept a date (a datetime is read as its date); refuse anything else."""
+    if value is None or value.__class__ is date:
+        return value
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    msg = f"expected a date or None, got {type(value).__name__}"
+    raise TypeError(msg)
+
+
+def _required_day(value: object) -> date:
+    day = _day(value)
+    if day is None:
+        msg = "expected a date, got None"
+        raise TypeError(msg)
+    return day
+
+
+def _site_findings(value: Iterable[SiteFinding]) -> tuple[SiteFinding, ...]:
+    return tuple(value)
+
+
+def _conditions(value: Iterable[str]) -> tuple[str, ...]:
+    return tuple(value)
+
+
+def _insertions(value: Iterable[Insertion]) -> tuple[Insertion, ...]:
+    return tuple(value)
+
+
+def _adverse_events(value: Iterable[AdverseEvent]) -> tuple[AdverseEvent, ...]:
+    return tuple(value)
+
+
+def _answer() -> Any:
+    return attrs.field(default=None, validator=_check_answer)
+
+
+def _number() -> Any:
+    return attrs.field(default=None, validator=_check_number)
+
+
+# Named converters (the attrs mypy plugin reads their signatures): str -> enum member.
+
+
+def _opt_sex(value: Sex | str | None) -> Sex | None:
+    return None if value is None else Sex(value)
+
+
+def _req_sex(value: Sex | str) -> Sex:
+    return Sex(value)
+
+
+def _opt_pregnancy(value: Pregnancy | str | None) -> Pregnancy | None:
+    return None if value is None else Pregnancy(value)
+
+
+def _req_pregnancy(value: Pregnancy | str) -> Pregnancy:
+    return Pregnancy(value)
+
+
+def _opt_needlephobia(value: NeedlePhobia | str | None) -> NeedlePhobia | None:
+    return None if value is None else NeedlePhobia(value)
+
+
+def _req_needlephobia(value: NeedlePhobia | str) -> NeedlePhobia:
+    return NeedlePhobia(value)
+
+
+def _opt_region(value: Region | str | None) -> Region | None:
+    return None if value is None else Region(value)
+
+
+def _req_region(value: Region | str) -> Region:
+    return Region(value)
+
+
+def _opt_side(value: Side | str | None) -> Side | None:
+    return None if value is None else Side(value)
+
+
+def _req_side(value: Side | str) -> Side:
+    return Side(value)
+
+
+def _opt_siteside(value: SiteSide | str | None) -> SiteSide | None:
+    return None if value is None else SiteSide(value)
+
+
+def _req_siteside(value: SiteSide | str) -> SiteSide:
+    return SiteSide(value)
+
+
+def _opt_sitefindingkind(value: SiteFindingKind | str | None) -> SiteFindingKind | None:
+    return None if value is None else SiteFindingKind(value)
+
+
+def _req_sitefindingkind(value: SiteFindingKind | str) -> SiteFindingKind:
+    return SiteFindingKind(value)
+
+
+def _opt_technique(value: Technique | str | None) -> Technique | None:
+    return None if value is None else Technique(value)
+
+
+def _req_technique(value: Technique | str) -> Technique:
+    return Technique(value)
+
+
+def _opt_manipulation(value: Manipulation | str | None) -> Manipulation | None:
+    return None if value is None else Manipulation(value)
+
+
+def _req_manipulation(value: Manipulation | str) -> Manipulation:
+    return Manipulation(value)
+
+
+def _opt_adverseeventkind(value: AdverseEventKind | str | None) -> AdverseEventKind | None:
+    return None if value is None else AdverseEventKind(value)
+
+
+def _req_adverseeventkind(value: AdverseEventKind | str) -> AdverseEventKind:
+    return AdverseEventKind(value)
+
+
+def _opt_adverseeventgrade(value: AdverseEventGrade | str | None) -> AdverseEventGrade | None:
+    return None if value is None else AdverseEventGrade(value)
+
+
+def _req_adverseeventgrade(value: AdverseEventGrade | str) -> AdverseEventGrade:
+    return AdverseEventGrade(value)
+
+
 @attrs.frozen(kw_only=True)
 class History:
     """Screening history answers; ``None`` means the answer is unknown.
@@ -182,18 +355,18 @@ class History:
         consent: Informed consent given (``False`` = refused).
     """
 
-    bleeding_disorder: bool | None = None
-    anticoagulant_therapy: bool | None = None
-    immunocompromised: bool | None = None
-    metal_allergy: bool | None = None
-    epilepsy: bool | None = None
-    diabetes: bool | None = None
-    vascular_disease: bool | None = None
-    prior_adverse_reaction: bool | None = None
-    acute_illness: bool | None = None
-    lymph_node_removal: bool | None = None
-    needle_phobia: NeedlePhobia | None = None
-    consent: bool | None = None
+    bleeding_disorder: bool | None = _answer()
+    anticoagulant_therapy: bool | None = _answer()
+    immunocompromised: bool | None = _answer()
+    metal_allergy: bool | None = _answer()
+    epilepsy: bool | None = _answer()
+    diabetes: bool | None = _answer()
+    vascular_disease: bool | None = _answer()
+    prior_adverse_reaction: bool | None = _answer()
+    acute_illness: bool | None = _answer()
+    lymph_node_removal: bool | None = _answer()
+    needle_phobia: NeedlePhobia | None = attrs.field(default=None, converter=_opt_needlephobia)
+    consent: bool | None = _answer()
 
 
 @attrs.frozen(kw_only=True)
@@ -207,10 +380,10 @@ class SiteFinding:
         date: When (for surgery: the date of the operation); ``None`` if unknown.
     """
 
-    region: Region
-    side: SiteSide
-    kind: SiteFindingKind
-    date: date | None = None
+    region: Region = attrs.field(converter=_req_region)
+    side: SiteSide = attrs.field(converter=_req_siteside)
+    kind: SiteFindingKind = attrs.field(converter=_req_sitefindingkind)
+    date: date | None = attrs.field(default=None, converter=_day)
 
 
 def _empty_history() -> History:
@@ -231,13 +404,13 @@ class Patient:
         conditions: Condition ids from :mod:`dryneedle.catalog` being treated.
     """
 
-    patient_id: str
-    birth_date: date | None = None
-    sex: Sex | None = None
-    pregnancy: Pregnancy | None = None
+    patient_id: str = attrs.field(validator=_check_text)
+    birth_date: date | None = attrs.field(default=None, converter=_day)
+    sex: Sex | None = attrs.field(default=None, converter=_opt_sex)
+    pregnancy: Pregnancy | None = attrs.field(default=None, converter=_opt_pregnancy)
     history: History = attrs.field(factory=_empty_history)
-    site_findings: tuple[SiteFinding, ...] = ()
-    conditions: tuple[str, ...] = ()
+    site_findings: tuple[SiteFinding, ...] = attrs.field(default=(), converter=_site_findings)
+    conditions: tuple[str, ...] = attrs.field(default=(), converter=_conditions)
 
 
 @attrs.frozen(kw_only=True)
@@ -249,18 +422,18 @@ class Practitioner:
         dry_needling_trained: Whether trained in dry needling; ``None`` if unknown.
     """
 
-    practitioner_id: str
-    dry_needling_trained: bool | None = None
+    practitioner_id: str = attrs.field(validator=_check_text)
+    dry_needling_trained: bool | None = _answer()
 
 
 @attrs.frozen(kw_only=True)
 class PreSteps:
     """Steps required before needling (seed, za-bn121 §7); ``None`` means unknown."""
 
-    history_reviewed: bool | None = None
-    physical_exam: bool | None = None
-    consent: bool | None = None
-    skin_disinfected: bool | None = None
+    history_reviewed: bool | None = _answer()
+    physical_exam: bool | None = _answer()
+    consent: bool | None = _answer()
+    skin_disinfected: bool | None = _answer()
 
 
 @attrs.frozen(kw_only=True)
@@ -272,16 +445,16 @@ class PostSteps:
         skin_checked: Whether the skin was examined afterwards.
     """
 
-    needles_removed: int | None = None
-    skin_checked: bool | None = None
+    needles_removed: int | None = attrs.field(default=None, validator=_check_count)
+    skin_checked: bool | None = _answer()
 
 
 @attrs.frozen(kw_only=True)
 class Needle:
     """The filiform needle used; ``None`` means not recorded."""
 
-    diameter_mm: float | None = None
-    length_mm: float | None = None
+    diameter_mm: float | None = _number()
+    length_mm: float | None = _number()
 
 
 def _unknown_needle() -> Needle:
@@ -305,16 +478,16 @@ class Insertion:
         ultrasound_guided: Whether ultrasound guidance was used (unknown counts as not).
     """
 
-    muscle: str
-    side: Side
-    technique: Technique
-    depth_mm: float | None = None
-    manipulation: Manipulation
-    dwell_s: float | None = None
+    muscle: str = attrs.field(validator=_check_text)
+    side: Side = attrs.field(converter=_req_side)
+    technique: Technique = attrs.field(converter=_req_technique)
+    depth_mm: float | None = _number()
+    manipulation: Manipulation = attrs.field(converter=_req_manipulation)
+    dwell_s: float | None = _number()
     needle: Needle = attrs.field(factory=_unknown_needle)
-    guide_tube: bool | None = None
-    twitch_response: bool | None = None
-    ultrasound_guided: bool | None = None
+    guide_tube: bool | None = _answer()
+    twitch_response: bool | None = _answer()
+    ultrasound_guided: bool | None = _answer()
 
 
 @attrs.frozen(kw_only=True)
@@ -326,8 +499,8 @@ class AdverseEvent:
         grade: ``mild`` or ``significant``; ``None`` if not graded (treated as significant).
     """
 
-    kind: AdverseEventKind
-    grade: AdverseEventGrade | None = None
+    kind: AdverseEventKind = attrs.field(converter=_req_adverseeventkind)
+    grade: AdverseEventGrade | None = attrs.field(default=None, converter=_opt_adverseeventgrade)
 
 
 def _unknown_pre() -> PreSteps:
@@ -353,14 +526,16 @@ class Session:
         adverse_events: Adverse events observed.
     """
 
-    session_id: str
-    date: date
-    number: int
+    session_id: str = attrs.field(validator=_check_text)
+    date: date = attrs.field(converter=_required_day)
+    number: int = attrs.field(validator=_check_count)
     practitioner: Practitioner
     pre: PreSteps = attrs.field(factory=_unknown_pre)
-    insertions: tuple[Insertion, ...] = ()
+    insertions: tuple[Insertion, ...] = attrs.field(default=(), converter=_insertions)
     post: PostSteps = attrs.field(factory=_unknown_post)
-    adverse_events: tuple[AdverseEvent, ...] = ()
+    adverse_events: tuple[AdverseEvent, ...] = attrs.field(
+        default=(), converter=_adverse_events
+    )
 
 
 @attrs.frozen(kw_only=True)
@@ -375,6 +550,6 @@ class SessionRecord:
     """
 
     format: str = "dryneedle.session/1"
-    record_id: str
+    record_id: str = attrs.field(validator=_check_text)
     patient: Patient
     session: Session

@@ -39,6 +39,7 @@ from dryneedle.findings import Effect, Severity
 
 __all__ = [
     "DEFAULT_POLICY",
+    "FAIL_CLOSED",
     "GUIDELINE_POLICY",
     "POLICIES",
     "Change",
@@ -104,6 +105,40 @@ def _limit(default: float, *, unit: str, sources: tuple[str, ...], doc: str) -> 
     return attrs.field(
         default=default, metadata={"unit": unit, "sources": sources, "doc": doc, "limit": True}
     )
+
+
+# Rules that stand for "unknown is never safe" (SPEC §1.1): no policy may weaken them below the
+# floor given here, or a missing answer could read as safe.
+FAIL_CLOSED: Mapping[str, tuple[Effect | None, Severity | None]] = types.MappingProxyType({
+    "screening.unknown_answer": (Effect.REVIEW, None),
+    "screening.birth_date_implausible": (Effect.REVIEW, None),
+    "aftercare.triage.timing_unknown": (None, Severity.WARNING),
+    "aftercare.triage.severe_symptom": (None, Severity.WARNING),
+    "aftercare.triage.unlisted_symptom": (None, Severity.WARNING),
+})
+"""Rules no policy may weaken below (minimum effect, minimum severity)."""
+
+_EFFECT_RANK = {Effect.NOTE: 0, Effect.PRECAUTION: 1, Effect.REVIEW: 2, Effect.EXCLUDE: 3}
+_SEVERITY_RANK = {Severity.INFO: 0, Severity.WARNING: 1, Severity.ERROR: 2}
+
+
+def _check_fail_closed(o: RuleOverride) -> None:
+    floor = FAIL_CLOSED.get(o.rule_id)
+    if floor is None:
+        return
+    min_effect, min_severity = floor
+    if min_effect is not None and o.effect is not None and (
+        _EFFECT_RANK[o.effect] < _EFFECT_RANK[min_effect]
+    ):
+        msg = (f"rule {o.rule_id!r} keeps unknown answers from reading as safe: its effect "
+               f"cannot go below {min_effect.value!r}")
+        raise ValueError(msg)
+    if min_severity is not None and o.severity is not None and (
+        _SEVERITY_RANK[o.severity] < _SEVERITY_RANK[min_severity]
+    ):
+        msg = (f"rule {o.rule_id!r} keeps unknown or severe symptoms from reading as expected: "
+               f"its severity cannot go below {min_severity.value!r}")
+        raise ValueError(msg)
 
 
 _EFFECT_SEVERITY = {
@@ -205,12 +240,15 @@ class Policy:
 
     def __attrs_post_init__(self) -> None:
         by_rule = {o.rule_id: o for o in self.rule_overrides}
+        for o in self.rule_overrides:
+            _check_fail_closed(o)
         object.__setattr__(self, "_by_rule", types.MappingProxyType(by_rule))
         content = {
             "name": self.name,
             "limits": {lim.name: lim.value for lim in self.limits()},
             "rules": {
-                rid: [o.severity and o.severity.value, o.effect and o.effect.value]
+                rid: [o.severity and o.severity.value, o.effect and o.effect.value,
+                      list(o.sources)]
                 for rid, o in sorted(by_rule.items())
             },
         }
@@ -318,7 +356,10 @@ class Policy:
                 msg = f"limit {key!r} must be finite"
                 raise ValueError(msg)
             current = getattr(self, key)
-            values[key] = type(current)(value) if isinstance(current, int) else float(value)
+            if isinstance(current, int) and value != int(value):
+                msg = f"limit {key!r} must be a whole number of {known[key].unit}"
+                raise ValueError(msg)
+            values[key] = int(value) if isinstance(current, int) else float(value)
             changes.append(
                 Change(what=key, old=current, new=values[key], justification=justification)
             )

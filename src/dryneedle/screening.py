@@ -20,7 +20,7 @@ Decisions (default policy, seed and za-bn121):
   (not all) planned sites excluded.
 * ``eligible`` -- none of the above.
 
->>> from datetime import date
+>>> from datetime import date, datetime
 >>> from dryneedle.model import History, NeedlePhobia, Patient, Sex
 >>> from dryneedle.screening import screen
 >>> answers = dict(bleeding_disorder=False, anticoagulant_therapy=False,
@@ -41,7 +41,7 @@ Decisions (default policy, seed and za-bn121):
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 import attrs
@@ -61,6 +61,7 @@ from dryneedle.model import (
     NeedlePhobia,
     Patient,
     Pregnancy,
+    Region,
     Session,
     Sex,
     Side,
@@ -122,7 +123,8 @@ AGE_MINOR = _rule(
 )
 BIRTH_DATE_IMPLAUSIBLE = _rule(
     "screening.birth_date_implausible", "Birth date after the evaluation date", _R,
-    "A birth date after the evaluation date is a data error; the age is unknown.", ("policy",),
+    "A birth date after the evaluation date is a data error; the age is unknown and the "
+    "patient goes to review (clinic policy default; unknown is never safe).", ("policy",),
 )
 PREGNANCY = _rule(
     "screening.pregnancy", "Pregnancy", _X,
@@ -155,8 +157,10 @@ NEEDLE_PHOBIA_SEVERE = _rule(
 )
 NEEDLE_PHOBIA_MILD = _rule(
     "screening.needle_phobia_mild", "Mild needle phobia", _P,
-    "Mild needle phobia: explain, position lying down, watch for fainting.",
-    ("seed", "za-bn121"),
+    "The seed excludes only severe needle phobia; za-bn121 lists needle phobia of any degree "
+    "as absolute. Treating mild phobia as a precaution (explain, lying position, watch for "
+    "fainting) is a clinic policy default: a clinic can make it an exclusion.",
+    ("seed", "policy"),
 )
 CONSENT_REFUSED = _rule(
     "screening.consent_refused", "Consent refused", _X,
@@ -169,12 +173,16 @@ PRIOR_REACTION = _rule(
 )
 ACUTE_ILLNESS = _rule(
     "screening.acute_illness", "Acute illness or medical emergency today", _X,
-    "Do not needle a patient who is acutely ill or in a medical emergency.",
-    ("seed", "za-bn121"),
+    "Do not needle a patient who is acutely ill or in a medical emergency (SPEC §3 with "
+    "za-bn121; the clause is not quoted in our source list, so this is also a clinic policy "
+    "default).",
+    ("za-bn121", "policy"),
 )
 EPILEPSY = _rule(
     "screening.epilepsy", "Epilepsy", _P,
-    "Epilepsy is a relative contraindication: precautions and supervision.", ("za-bn121",),
+    "Epilepsy calls for precautions and supervision. None of our sources states it, so this "
+    "is a clinic policy default.",
+    ("policy",),
 )
 DIABETES = _rule(
     "screening.diabetes", "Diabetes", _P,
@@ -199,13 +207,16 @@ SITE_FINDING = _rule(
     "screening.site_finding",
     "Planned site has a wound, scar, tattoo, injury, infection or implant",
     _P,
-    "Do not needle an area with wounds, scars, tattoos or other injuries (seed); the site is "
-    "excluded, other sites remain.",
-    ("seed",), severity=Severity.ERROR,
+    "Do not needle an area with wounds, scars, tattoos or other injuries (seed); infections "
+    "and implants are excluded too (clinic policy default). The site is excluded, other sites "
+    "remain.",
+    ("seed", "policy"), severity=Severity.ERROR,
 )
 SITE_LYMPHOEDEMA = _rule(
-    "screening.site_lymphoedema", "Planned site in a lymphoedema area", _P,
-    "Do not needle a lymphoedematous area or limb.", ("za-bn121",), severity=Severity.ERROR,
+    "screening.site_lymphoedema", "Planned site in a lymphoedema area or limb", _P,
+    "Do not needle a lymphoedematous area or limb: a finding in an arm, forearm or hand "
+    "region excludes that whole upper limb on its side, one in the thigh, knee, leg or foot "
+    "the whole lower limb.", ("za-bn121",), severity=Severity.ERROR,
 )
 SITE_RECENT_SURGERY = _rule(
     "screening.site_recent_surgery", "Planned site had recent surgery", _P,
@@ -359,7 +370,8 @@ def age_on(birth_date: date, on: date) -> int:
 
     A 29 February birthday is reached on 1 March in common years.
 
-    >>> from datetime import date
+    >>> from datetime import date, datetime
+    >>> from dryneedle.screening import age_on
     >>> age_on(date(2014, 11, 27), date(2026, 11, 27))
     12
     >>> age_on(date(2012, 2, 29), date(2025, 2, 28)), age_on(date(2012, 2, 29), date(2025, 3, 1))
@@ -455,6 +467,12 @@ def _as_site(site: Any) -> Any:
     technique = Technique(rest[0]) if rest and rest[0] is not None else None
     return PlannedSite(muscle=str(muscle), side=Side(side), technique=technique)
 
+
+# A lymphoedema finding excludes its whole limb (za-bn121 "area or limb").
+_LIMB = {
+    Region.ARM: 1, Region.FOREARM: 1, Region.HAND: 1,
+    Region.THIGH: 2, Region.KNEE: 2, Region.LEG: 2, Region.ANKLE_FOOT: 2,
+}
 
 _KIND_RULE = {
     SiteFindingKind.LYMPHOEDEMA: SITE_LYMPHOEDEMA,
@@ -554,6 +572,8 @@ def screen(
     Returns:
         The :class:`ScreeningResult`; never raises on clinical data.
     """
+    if isinstance(on, datetime):
+        on = on.date()
     c = _compiled(policy)
     findings: list[Finding] = []
     unknown_paths: list[str] = []
@@ -608,7 +628,12 @@ def screen(
             excluded = True
         else:
             for sf in site_findings:
-                if sf.region is not muscle.region or not _sides_overlap(sf.side, site.side):
+                if not _sides_overlap(sf.side, site.side):
+                    continue
+                if sf.region is not muscle.region and not (
+                    sf.kind is SiteFindingKind.LYMPHOEDEMA
+                    and _LIMB.get(sf.region, 0) == _LIMB.get(muscle.region, -1)
+                ):
                     continue
                 exclusion = _site_exclusion(sf, on, policy)
                 if exclusion is not None:
@@ -673,6 +698,8 @@ def screen_for_record(
         The result, or ``None`` when no evaluation date is known (no readable session and no
         ``on``): without a date no decision can be made.
     """
+    if isinstance(on, datetime):
+        on = on.date()
     when = on if on is not None else (session.date if session is not None else None)
     if when is None:
         return None
