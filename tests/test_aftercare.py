@@ -699,9 +699,11 @@ def test_rates_of_nothing() -> None:
 
 
 def test_rates_junk_event_values_fail_safe() -> None:
-    """An unknown kind counts as other; an unknown grade counts as significant."""
-    junk = AdverseEvent(kind="sneezing", grade="meh")  # type: ignore[arg-type]
-    rates = adverse_event_rates([make_session([], events=(junk,))])
+    """Junk kinds cannot be recorded at all; an ungraded event counts as significant."""
+    with pytest.raises(ValueError, match="sneezing"):
+        AdverseEvent(kind="sneezing", grade="meh")
+    ungraded = AdverseEvent(kind=AdverseEventKind.OTHER)
+    rates = adverse_event_rates([make_session([], events=(ungraded,))])
     assert rates.kind(AdverseEventKind.OTHER).events == 1
     assert rates.kind(AdverseEventKind.OTHER).ungraded == 1
     assert rates.significant.events == 1

@@ -12,7 +12,9 @@ from typing import Any
 
 import pytest
 
+from dryneedle import _pipeline
 from dryneedle.cli import build_parser, main
+from dryneedle.records import validate_records
 
 DATA = Path(__file__).parent / "data"
 ROOT = Path(__file__).parent.parent
@@ -237,3 +239,43 @@ def test_python_dash_m_runs_the_cli() -> None:
     )
     assert done.returncode == 0
     assert json.loads(done.stdout)["title"].startswith("dryneedle session record")
+
+
+EXAMPLES = ROOT / "examples" / "sessions.jsonl"
+
+
+@pytest.mark.slow
+def test_jobs_two_equals_jobs_one_byte_for_byte(capfdbinary: pytest.CaptureFixture[bytes]) -> None:
+    """`--jobs 2` output is byte-identical to `--jobs 1` on the example data (series too)."""
+    outputs = []
+    for jobs in ("1", "2"):
+        code = main(["validate", str(EXAMPLES), "--jobs", jobs, "-q"])
+        out, _ = capfdbinary.readouterr()
+        outputs.append((code, out))
+    assert outputs[0][0] == outputs[1][0] == 1
+    assert outputs[0][1] == outputs[1][1]
+    assert outputs[0][1].count(b"\n") == 300
+
+
+def test_cli_output_equals_the_python_api(capfdbinary: pytest.CaptureFixture[bytes]) -> None:
+    """The CLI's report lines are exactly validate_records' reports (series included)."""
+    main(["validate", str(EXAMPLES), "-q"])
+    out, _ = capfdbinary.readouterr()
+    lines = [ln for ln in EXAMPLES.read_bytes().splitlines() if ln.strip()]
+    api = list(validate_records(lines))
+    cli = [json.loads(line) for line in out.splitlines()]
+    assert cli == [r.as_dict() for r in api]  # the example file has no blank lines
+    assert any(f["code"].startswith("series.") for r in cli for f in r["findings"])
+
+
+def test_small_chunks_keep_series_exact(monkeypatch: pytest.MonkeyPatch,
+                                        capfdbinary: pytest.CaptureFixture[bytes]) -> None:
+    """Series checks see across chunk boundaries (chunks of 7 records here)."""
+    main(["validate", str(EXAMPLES), "-q"])
+    whole, _ = capfdbinary.readouterr()
+    monkeypatch.setattr(_pipeline, "CHUNK_RECORDS", 7)
+    monkeypatch.setattr(_pipeline.run, "__kwdefaults__",
+                        {**(_pipeline.run.__kwdefaults__ or {}), "chunk_records": 7})
+    main(["validate", str(EXAMPLES), "-q"])
+    chunked, _ = capfdbinary.readouterr()
+    assert chunked == whole

@@ -21,8 +21,10 @@ def test_jsonl_skips_blank_lines_and_keeps_line_numbers() -> None:
     """Blank lines are not records; line numbers count every physical line."""
     items = _items(b'{"a":1}\n\n   \n{"b":2}\nnot json\n')
     assert [(i.line, i.data) for i in items] == [
-        (1, b'{"a":1}\n'), (4, b'{"b":2}\n'), (5, b"not json\n"),
+        (1, b'{"a":1}'), (4, b'{"b":2}'), (5, b"not json"),
     ]
+    crlf = _items(b'{"a":1}\r\n{"b":2}\r\n')
+    assert [i.data for i in crlf] == [b'{"a":1}', b'{"b":2}']
 
 
 def test_json_array_is_streamed_element_by_element_with_lines() -> None:

@@ -123,7 +123,8 @@ def iter_items(name: str, stream: IO[bytes]) -> Iterator[Item]:
         return
     for n, line in enumerate(stream, start=1):
         if line.strip():
-            yield Item(name, n, line)
+            # Without its line ending, so LF and CRLF files give the same reports.
+            yield Item(name, n, line.rstrip(b"\r\n"))
 
 
 def _iter_array(name: str, stream: IO[bytes]) -> Iterator[Item]:

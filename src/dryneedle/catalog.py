@@ -143,6 +143,7 @@ def muscles_in(region: Region) -> tuple[Muscle, ...]:
     Returns:
         The muscles whose region is ``region``.
 
+    >>> from dryneedle.catalog import muscles_in
     >>> from dryneedle.model import Region
     >>> [m.id for m in muscles_in(Region.JAW)]
     ['masseter']

@@ -34,7 +34,7 @@ import attrs
 import cattrs
 
 from dryneedle import _fast, _structure, model
-from dryneedle._structure import BAD, FORMAT, R_FORMAT, R_JSON, R_NOT_OBJECT, WALKERS, field_specs
+from dryneedle._structure import BAD, R_FORMAT, R_JSON, R_NOT_OBJECT, WALKERS, field_specs
 from dryneedle._version import __version__
 from dryneedle.findings import Decision, Finding, Severity
 from dryneedle.policy import DEFAULT_POLICY, Policy
@@ -55,6 +55,9 @@ __all__ = [
     "validate_lines",
     "validate_records",
 ]
+
+FORMAT: Final = _structure.FORMAT
+"""The value of the ``format`` field of every record of format v1."""
 
 CHECKS: Final = ("structure", "screening", "protocol", "series")
 """The checks :func:`validate_records` can run, in pipeline order."""
@@ -294,11 +297,16 @@ class Validator:
             raise ValueError(msg)
         self.policy = policy
         self.on = on
-        from dryneedle.protocol import SeriesIndex, check_session_findings  # noqa: PLC0415
+        from dryneedle.protocol import (  # noqa: PLC0415
+            SeriesIndex,
+            check_session_findings,
+            series_summary,
+        )
         from dryneedle.screening import screen_for_record  # noqa: PLC0415
 
         self._screen = screen_for_record
         self._check_session = check_session_findings
+        self._summarize = series_summary
         self._screening = "screening" in checks
         self._protocol = "protocol" in checks
         self._series = SeriesIndex(policy=policy) if "series" in checks else None
@@ -307,25 +315,42 @@ class Validator:
 
     def check(self, obj: Any, index: int, line: int | None = None) -> RecordReport:
         """Validate one input (a mapping, or a JSON text) and return its report."""
+        return self._check(obj, index, line, False)[0]
+
+    def check_keyed(
+        self, obj: Any, index: int, line: int | None = None
+    ) -> tuple[RecordReport, tuple[str, Any] | None]:
+        """Validate one input and also return its series key, for a later series pass.
+
+        The key is ``(patient_id, summary)`` with a small picklable summary of the session
+        (see :meth:`dryneedle.protocol.SeriesIndex.add_summary`), or ``None`` when the patient
+        or the session could not be read. Used by the parallel pipeline, whose validators run
+        without the ``series`` check.
+        """
+        return self._check(obj, index, line, True)
+
+    def _check(
+        self, obj: Any, index: int, line: int | None, keyed: bool
+    ) -> tuple[RecordReport, tuple[str, Any] | None]:
         cls = obj.__class__
         if cls is bytes or cls is str:
             if self._fast:
                 wire = _fast.decode(obj)
                 if wire is not None:  # structurally clean: straight to the clinical checks
                     return self._clinical(index, line, wire.record_id, wire.patient,
-                                          wire.session, [], wire)
+                                          wire.session, [], wire, keyed)
             try:
                 obj = loads(obj)
             except (ValueError, UnicodeDecodeError) as exc:
-                return self._json_error(index, line, exc)
+                return self._json_error(index, line, exc), None
         elif isinstance(obj, bytearray | memoryview):
-            return self.check(bytes(obj), index, line)
+            return self._check(bytes(obj), index, line, keyed)
         out: list[Finding] = []
         record_id, patient, session, format_ok = _walk_record(obj, out)
         record = None
         if patient is not None and session is not None and record_id is not None and format_ok:
             record = model.SessionRecord(record_id=record_id, patient=patient, session=session)
-        return self._clinical(index, line, record_id, patient, session, out, record)
+        return self._clinical(index, line, record_id, patient, session, out, record, keyed)
 
     def _json_error(self, index: int, line: int | None, exc: Exception) -> RecordReport:
         where = f" (line {line})" if line is not None else ""
@@ -343,7 +368,8 @@ class Validator:
         session: Any,
         out: list[Finding],
         record: Any,
-    ) -> RecordReport:
+        keyed: bool = False,
+    ) -> tuple[RecordReport, tuple[str, Any] | None]:
         """Run the clinical checks on the readable parts and build the report."""
         decision = None
         result = None
@@ -355,8 +381,12 @@ class Validator:
         if self._protocol and session is not None:
             out.extend(self._check_session(session, patient=patient, screening=result,
                                            policy=self.policy))
-        if self._series is not None and session is not None and patient is not None:
-            out.extend(self._series.add(patient.patient_id, session))
+        key = None
+        if session is not None and patient is not None:
+            if self._series is not None:
+                out.extend(self._series.add(patient.patient_id, session))
+            elif keyed:
+                key = (patient.patient_id, self._summarize(session))
         valid = True
         for f in out:
             if f.severity is _ERROR:
@@ -365,7 +395,7 @@ class Validator:
         return RecordReport(
             index=index, line=line, record_id=record_id, valid=valid, decision=decision,
             findings=tuple(out), record=record, policy=self._fingerprint,
-        )
+        ), key
 
 
 def _json_error(exc: Exception) -> str:

@@ -5,11 +5,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections import Counter
-from collections.abc import Iterator
+import time
+from collections.abc import Callable
 from typing import Any, BinaryIO
 
-from dryneedle import _io
+from dryneedle import _io, _pipeline
 from dryneedle.cli import (
     EXIT_ERRORS,
     EXIT_OK,
@@ -19,99 +19,9 @@ from dryneedle.cli import (
     add_policy_option,
     resolve_policy,
 )
-from dryneedle.findings import Finding, Severity
-from dryneedle.records import CHECKS, RecordReport, Validator
+from dryneedle.records import CHECKS, Validator
 
-__all__ = ["Summary", "register"]
-
-try:
-    import orjson as _orjson
-
-    def _dumps(data: dict[str, Any]) -> bytes:
-        return _orjson.dumps(data)
-
-except ImportError:  # pragma: no cover - the stdlib gives the same bytes
-
-    def _dumps(data: dict[str, Any]) -> bytes:
-        return json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-
-
-class Summary:
-    """Counts over a validation run (records, validity, findings by code, decisions)."""
-
-    def __init__(self) -> None:
-        self.records = 0
-        self.valid = 0
-        self.findings: Counter[str] = Counter()
-        self.severities: Counter[str] = Counter()
-        self.decisions: Counter[str] = Counter()
-
-    def add(self, report: dict[str, Any]) -> None:
-        """Count one report (JSON-ready shape)."""
-        self.records += 1
-        if report["valid"]:
-            self.valid += 1
-        self.decisions[report["decision"] or "none"] += 1
-        for f in report["findings"]:
-            self.findings[f["code"]] += 1
-            self.severities[f["severity"]] += 1
-
-    @property
-    def invalid(self) -> int:
-        """Records with at least one error."""
-        return self.records - self.valid
-
-    def as_dict(self) -> dict[str, Any]:
-        """Return the summary as JSON-ready data (sorted, deterministic)."""
-        return {
-            "records": self.records,
-            "valid": self.valid,
-            "invalid": self.invalid,
-            "findings_by_severity": dict(sorted(self.severities.items())),
-            "findings_by_code": dict(sorted(self.findings.items())),
-            "decisions": dict(sorted(self.decisions.items())),
-        }
-
-    def to_text(self) -> str:
-        """Return a short human summary."""
-        lines = [f"{self.records} records: {self.valid} valid, {self.invalid} invalid"]
-        if self.decisions:
-            lines.append(
-                "decisions: " + ", ".join(f"{k} {v}" for k, v in sorted(self.decisions.items()))
-            )
-        if self.findings:
-            lines.append("findings by code:")
-            width = max(len(c) for c in self.findings)
-            lines += [f"  {c:<{width}}  {n}" for c, n in self.findings.most_common()]
-        return "\n".join(lines) + "\n"
-
-
-def _array_error_report(index: int, line: int, message: str) -> RecordReport:
-    from dryneedle._structure import R_JSON  # noqa: PLC0415
-
-    finding = Finding(code=R_JSON.id, severity=Severity.ERROR, path="",
-                      message=f"{message} (line {line})")
-    return RecordReport(index=index, line=line, record_id=None, valid=False, decision=None,
-                        findings=(finding,))
-
-
-def iter_reports(
-    names: list[str], validator: Validator, *, multi: bool
-) -> Iterator[tuple[dict[str, Any], _io.Item]]:
-    """Yield ``(report dict, item)`` for every record of every input, in order."""
-    index = 0
-    for name in names:
-        with _io.open_input(name) as stream:
-            for item in _io.iter_items(name, stream):
-                if isinstance(item.data, _io.ArrayError):
-                    report = _array_error_report(index, item.line, item.data.message)
-                else:
-                    report = validator.check(item.data, index, item.line)
-                data = report.as_dict()
-                if multi:
-                    data["file"] = name
-                yield data, item
-                index += 1
+__all__ = ["register"]
 
 
 def _text_line(data: dict[str, Any], source: str) -> str:
@@ -121,36 +31,98 @@ def _text_line(data: dict[str, Any], source: str) -> str:
         head += f", decision {data['decision']}"
     out = [head]
     for f in data["findings"]:
-        out.append(f"  [{f['severity']}] {f['code']} at {f['path'] or '<record>'}: {f['message']}"
-                   f" ({', '.join(f['sources'])})" if f["sources"] else
-                   f"  [{f['severity']}] {f['code']} at {f['path'] or '<record>'}: {f['message']}")
+        text = f"  [{f['severity']}] {f['code']} at {f['path'] or '<record>'}: {f['message']}"
+        if f["sources"]:
+            text += f" ({', '.join(f['sources'])})"
+        out.append(text)
     return "\n".join(out) + "\n"
+
+
+class _Progress:
+    """A progress bar on stderr (rich, extra ``cli``) for long runs; silent otherwise."""
+
+    def __init__(self, total_bytes: int | None, *, enabled: bool) -> None:
+        self._bar: Any = None
+        self._task: Any = None
+        self._started = time.monotonic()
+        if not enabled:
+            return
+        try:
+            from rich.progress import (  # noqa: PLC0415
+                BarColumn,
+                Progress,
+                TextColumn,
+                TimeRemainingColumn,
+            )
+        except ImportError:  # pragma: no cover - the cli extra is not installed
+            return
+        from rich.console import Console  # noqa: PLC0415
+
+        columns = [TextColumn("{task.description}"), BarColumn(),
+                   TextColumn("{task.fields[records]} records, {task.fields[rate]} rec/s")]
+        if total_bytes:
+            columns.append(TimeRemainingColumn())
+        self._bar = Progress(*columns, console=Console(stderr=True), transient=True)
+        self._task = self._bar.add_task("validating", total=total_bytes or None,
+                                        records=0, rate="-")
+        self._bar.start()
+
+    def update(self, records: int, consumed: int) -> None:
+        """Report records done and bytes consumed."""
+        if self._bar is None:
+            return
+        elapsed = max(time.monotonic() - self._started, 1e-9)
+        self._bar.update(self._task, completed=consumed, records=records,
+                         rate=f"{records / elapsed:,.0f}")
+
+    def close(self) -> None:
+        """Remove the bar."""
+        if self._bar is not None:
+            self._bar.stop()
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
     policy = resolve_policy(args.policy)
     checks = tuple(args.checks.split(",")) if args.checks else CHECKS
     try:
-        validator = Validator(policy=policy, on=args.on, checks=checks)
+        Validator(policy=policy, on=args.on, checks=checks)  # rejects unknown checks early
     except ValueError as exc:
         raise UsageError(str(exc)) from exc
+    if args.jobs < 0:
+        raise UsageError("--jobs must be 0 (all CPUs) or a positive number")
+    jobs = args.jobs or _pipeline.default_jobs()
     try:
         names = _io.expand_inputs(args.files)
     except _io.InputError as exc:
         raise UsageError(str(exc)) from exc
-    summary = Summary()
+    sizes = [_io.input_size(n) for n in names]
+    total = sum(s for s in sizes if s is not None) if all(s is not None for s in sizes) else None
+    progress = _Progress(total, enabled=not args.quiet and sys.stderr.isatty())
     out: BinaryIO = sys.stdout.buffer
+    write: Callable[[_pipeline.ChunkResult], None]
+    if args.format == "jsonl":
+        def write(result: _pipeline.ChunkResult) -> None:
+            out.write(b"".join(result.lines))
+    elif args.format == "text":
+        def write(result: _pipeline.ChunkResult) -> None:
+            for line, source in zip(result.lines, result.sources, strict=True):
+                out.write(_text_line(json.loads(line), source).encode("utf-8"))
+    else:
+        def write(result: _pipeline.ChunkResult) -> None:
+            pass
+    summary = _pipeline.Summary()
     try:
-        for data, item in iter_reports(names, validator, multi=len(names) > 1):
-            summary.add(data)
-            if args.format == "jsonl":
-                out.write(_dumps(data) + b"\n")
-            elif args.format == "text":
-                out.write(_text_line(data, item.source).encode("utf-8"))
+        for result, summary in _pipeline.run(  # noqa: B007 - the last summary is the total
+            names, policy=policy, on=args.on, checks=checks, jobs=jobs,
+            progress=progress.update,
+        ):
+            write(result)
     except (_io.InputError, OSError, EOFError) as exc:
+        progress.close()
         out.flush()
         sys.stderr.write(f"dryneedle: error: unreadable input: {exc}\n")
         return EXIT_USAGE
+    progress.close()
     out.flush()
     if args.format == "summary":
         sys.stdout.write(summary.to_text())
@@ -173,7 +145,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "session's date (or --on) and its insertions as the planned sites.",
     )
     p.add_argument("files", nargs="+", metavar="FILE",
-                   help="JSONL or JSON-array files, globs, .gz files, or '-' for stdin")
+                   help="JSONL or JSON-array files, globs, gzip files, or '-' for stdin")
     add_policy_option(p)
     p.add_argument("--on", type=_iso_date, metavar="DATE",
                    help="evaluate screening on this date instead of each session's date")
@@ -182,8 +154,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                    "summary: only the summary, on stdout")
     p.add_argument("--checks", metavar="LIST",
                    help=f"comma-separated subset of {','.join(CHECKS)} (structure always runs)")
+    p.add_argument("-j", "--jobs", type=int, default=1, metavar="N",
+                   help="worker processes (0: one per CPU); output is identical for any N "
+                   "(default: %(default)s)")
     p.add_argument("--summary-json", metavar="FILE", help="also write the summary as JSON here")
-    p.add_argument("-q", "--quiet", action="store_true", help="no summary on stderr")
+    p.add_argument("-q", "--quiet", action="store_true",
+                   help="no progress bar and no summary on stderr")
     p.set_defaults(func=_cmd_validate)
-
-
