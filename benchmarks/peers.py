@@ -11,8 +11,8 @@ the clinical rules. They are *equivalent* to dryneedle's own ``structure`` check
   drift from the format;
 * unknown fields are accepted (dryneedle reports them as warnings, not errors).
 
-``benchmarks/run.py --check-peers`` verifies on the generated records that all three agree on
-which records are valid.
+``benchmarks/run.py`` checks, before timing, that all three agree record by record on which
+generated records are valid (``peer_agreement`` in its JSON output).
 
 No ``from __future__ import annotations`` here: both libraries resolve the annotations of the
 classes defined inside the factory functions at class-creation time.

@@ -184,8 +184,20 @@ def _qualify_bare_types(app: Any, doctree: Any) -> None:
             node["reftarget"] = _BARE_TYPES[target]
 
 
+# Named-tuple fields come with generated "Alias for field number N" docstrings; the class's
+# ``Attributes:`` section documents them, so autodoc skips the generated ones.
+def _skip_tuple_fields(
+    app: Any, what: str, name: str, obj: Any, skip: bool, options: Any
+) -> bool | None:
+    doc = getattr(obj, "__doc__", None) or ""
+    if what == "class" and doc.startswith("Alias for field number"):
+        return True
+    return None
+
+
 def setup(app: Any) -> None:
     """Adjust napoleon and autodoc to our docstrings (see the comments above)."""
+    app.connect("autodoc-skip-member", _skip_tuple_fields)
     app.connect("autodoc-process-docstring", _drop_documented_properties, priority=498)
     app.connect("autodoc-process-docstring", _keep_original, priority=499)
     app.connect("autodoc-process-docstring", _restore_prose, priority=501)

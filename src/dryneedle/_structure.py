@@ -377,7 +377,11 @@ def _generate(cls: type, ns: dict[str, Any]) -> str:
     body += [
         f"if not d.keys() <= _K_{name}: _unknown(d, _K_{name}, p, out)",
         "if not ok: return BAD",
-        f"return _C_{name}(" + ", ".join(f"{s.name}=v_{s.name}" for s in specs) + ")",
+        # Every value was checked above: build the instance without re-running the model's
+        # type guards (object.__setattr__ is how attrs itself sets frozen slots).
+        f"_o = _new(_C_{name})",
+        *(f"_set(_o, {s.name!r}, v_{s.name})" for s in specs),
+        "return _o",
     ]
     return f"def _w_{name}(d, p, out):\n" + "\n".join("    " + line for line in body) + "\n"
 
@@ -410,6 +414,8 @@ def _build() -> tuple[Mapping[type, Walker], str]:
         "_parse_date": _parse_date,
         "_DATE_CACHE": _DATE_CACHE,
         "_MUSCLES": MUSCLES,
+        "_new": object.__new__,
+        "_set": object.__setattr__,
         "_CONDITIONS": CONDITIONS,
     }
     source = "\n".join(_generate(cls, ns) for cls in _NESTED)

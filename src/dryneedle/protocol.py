@@ -368,6 +368,7 @@ class _Table:
         "diam_min",
         "dwell_max",
         "dwell_min",
+        "findings",
         "first_max",
         "len_max",
         "len_min",
@@ -387,6 +388,7 @@ class _Table:
                 sources = tuple(dict.fromkeys((*sources, *o.sources)))
             rules[rule.id] = (policy.severity_of(rule.id, rule.severity), sources)
         self.rules = rules
+        self.findings: dict[tuple[Any, ...], Finding] = {}
         # Over the lung where the catalog gives no muscle limit, the policy limit applies.
         self.lung_policy_sources = tuple(
             s for s in rules[LUNG_DEPTH.id][1] if s != _MUSCLE_LIMIT_SOURCE)
@@ -405,6 +407,7 @@ class _Table:
 
 _TABLES: dict[tuple[str, tuple[tuple[str, ...], ...]], _Table] = {}
 _TABLES_MAX: Final = 64
+_FINDINGS_MAX: Final = 8192
 _last: tuple[Policy, _Table] | None = None
 
 
@@ -429,16 +432,24 @@ def _emit(
     out: list[Finding], t: _Table, rule: Rule, path: str, message: str,
     sources: tuple[str, ...] | None = None,
 ) -> None:
-    severity, rule_sources = t.rules[rule.id]
-    if sources is None:
-        sources = rule_sources
-    out.append(Finding(code=rule.id, severity=severity, path=path, message=message,
-                       sources=sources))
+    key = (rule.id, path, message, sources)
+    finding = t.findings.get(key)
+    if finding is None:  # findings are immutable values: equal ones are shared
+        severity, rule_sources = t.rules[rule.id]
+        finding = Finding(code=rule.id, severity=severity, path=path, message=message,
+                          sources=rule_sources if sources is None else sources)
+        if len(t.findings) >= _FINDINGS_MAX:
+            t.findings.clear()
+        t.findings[key] = finding
+    out.append(finding)
 
 
 def _tolerated(session: Session) -> bool:
     """Return ``True`` when no adverse event of the session was beyond mild (ungraded = not)."""
-    return all(ae.grade is _MILD for ae in session.adverse_events)
+    for ae in session.adverse_events:  # noqa: SIM110 - a plain loop is faster than all(genexpr)
+        if ae.grade is not _MILD:
+            return False
+    return True
 
 
 def _mm(value: float) -> str:
@@ -478,7 +489,23 @@ def check_session_findings(
         The findings, in order: insertions (in order), the set of insertions, screening,
         practitioner, pre-steps, post-steps, conditions.
     """
-    t = _table(policy)
+    if patient is not None and screening is None and session.insertions:
+        screening = screen(patient, on=session.date, sites=session.insertions, policy=policy)
+    not_eligible = screening is not None and screening.decision is Decision.NOT_ELIGIBLE
+    excluded: frozenset[int] = frozenset()
+    if screening is not None and session.insertions:
+        excluded = screening.excluded_indices
+    return _check_session(session, patient, not_eligible, excluded, _table(policy))
+
+
+def _check_session(
+    session: Session,
+    patient: Patient | None,
+    not_eligible: bool,
+    excluded: frozenset[int],
+    t: _Table,
+) -> list[Finding]:
+    """The per-session checks, given the screening outcome (used by the record validator)."""
     out: list[Finding] = []
     insertions = session.insertions
     n = len(insertions)
@@ -490,14 +517,11 @@ def check_session_findings(
         bleeding_unknown = not bleeding and (
             h.bleeding_disorder is None or h.anticoagulant_therapy is None
         )
-        if screening is None and n:
-            screening = screen(patient, on=session.date, sites=insertions, policy=policy)
-    excluded: frozenset[int] = frozenset()
-    if screening is not None and n:
-        excluded = screening.excluded_indices
 
     sup_min, sup_max, deep_min = t.sup_min, t.sup_max, t.deep_min
     lung_max = t.lung_max
+    dwell_min, dwell_max = t.dwell_min, t.dwell_max
+    diam_min, diam_max, len_min, len_max = t.diam_min, t.diam_max, t.len_min, t.len_max
     muscles_get = MUSCLES.get
     left = right = False
     midline = lung = 0
@@ -563,19 +587,19 @@ def check_session_findings(
             if dwell is None:
                 _emit(out, t, DWELL_UNKNOWN, f"session.insertions[{i}].dwell_s",
                       "dwell time of a static insertion is not recorded")
-            elif not t.dwell_min <= dwell <= t.dwell_max:
+            elif not dwell_min <= dwell <= dwell_max:
                 _emit(out, t, DWELL_RANGE, f"session.insertions[{i}].dwell_s",
                       f"static dwell {dwell:g} s is outside {t.dwell_min:g}-{t.dwell_max:g} s")
 
         # Needle plausibility.
         needle = ins.needle
         diameter = needle.diameter_mm
-        if diameter is not None and not t.diam_min <= diameter <= t.diam_max:
+        if diameter is not None and not diam_min <= diameter <= diam_max:
             _emit(out, t, NEEDLE_IMPLAUSIBLE, f"session.insertions[{i}].needle.diameter_mm",
                   f"needle diameter {_mm(diameter)} is outside "
                   f"{t.diam_min:g}-{t.diam_max:g} mm")
         length = needle.length_mm
-        if length is not None and not t.len_min <= length <= t.len_max:
+        if length is not None and not len_min <= length <= len_max:
             _emit(out, t, NEEDLE_IMPLAUSIBLE, f"session.insertions[{i}].needle.length_mm",
                   f"needle length {_mm(length)} is outside {t.len_min:g}-{t.len_max:g} mm")
         if ins.guide_tube is False:
@@ -612,7 +636,7 @@ def check_session_findings(
               f"{n} needles in the first session; at most {t.first_max}")
 
     if n:
-        if screening is not None and screening.decision is Decision.NOT_ELIGIBLE:
+        if not_eligible:
             _emit(out, t, SCREENING_NOT_ELIGIBLE, "session",
                   "the patient was screened not_eligible but was needled")
         trained = session.practitioner.dry_needling_trained
@@ -774,7 +798,10 @@ class SeriesIndex:
         Returns:
             Findings at ``session.number``, ``session.date`` or ``session.insertions``.
         """
-        return self.add_summary(patient_id, series_summary(session))
+        return self.add_summary(
+            patient_id,
+            (session.date, session.number, len(session.insertions), _tolerated(session)),
+        )
 
     def add_summary(self, patient_id: str, summary: tuple[date, int, int, bool]) -> list[Finding]:
         """Add one session of a patient by its :func:`series_summary`; return its findings.

@@ -27,10 +27,9 @@ from __future__ import annotations
 import enum
 import json
 from collections.abc import Iterable, Iterator, Mapping
-from datetime import date
-from typing import Any, Final
+from datetime import date, datetime
+from typing import Any, Final, NamedTuple
 
-import attrs
 import cattrs
 
 from dryneedle import _fast, _structure, model
@@ -119,9 +118,8 @@ converter: Final = _make_converter()
 # --- reports -----------------------------------------------------------------------------------
 
 
-@attrs.frozen(kw_only=True)
-class RecordReport:
-    """The result of validating one input record.
+class RecordReport(NamedTuple):
+    """The result of validating one input record (an immutable named tuple).
 
     Attributes:
         index: 0-based position of the input in the stream.
@@ -130,12 +128,13 @@ class RecordReport:
         valid: ``True`` when no finding has severity ``error``.
         decision: The screening decision, when the patient part was readable.
         findings: Every finding: structural, screening, protocol and series.
-        record: The structured record when the whole record was readable (not serialised).
         policy: Fingerprint of the policy used.
         version: Library version.
+        parsed: The record as parsed, when the whole record was readable: a model object, or
+            its internal mirror on the accelerated path (use :attr:`record`).
     """
 
-    index: int
+    index: int  # type: ignore[assignment]  # the contract's name; shadows tuple.index
     line: int | None
     record_id: str | None
     valid: bool
@@ -143,12 +142,12 @@ class RecordReport:
     findings: tuple[Finding, ...]
     policy: str = DEFAULT_POLICY.fingerprint
     version: str = __version__
-    _record: Any = attrs.field(default=None, eq=False, repr=False, alias="record")
+    parsed: Any = None
 
     @property
     def record(self) -> model.SessionRecord | None:
         """The structured record, when the whole record was readable (else ``None``)."""
-        rec = self._record
+        rec = self.parsed
         if rec is None or rec.__class__ is model.SessionRecord:
             return rec
         return _fast.to_model(rec)
@@ -163,6 +162,9 @@ class RecordReport:
             "decision": None if self.decision is None else self.decision.value,
             "findings": [f.as_dict() for f in self.findings],
         }
+
+
+_new_report = tuple.__new__  # builds a RecordReport from a full tuple, without keyword parsing
 
 
 class RecordError(ValueError):
@@ -296,25 +298,23 @@ class Validator:
             msg = f"unknown checks {sorted(unknown)}; choose from {CHECKS}"
             raise ValueError(msg)
         self.policy = policy
-        self.on = on
-        from dryneedle.protocol import (  # noqa: PLC0415
-            SeriesIndex,
-            check_session_findings,
-            series_summary,
-        )
-        from dryneedle.screening import screen_for_record  # noqa: PLC0415
-
-        self._screen = screen_for_record
-        self._check_session = check_session_findings
+        self.on = on.date() if isinstance(on, datetime) else on
+        self._compiled = _screening._compiled(policy)
+        self._table = _protocol._table(policy)
         self._summarize = series_summary
         self._screening = "screening" in checks
         self._protocol = "protocol" in checks
-        self._series = SeriesIndex(policy=policy) if "series" in checks else None
+        self._series = _protocol.SeriesIndex(policy=policy) if "series" in checks else None
         self._fingerprint = policy.fingerprint
         self._fast = fast and _fast.AVAILABLE
 
     def check(self, obj: Any, index: int, line: int | None = None) -> RecordReport:
         """Validate one input (a mapping, or a JSON text) and return its report."""
+        if self._fast and (obj.__class__ is bytes or obj.__class__ is str):
+            wire = _fast.decode(obj)
+            if wire is not None:  # structurally clean: straight to the clinical checks
+                return self._clinical(index, line, wire.record_id, wire.patient, wire.session,
+                                      [], wire)[0]
         return self._check(obj, index, line, False)[0]
 
     def check_keyed(
@@ -372,19 +372,35 @@ class Validator:
     ) -> tuple[RecordReport, tuple[str, Any] | None]:
         """Run the clinical checks on the readable parts and build the report."""
         decision = None
-        result = None
+        screened = False
+        not_eligible = False
+        excluded: frozenset[int] = _NO_SITES
         if self._screening and patient is not None:
-            result = self._screen(patient, session, on=self.on, policy=self.policy)
-            if result is not None:
-                decision = result.decision
-                out.extend(result.findings)
+            when = self.on if self.on is not None else (
+                session.date if session is not None else None)
+            if when is not None:  # without a date no decision can be made
+                rank, found, _unknown, rows = _screen_parts(
+                    self._compiled, patient, when,
+                    session.insertions if session is not None else (), _SITES_PATH, True,
+                )
+                screened = True
+                decision = _DECISION_BY_RANK[rank]
+                if found:
+                    out.extend(found)
+                    not_eligible = rank == 3
+                    excluded = frozenset(r[0] for r in rows if not r[4])
         if self._protocol and session is not None:
-            out.extend(self._check_session(session, patient=patient, screening=result,
-                                           policy=self.policy))
+            if screened:
+                out.extend(_check_session(session, patient, not_eligible, excluded, self._table))
+            else:
+                out.extend(check_session_findings(session, patient=patient, screening=None,
+                                                  policy=self.policy))
         key = None
         if session is not None and patient is not None:
             if self._series is not None:
-                out.extend(self._series.add(patient.patient_id, session))
+                series = self._series.add_summary(patient.patient_id, self._summarize(session))
+                if series:
+                    out.extend(series)
             elif keyed:
                 key = (patient.patient_id, self._summarize(session))
         valid = True
@@ -392,10 +408,20 @@ class Validator:
             if f.severity is _ERROR:
                 valid = False
                 break
-        return RecordReport(
-            index=index, line=line, record_id=record_id, valid=valid, decision=decision,
-            findings=tuple(out), record=record, policy=self._fingerprint,
-        ), key
+        return _new_report(RecordReport, (
+            index, line, record_id, valid, decision, tuple(out), self._fingerprint, __version__,
+            record,
+        )), key
+
+
+# The clinical modules import the model and policy, not this module: safe to import here.
+from dryneedle import protocol as _protocol  # noqa: E402
+from dryneedle import screening as _screening  # noqa: E402
+from dryneedle.protocol import _check_session, check_session_findings, series_summary  # noqa: E402
+from dryneedle.screening import _DECISION_BY_RANK, _screen_parts  # noqa: E402
+
+_NO_SITES: Final[frozenset[int]] = frozenset()
+_SITES_PATH: Final = "session.insertions"
 
 
 def _json_error(exc: Exception) -> str:

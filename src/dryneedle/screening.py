@@ -400,13 +400,14 @@ class _Compiled:
     date or the sites) is memoised by the answers it reads. Tables are bounded.
     """
 
-    __slots__ = ("findings", "patients", "policy", "rules")
+    __slots__ = ("findings", "patients", "plain_sites", "policy", "rules")
 
     def __init__(self, policy: Policy) -> None:
         self.policy = policy
         self.rules: dict[str, tuple[Severity, tuple[str, ...], int]] = {}
         self.findings: dict[tuple[str, str, str], _Hit] = {}
         self.patients: dict[Any, tuple[tuple[Finding, ...], int, tuple[str, ...]]] = {}
+        self.plain_sites: dict[Any, tuple[tuple[Any, ...], int]] = {}
 
     def rule(self, rule: Rule) -> tuple[Severity, tuple[str, ...], int]:
         known = self.rules.get(rule.id)
@@ -548,6 +549,59 @@ def _patient_level(
     return known
 
 
+def _site(
+    c: _Compiled,
+    i: int,
+    site: Any,
+    site_path: str,
+    site_findings: Sequence[SiteFinding],
+    on: date,
+    bleeding_risk: bool,
+) -> tuple[tuple[Any, ...], int]:
+    """Return the row ``(i, path, muscle, side, allowed, findings)`` of one site and its rank."""
+    path = f"{site_path}[{i}]"
+    muscle = MUSCLES.get(site.muscle)
+    here: list[Finding] = []
+    rank = 0
+    excluded = False
+    if muscle is None:
+        hit = c.unknown(f"{path}.muscle", "muscle (not in the anatomy catalog)", SITE_FINDING)
+        here.append(hit[0])
+        rank = hit[1]
+        excluded = True
+    else:
+        for sf in site_findings:
+            if not _sides_overlap(sf.side, site.side):
+                continue
+            if sf.region is not muscle.region and not (
+                sf.kind is SiteFindingKind.LYMPHOEDEMA
+                and _LIMB.get(sf.region, 0) == _LIMB.get(muscle.region, -1)
+            ):
+                continue
+            exclusion = _site_exclusion(sf, on, c.policy)
+            if exclusion is not None:
+                hit = c.finding(exclusion[0], path, exclusion[1])
+                here.append(hit[0])
+                rank = max(rank, hit[1])
+                excluded = True
+        if (bleeding_risk and not muscle.palpable_haemostasis
+                and site.technique is not Technique.SUPERFICIAL):
+            hit = c.finding(
+                SITE_BLEEDING_RISK, path,
+                f"bleeding risk: deep needling of {muscle.id} cannot be controlled by palpation",
+            )
+            here.append(hit[0])
+            rank = max(rank, hit[1])
+            excluded = True
+        if muscle.over_lung and not excluded:
+            hit = c.finding(OVER_LUNG_SITE, path,
+                            f"{muscle.id} overlies the lung: superficial technique "
+                            "preferred, respect depth limits")
+            here.append(hit[0])
+            rank = max(rank, hit[1])
+    return (i, path, site.muscle, site.side, not excluded, tuple(here)), rank
+
+
 # --- the screen ------------------------------------------------------------------------------
 
 
@@ -574,7 +628,35 @@ def screen(
     """
     if isinstance(on, datetime):
         on = on.date()
-    c = _compiled(policy)
+    rank, findings, unknown_paths, site_rows = _screen_parts(
+        _compiled(policy), patient, on, sites, site_path
+    )
+    return ScreeningResult(
+        decision=_DECISION_BY_RANK[rank],
+        findings=tuple(findings),
+        sites=tuple(site_rows),
+        missing=() if rank == 3 else tuple(unknown_paths),
+        on=on,
+        policy=policy.fingerprint,
+        policy_name=policy.name,
+    )
+
+
+def _screen_parts(
+    c: _Compiled,
+    patient: Patient,
+    on: date,
+    sites: Iterable[Any],
+    site_path: str = "session.insertions",
+    trusted: bool = False,
+) -> tuple[int, list[Finding], list[str], list[tuple[Any, ...]]]:
+    """The screen itself: ``(rank, findings, unknown paths, site rows)``.
+
+    The rank indexes ``_DECISION_BY_RANK``; a site row is ``(index, path, muscle, side,
+    allowed, findings)``. Used by :func:`screen` and, without building a result object, by the
+    record validator (whose sites are insertions: ``trusted``).
+    """
+    policy = c.policy
     findings: list[Finding] = []
     unknown_paths: list[str] = []
     rank = 0
@@ -602,81 +684,48 @@ def screen(
         rank = hit[1]
 
     # Answers (memoised: most patients share the same answers).
-    level, level_rank, level_unknown = _patient_level(c, patient)
+    h = patient.history
+    known_level = c.patients.get((h, patient.sex, patient.pregnancy))
+    if known_level is None:
+        known_level = _patient_level(c, patient)
+    level, level_rank, level_unknown = known_level
     if level:
         findings.extend(level)
         unknown_paths.extend(level_unknown)
         rank = max(rank, level_rank)
 
-    # Sites.
-    h = patient.history
+    # Sites. Without site findings or bleeding risk, a site's outcome depends only on its
+    # position, muscle and side: memoised.
     bleeding_risk = h.bleeding_disorder is True or h.anticoagulant_therapy is True
     site_findings = patient.site_findings
+    plain = c.plain_sites if not site_findings and not bleeding_risk else None
     site_rows: list[tuple[Any, ...]] = []
     all_excluded = True
     for i, raw in enumerate(sites):
-        site = _as_site(raw)
-        path = f"{site_path}[{i}]"
-        muscle = MUSCLES.get(site.muscle)
-        here: list[Finding] = []
-        excluded = False
-        if muscle is None:
-            hit = c.unknown(f"{path}.muscle", "muscle (not in the anatomy catalog)",
-                            SITE_FINDING)
-            here.append(hit[0])
-            rank = max(rank, hit[1])
-            excluded = True
+        site = raw if trusted or hasattr(raw, "muscle") else _as_site(raw)
+        if plain is not None:
+            key = (site_path, i, site.muscle, site.side)
+            known = plain.get(key)
+            if known is None:
+                known = _site(c, i, site, site_path, (), on, False)
+                if len(plain) >= _CACHE_MAX:
+                    plain.clear()
+                plain[key] = known
         else:
-            for sf in site_findings:
-                if not _sides_overlap(sf.side, site.side):
-                    continue
-                if sf.region is not muscle.region and not (
-                    sf.kind is SiteFindingKind.LYMPHOEDEMA
-                    and _LIMB.get(sf.region, 0) == _LIMB.get(muscle.region, -1)
-                ):
-                    continue
-                exclusion = _site_exclusion(sf, on, policy)
-                if exclusion is not None:
-                    hit = c.finding(exclusion[0], path, exclusion[1])
-                    here.append(hit[0])
-                    rank = max(rank, hit[1])
-                    excluded = True
-            if (bleeding_risk and not muscle.palpable_haemostasis
-                    and site.technique is not Technique.SUPERFICIAL):
-                hit = c.finding(
-                    SITE_BLEEDING_RISK, path,
-                    f"bleeding risk: deep needling of {muscle.id} cannot be controlled by "
-                    "palpation",
-                )
-                here.append(hit[0])
-                rank = max(rank, hit[1])
-                excluded = True
-            if muscle.over_lung and not excluded:
-                hit = c.finding(OVER_LUNG_SITE, path,
-                                f"{muscle.id} overlies the lung: superficial technique "
-                                "preferred, respect depth limits")
-                here.append(hit[0])
-                rank = max(rank, hit[1])
-        if not excluded:
+            known = _site(c, i, site, site_path, site_findings, on, bleeding_risk)
+        row, site_rank = known
+        if row[4]:
             all_excluded = False
-        if here:
-            findings.extend(here)
-        site_rows.append((i, path, site.muscle, site.side, not excluded, tuple(here)))
+        if row[5]:
+            findings.extend(row[5])
+            rank = max(rank, site_rank)
+        site_rows.append(row)
     if site_rows and all_excluded:
         hit = c.finding(ALL_SITES_EXCLUDED, site_path,
                         "every planned site is excluded: nothing can be needled as planned")
         findings.append(hit[0])
         rank = max(rank, hit[1])
-
-    return ScreeningResult(
-        decision=_DECISION_BY_RANK[rank],
-        findings=tuple(findings),
-        sites=tuple(site_rows),
-        missing=() if rank == 3 else tuple(unknown_paths),
-        on=on,
-        policy=policy.fingerprint,
-        policy_name=policy.name,
-    )
+    return rank, findings, unknown_paths, site_rows
 
 
 def screen_for_record(
