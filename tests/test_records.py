@@ -274,6 +274,8 @@ def _path_exists(data: Any, path: str) -> bool:
                 return False
             node = node[idx]
         else:
+            if node is None:
+                return last  # an answer under a null object (unknown): its parent exists
             if not isinstance(node, dict):
                 return False
             if tok not in node:

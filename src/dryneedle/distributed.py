@@ -133,20 +133,8 @@ def validate_partition(
     Returns:
         One report dict per non-blank line, in order (the CLI's JSON-lines shape).
     """
-    texts = map(_strip_ending, lines)
-    if start_line == 1:
-        return validate_lines(texts, policy=policy, on=on, checks=checks,
-                              start_index=start_index)
-    # validate_lines numbers lines from 1; the same loop with the partition's first line.
-    validator = Validator(policy=policy, on=on, checks=checks)
-    out = []
-    index = start_index
-    for n, text in enumerate(texts, start=start_line):
-        if not text.strip():
-            continue
-        out.append(validator.check(text, index, n).as_dict())
-        index += 1
-    return out
+    return validate_lines(lines, policy=policy, on=on, checks=checks,
+                          start_index=start_index, start_line=start_line)
 
 
 # --- policies travel by value -----------------------------------------------------------------

@@ -26,6 +26,7 @@ Two policies are built in:
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -254,6 +255,11 @@ class Policy:
         }
         blob = json.dumps(content, sort_keys=True, separators=(",", ":")).encode()
         object.__setattr__(self, "_fingerprint", hashlib.sha256(blob).hexdigest()[:16])
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickle by the init fields (the index, fingerprint and memo are rebuilt)."""
+        fields = {str(a.alias): getattr(self, a.name) for a in attrs.fields(type(self)) if a.init}
+        return (functools.partial(type(self), **fields), ())
 
     @property
     def memo(self) -> dict[str, Any]:

@@ -42,6 +42,7 @@ _ERROR: Final = Severity.ERROR
 
 __all__ = [
     "CHECKS",
+    "FAST_PATH",
     "FORMAT",
     "RecordError",
     "RecordReport",
@@ -420,6 +421,9 @@ from dryneedle import screening as _screening  # noqa: E402
 from dryneedle.protocol import _check_session, check_session_findings, series_summary  # noqa: E402
 from dryneedle.screening import _DECISION_BY_RANK, _screen_parts  # noqa: E402
 
+FAST_PATH: Final = _fast.AVAILABLE
+"""Whether JSON lines take the accelerated structure check (extra ``fast``: msgspec)."""
+
 _NO_SITES: Final[frozenset[int]] = frozenset()
 _SITES_PATH: Final = "session.insertions"
 
@@ -462,12 +466,22 @@ def validate_lines(
     on: date | None = None,
     checks: Iterable[str] = CHECKS,
     start_index: int = 0,
+    start_line: int = 1,
 ) -> list[dict[str, Any]]:
     """Validate a partition of JSON lines and return the JSON-ready reports.
 
     A public, picklable per-partition function for engines that map over partitions (Dask,
-    Spark, multiprocessing). Blank lines are skipped. Series checks see only this partition:
-    partition by patient to keep them exact.
+    Spark, multiprocessing). Blank lines are skipped (``line`` still counts them); line endings
+    are removed, as the command line does. Series checks see only this partition: partition by
+    patient to keep them exact (see :mod:`dryneedle.distributed`).
+
+    Args:
+        lines: The partition's lines.
+        policy: The policy.
+        on: Evaluation date for screening (default: each session's date).
+        checks: Which of :data:`CHECKS` to run.
+        start_index: ``index`` of the partition's first record.
+        start_line: ``line`` of the partition's first line in its file.
 
     >>> from dryneedle.records import validate_lines
     >>> [r["findings"][0]["code"] for r in validate_lines(["not json"])]
@@ -476,9 +490,10 @@ def validate_lines(
     validator = Validator(policy=policy, on=on, checks=checks)
     out = []
     index = start_index
-    for n, text in enumerate(lines, start=1):
-        if not text.strip():
+    for n, raw in enumerate(lines, start=start_line):
+        if not raw.strip():
             continue
+        text = raw.rstrip(b"\r\n") if isinstance(raw, bytes) else raw.rstrip("\r\n")
         out.append(validator.check(text, index, n).as_dict())
         index += 1
     return out
