@@ -279,3 +279,32 @@ def test_small_chunks_keep_series_exact(monkeypatch: pytest.MonkeyPatch,
     main(["validate", str(EXAMPLES), "-q"])
     chunked, _ = capfdbinary.readouterr()
     assert chunked == whole
+
+
+@pytest.mark.slow
+def test_jobs_two_on_mixed_inputs_keeps_files_and_lines(
+    tmp_path: Path, capfdbinary: pytest.CaptureFixture[bytes]
+) -> None:
+    """Several files (plain, gzip, JSON array, one listed twice): same bytes for 1 and 2 jobs.
+
+    Workers read byte ranges of plain files themselves; line numbers restart per input.
+    """
+    data = EXAMPLES.read_bytes()
+    plain = tmp_path / "a.jsonl"
+    plain.write_bytes(b"\n" + data)  # a leading blank line shifts every line number
+    gz = tmp_path / "b.jsonl.gz"
+    gz.write_bytes(gzip.compress(data))
+    array = tmp_path / "c.json"
+    array.write_text(json.dumps([example(7), example(8)], indent=1))
+    args = [str(plain), str(gz), str(array), str(plain)]
+    outputs = []
+    for jobs in ("1", "2"):
+        main(["validate", *args, "--jobs", jobs, "-q"])
+        outputs.append(capfdbinary.readouterr()[0])
+    assert outputs[0] == outputs[1]
+    rows = [json.loads(line) for line in outputs[0].splitlines()]
+    assert len(rows) == 300 + 300 + 2 + 300
+    assert [r["index"] for r in rows] == list(range(len(rows)))
+    assert rows[0]["line"] == 2 and rows[0]["file"] == str(plain)
+    assert rows[300]["line"] == 1 and rows[300]["file"] == str(gz)
+    assert rows[600]["line"] == 2 and rows[602]["line"] == 2

@@ -23,7 +23,7 @@ from dryneedle import model
 from dryneedle._structure import field_specs
 from dryneedle.catalog import CONDITIONS, MUSCLES
 
-__all__ = ["AVAILABLE", "decode", "to_model"]
+__all__ = ["AVAILABLE", "DECODE_ERRORS", "decode", "decoder", "to_model"]
 
 try:
     import msgspec
@@ -104,7 +104,16 @@ if AVAILABLE:
         module=__name__,
     )
     _decoder = msgspec.json.Decoder(_RecordWire)
-    _decode_errors: tuple[type[Exception], ...] = (msgspec.ValidationError, msgspec.DecodeError)
+
+DECODE_ERRORS: tuple[type[Exception], ...] = (
+    (msgspec.ValidationError, msgspec.DecodeError) if AVAILABLE else ()
+)
+"""What :func:`decoder`'s function raises for a line that is not structurally clean."""
+
+
+def decoder() -> Any:
+    """Return the raw decode function (raises :data:`DECODE_ERRORS`), or ``None``."""
+    return _decoder.decode if AVAILABLE else None
 
 
 def decode(line: str | bytes) -> Any:
@@ -114,7 +123,7 @@ def decode(line: str | bytes) -> Any:
     """
     try:
         return _decoder.decode(line)
-    except _decode_errors:
+    except DECODE_ERRORS:
         return None
 
 

@@ -14,13 +14,14 @@ small tuple per patient.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from datetime import date
-from typing import Any, Final
+from typing import IO, Any, Final
 
 import attrs
 
@@ -111,24 +112,32 @@ class Summary:
         return "\n".join(lines) + "\n"
 
 
-@attrs.frozen
+@attrs.define
 class ChunkResult:
     """What validating one chunk gives back.
 
     Attributes:
-        lines: One serialised JSON report per record (newline-terminated).
-        sources: The input name of each record.
+        tails: Per record, its serialised JSON report *without* the leading
+            ``{"index":N,"line":L,`` (known only once earlier chunks are counted).
+        sources: The input name of the chunk.
         summary: Counts over the chunk (before series findings).
         keys: ``(position in chunk, patient id, series summary)`` for each record whose
-            patient and session were readable, in order.
+            patient and session were readable, in order; dates as ordinals.
         size: Bytes of input consumed (for progress).
+        rel_lines: Per record, its line: relative to the chunk's first line (JSONL blocks) or
+            absolute (JSON array elements).
+        newlines: Lines in the block (JSONL), or ``None`` (JSON array).
+        lines: The full report lines, filled in by the main process.
     """
 
-    lines: list[bytes]
-    sources: list[str]
+    tails: list[bytes]
+    source: str
     summary: Summary
     keys: list[tuple[int, str, Any]]
     size: int
+    rel_lines: list[int]
+    newlines: int | None
+    lines: list[bytes] = attrs.field(factory=list)
 
 
 _worker: Validator | None = None
@@ -141,69 +150,174 @@ def _init_worker(policy: Policy, on: date | None, checks: tuple[str, ...]) -> No
 
 def _array_error_report(index: int, line: int, message: str) -> RecordReport:
     finding = Finding(code=R_JSON.id, severity=Severity.ERROR, path="",
-                      message=f"{message} (line {line})")
+                      message=message)
     return RecordReport(index=index, line=line, record_id=None, valid=False, decision=None,
                         findings=(finding,))
 
 
+@attrs.frozen
+class _Range:
+    """A byte range of a plain JSONL file, read by the worker itself (whole lines)."""
+
+    path: str
+    start: int
+    end: int
+
+    def read(self) -> bytes:
+        with open(self.path, "rb") as f:
+            f.seek(self.start)
+            return f.read(self.end - self.start)
+
+
+Payload = bytes | _Range | list[tuple[int, Any]]
+
+
+def _records(payload: bytes | list[tuple[int, Any]]) -> Iterator[tuple[int, Any]]:
+    """``(line, data)`` of each record: lines relative to a block, or absolute for arrays."""
+    if isinstance(payload, bytes):
+        for n, raw in enumerate(payload.split(b"\n")):
+            if raw.strip():
+                yield n, raw.rstrip(b"\r")
+    else:
+        yield from payload
+
+
 def process_chunk(
-    start: int, items: list[tuple[str, int, Any]], multi: bool, validator: Validator | None = None
+    source: str,
+    payload: Payload,
+    multi: bool,
+    validator: Validator | None = None,
 ) -> ChunkResult:
     """Validate one chunk (without series checks) and serialise its reports.
 
     Args:
-        start: Index of the chunk's first record in the whole stream.
-        items: ``(source, line, data)`` per record.
+        source: Input name.
+        payload: A block of whole JSONL lines (as bytes, or a byte range of the file for the
+            worker to read), or ``(line, decoded element)`` pairs of a JSON array.
         multi: Whether to add the ``file`` key (several inputs).
         validator: The validator (default: this worker process's).
     """
     v = validator if validator is not None else _worker
     assert v is not None
-    lines: list[bytes] = []
-    sources: list[str] = []
+    if isinstance(payload, _Range):
+        payload = payload.read()
+    tails: list[bytes] = []
+    lines: list[int] = []
     keys: list[tuple[int, str, Any]] = []
     summary = Summary()
-    size = 0
-    for pos, (source, line, data) in enumerate(items):
+    for pos, (line, data) in enumerate(_records(payload)):
         if isinstance(data, _io.ArrayError):
-            report, key = _array_error_report(start + pos, line, data.message), None
+            report, key = _array_error_report(0, line, data.message), None
         else:
-            if data.__class__ is bytes:
-                size += len(data)
-            report, key = v.check_keyed(data, start + pos, line)
+            report, key = v.check_keyed(data, 0, line)
         d = report.as_dict()
+        del d["index"], d["line"]  # numbered by the main process, in order
         if multi:
             d["file"] = source
         summary.add(d)
-        lines.append(dumps(d) + b"\n")
-        sources.append(source)
+        tails.append(dumps(d)[1:])
+        lines.append(line)
         if key is not None:
-            keys.append((pos, key[0], key[1]))
-    return ChunkResult(lines, sources, summary, keys, size)
+            pid, (day, number, count, tolerated) = key
+            keys.append((pos, pid, (day.toordinal(), number, count, tolerated)))
+    if isinstance(payload, bytes):
+        return ChunkResult(tails, source, summary, keys, len(payload), lines,
+                           payload.count(b"\n"))
+    return ChunkResult(tails, source, summary, keys, 0, lines, None)
 
 
-def _chunks(names: list[str], size: int) -> Iterator[tuple[int, list[tuple[str, int, Any]]]]:
-    start = 0
-    chunk: list[tuple[str, int, Any]] = []
+def _ranges(name: str, stream: IO[bytes], block_bytes: int) -> Iterator[_Range] | None:
+    """Cut a plain, seekable file into byte ranges of whole lines (None if not possible)."""
+    if name == "-" or not isinstance(stream, io.BufferedReader) or not stream.seekable():
+        return None
+    size = os.fstat(stream.fileno()).st_size
+
+    def cut() -> Iterator[_Range]:
+        start = 0
+        while start < size:
+            end = start + block_bytes
+            if end >= size:
+                end = size
+            else:
+                stream.seek(end)
+                while True:
+                    piece = stream.read(1 << 16)
+                    if not piece:
+                        end = size
+                        break
+                    nl = piece.find(b"\n")
+                    if nl >= 0:
+                        end += nl + 1
+                        break
+                    end += len(piece)
+            yield _Range(name, start, end)
+            start = end
+
+    return cut()
+
+
+def _chunks(
+    names: list[str], chunk_records: int, *, ranges: bool
+) -> Iterator[tuple[str, Payload, bool]]:
+    """Yield ``(source, payload, first)``: blocks of whole JSONL lines, or array items.
+
+    ``first`` marks the first chunk of each input (where line numbers start again).
+
+    JSONL is cut into blocks at line ends without looking at the records (with ``ranges``, a
+    plain file is only cut: the workers read their byte ranges themselves); the workers split,
+    parse and number the lines.
+    """
+    block_bytes = max(1, chunk_records) * 1024  # about chunk_records records of 1 kB
     for name in names:
+        first = True
         with _io.open_input(name) as stream:
-            for item in _io.iter_items(name, stream):
-                chunk.append((item.source, item.line, item.data))
-                if len(chunk) >= size:
-                    yield start, chunk
-                    start += len(chunk)
-                    chunk = []
-    if chunk:
-        yield start, chunk
+            if _io._first_significant(stream) == b"[":
+                items: list[tuple[int, Any]] = []
+                for item in _io.iter_items(name, stream):
+                    items.append((item.line, item.data))
+                    if len(items) >= chunk_records:
+                        yield name, items, first
+                        items, first = [], False
+                if items:
+                    yield name, items, first
+                continue
+            cuts = _ranges(name, stream, block_bytes) if ranges else None
+            if cuts is not None:
+                for r in cuts:
+                    yield name, r, first
+                    first = False
+                continue
+            rest = b""
+            while True:
+                data = stream.read(block_bytes)
+                if not data:
+                    if rest:
+                        yield name, rest, first
+                    break
+                rest += data
+                cut = rest.rfind(b"\n")
+                if cut < 0:
+                    continue  # a line longer than a block: read on
+                block, rest = rest[: cut + 1], rest[cut + 1:]
+                yield name, block, first
+                first = False
 
 
-def _apply_series(result: ChunkResult, series: Any, summary: Summary) -> None:
-    """Run the series checks over a chunk's keys; patch the reports they concern."""
+def _finish(result: ChunkResult, start: int, line_base: int, series: Any,
+            summary: Summary) -> None:
+    """Number the chunk's reports, run the series checks over its keys, patch what they add."""
+    if result.newlines is None:  # array elements carry their own line numbers
+        line_base = 0
+    lines = [
+        b'{"index":%d,"line":%d,%b\n' % (i, line_base + n, tail)
+        for i, n, tail in zip(range(start, start + len(result.tails)), result.rel_lines,
+                              result.tails, strict=True)
+    ]
     for pos, patient_id, key in result.keys:
         extra = series.add_summary(patient_id, key)
         if not extra:
             continue
-        d = _loads(result.lines[pos])
+        d = _loads(lines[pos])
         before_valid = d["valid"]
         d["findings"].extend(f.as_dict() for f in extra)
         d["valid"] = before_valid and all(f.severity is not Severity.ERROR for f in extra)
@@ -212,7 +326,9 @@ def _apply_series(result: ChunkResult, series: Any, summary: Summary) -> None:
         for f in extra:
             result.summary.findings[f.code] += 1
             result.summary.severities[f.severity.value] += 1
-        result.lines[pos] = dumps(d) + b"\n"
+        lines[pos] = dumps(d) + b"\n"
+    result.lines = lines
+    result.tails = []
     summary.merge(result.summary)
 
 
@@ -234,11 +350,12 @@ def run(
         on: Evaluation date for screening (default: each session's date).
         checks: Which checks to run (``series`` runs in the final pass here).
         jobs: Worker processes (1: validate in this process).
-        chunk_records: Records per chunk.
+        chunk_records: About how many records make a chunk.
         progress: Called with ``(records done, bytes consumed)`` after each chunk.
 
     Yields:
-        ``(chunk result, running summary)`` per chunk, in order.
+        ``(chunk result, running summary)`` per chunk, in order; ``result.lines`` holds the
+        report lines.
     """
     from dryneedle.protocol import SeriesIndex  # noqa: PLC0415
 
@@ -248,42 +365,40 @@ def run(
     summary = Summary()
     multi = len(names) > 1
     done = consumed = 0
+
+    line_base = 1
+
+    def finish(result: ChunkResult, first: bool) -> tuple[ChunkResult, Summary]:
+        nonlocal done, consumed, line_base
+        if first:
+            line_base = 1
+        _finish(result, done, line_base, series, summary)
+        if result.newlines is not None:
+            line_base += result.newlines
+        done += len(result.lines)
+        consumed += result.size
+        if progress is not None:
+            progress(done, consumed)
+        return result, summary
+
     if jobs <= 1:
         validator = Validator(policy=policy, on=on, checks=per_record)
-        for start, items in _chunks(names, chunk_records):
-            result = process_chunk(start, items, multi, validator)
-            _apply_series(result, series, summary)
-            done += len(items)
-            consumed += result.size
-            if progress is not None:
-                progress(done, consumed)
-            yield result, summary
+        for source, payload, first in _chunks(names, chunk_records, ranges=False):
+            yield finish(process_chunk(source, payload, multi, validator), first)
         return
     fresh = attrs.evolve(policy)  # no caches travel to the workers
     with ProcessPoolExecutor(
         max_workers=jobs, initializer=_init_worker, initargs=(fresh, on, per_record)
     ) as pool:
-        pending: deque[tuple[int, Future[ChunkResult]]] = deque()
-        for start, items in _chunks(names, chunk_records):
-            pending.append((len(items), pool.submit(process_chunk, start, items, multi)))
+        pending: deque[tuple[Future[ChunkResult], bool]] = deque()
+        for source, payload, first in _chunks(names, chunk_records, ranges=True):
+            pending.append((pool.submit(process_chunk, source, payload, multi), first))
             while len(pending) > 2 * jobs:
-                n, fut = pending.popleft()
-                result = fut.result()
-                _apply_series(result, series, summary)
-                done += n
-                consumed += result.size
-                if progress is not None:
-                    progress(done, consumed)
-                yield result, summary
+                fut, was_first = pending.popleft()
+                yield finish(fut.result(), was_first)
         while pending:
-            n, fut = pending.popleft()
-            result = fut.result()
-            _apply_series(result, series, summary)
-            done += n
-            consumed += result.size
-            if progress is not None:
-                progress(done, consumed)
-            yield result, summary
+            fut, was_first = pending.popleft()
+            yield finish(fut.result(), was_first)
 
 
 class _NoSeries:

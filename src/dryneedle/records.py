@@ -312,8 +312,11 @@ class Validator:
     def check(self, obj: Any, index: int, line: int | None = None) -> RecordReport:
         """Validate one input (a mapping, or a JSON text) and return its report."""
         if self._fast and (obj.__class__ is bytes or obj.__class__ is str):
-            wire = _fast.decode(obj)
-            if wire is not None:  # structurally clean: straight to the clinical checks
+            try:
+                wire = _fast_decode(obj)
+            except _fast.DECODE_ERRORS:
+                pass  # not clean: the walker below says why
+            else:  # structurally clean: straight to the clinical checks
                 return self._clinical(index, line, wire.record_id, wire.patient, wire.session,
                                       [], wire)[0]
         return self._check(obj, index, line, False)[0]
@@ -354,9 +357,9 @@ class Validator:
         return self._clinical(index, line, record_id, patient, session, out, record, keyed)
 
     def _json_error(self, index: int, line: int | None, exc: Exception) -> RecordReport:
-        where = f" (line {line})" if line is not None else ""
+        # The report carries the line number; the message names only the problem.
         finding = Finding(code=R_JSON.id, severity=R_JSON.severity, path="",
-                          message=f"not valid JSON{where}: {_json_error(exc)}")
+                          message=f"not valid JSON: {_json_error(exc)}")
         return RecordReport(index=index, line=line, record_id=None, valid=False, decision=None,
                             findings=(finding,), policy=self._fingerprint)
 
@@ -399,7 +402,8 @@ class Validator:
         key = None
         if session is not None and patient is not None:
             if self._series is not None:
-                series = self._series.add_summary(patient.patient_id, self._summarize(session))
+                series = self._series.add_summary(patient.patient_id, (
+                    session.date, session.number, len(session.insertions), _tolerated(session)))
                 if series:
                     out.extend(series)
             elif keyed:
@@ -418,9 +422,15 @@ class Validator:
 # The clinical modules import the model and policy, not this module: safe to import here.
 from dryneedle import protocol as _protocol  # noqa: E402
 from dryneedle import screening as _screening  # noqa: E402
-from dryneedle.protocol import _check_session, check_session_findings, series_summary  # noqa: E402
+from dryneedle.protocol import (  # noqa: E402
+    _check_session,
+    _tolerated,
+    check_session_findings,
+    series_summary,
+)
 from dryneedle.screening import _DECISION_BY_RANK, _screen_parts  # noqa: E402
 
+_fast_decode = _fast.decoder()
 FAST_PATH: Final = _fast.AVAILABLE
 """Whether JSON lines take the accelerated structure check (extra ``fast``: msgspec)."""
 

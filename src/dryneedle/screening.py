@@ -475,6 +475,11 @@ _LIMB = {
     Region.THIGH: 2, Region.KNEE: 2, Region.LEG: 2, Region.ANKLE_FOOT: 2,
 }
 
+_LYMPHOEDEMA = SiteFindingKind.LYMPHOEDEMA
+_SF_MIDLINE = SiteSide.MIDLINE
+_SF_BILATERAL = SiteSide.BILATERAL
+_MIDLINE = Side.MIDLINE
+
 _KIND_RULE = {
     SiteFindingKind.LYMPHOEDEMA: SITE_LYMPHOEDEMA,
     SiteFindingKind.SURGERY: SITE_RECENT_SURGERY,
@@ -570,13 +575,16 @@ def _site(
         rank = hit[1]
         excluded = True
     else:
+        region = muscle.region
+        side = site.side
         for sf in site_findings:
-            if not _sides_overlap(sf.side, site.side):
-                continue
-            if sf.region is not muscle.region and not (
-                sf.kind is SiteFindingKind.LYMPHOEDEMA
-                and _LIMB.get(sf.region, 0) == _LIMB.get(muscle.region, -1)
+            if sf.region is not region and (
+                sf.kind is not _LYMPHOEDEMA or _LIMB.get(sf.region, 0) != _LIMB.get(region, -1)
             ):
+                continue  # another region (a lymphoedema finding covers its whole limb)
+            sf_side = sf.side
+            if not (sf_side is _SF_MIDLINE or sf_side is _SF_BILATERAL or side is _MIDLINE
+                    or sf_side == side):  # str values: SiteSide.LEFT == Side.LEFT
                 continue
             exclusion = _site_exclusion(sf, on, c.policy)
             if exclusion is not None:

@@ -105,8 +105,8 @@ def _cmd_validate(args: argparse.Namespace) -> int:
             out.write(b"".join(result.lines))
     elif args.format == "text":
         def write(result: _pipeline.ChunkResult) -> None:
-            for line, source in zip(result.lines, result.sources, strict=True):
-                out.write(_text_line(json.loads(line), source).encode("utf-8"))
+            for line in result.lines:
+                out.write(_text_line(json.loads(line), result.source).encode("utf-8"))
     else:
         def write(result: _pipeline.ChunkResult) -> None:
             pass
