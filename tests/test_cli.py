@@ -305,6 +305,6 @@ def test_jobs_two_on_mixed_inputs_keeps_files_and_lines(
     rows = [json.loads(line) for line in outputs[0].splitlines()]
     assert len(rows) == 300 + 300 + 2 + 300
     assert [r["index"] for r in rows] == list(range(len(rows)))
-    assert rows[0]["line"] == 2 and rows[0]["file"] == str(plain)
-    assert rows[300]["line"] == 1 and rows[300]["file"] == str(gz)
-    assert rows[600]["line"] == 2 and rows[602]["line"] == 2
+    assert (rows[0]["line"], rows[0]["file"]) == (2, str(plain))
+    assert (rows[300]["line"], rows[300]["file"]) == (1, str(gz))
+    assert (rows[600]["line"], rows[602]["line"]) == (2, 2)
