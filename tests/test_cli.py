@@ -308,3 +308,16 @@ def test_jobs_two_on_mixed_inputs_keeps_files_and_lines(
     assert (rows[0]["line"], rows[0]["file"]) == (2, str(plain))
     assert (rows[300]["line"], rows[300]["file"]) == (1, str(gz))
     assert (rows[600]["line"], rows[602]["line"]) == (2, 2)
+
+
+def test_progress_bar_on_a_terminal_leaves_stdout_unchanged(
+    monkeypatch: pytest.MonkeyPatch, capfdbinary: pytest.CaptureFixture[bytes]
+) -> None:
+    """With stderr on a terminal a progress bar is drawn there; stdout stays the same."""
+    main(["validate", str(EXAMPLES), "-q"])
+    quiet, _ = capfdbinary.readouterr()
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    main(["validate", str(EXAMPLES)])
+    loud, err = capfdbinary.readouterr()
+    assert loud == quiet
+    assert b"300 records:" in err
