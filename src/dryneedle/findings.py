@@ -28,6 +28,7 @@ import attrs
 
 __all__ = [
     "DECISION_ORDER",
+    "EFFECT_DECISION",
     "Decision",
     "Effect",
     "Finding",
@@ -78,6 +79,17 @@ class Effect(enum.StrEnum):
     REVIEW = "review"
     PRECAUTION = "precaution"
     NOTE = "note"
+
+
+EFFECT_DECISION: Mapping[Effect, Decision | None] = types.MappingProxyType(
+    {
+        Effect.EXCLUDE: Decision.NOT_ELIGIBLE,
+        Effect.REVIEW: Decision.NEEDS_REVIEW,
+        Effect.PRECAUTION: Decision.ELIGIBLE_WITH_PRECAUTIONS,
+        Effect.NOTE: None,
+    }
+)
+"""The decision a screening finding's effect leads to (``note`` leads to none)."""
 
 
 @attrs.frozen(kw_only=True)
