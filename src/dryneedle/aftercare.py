@@ -62,7 +62,7 @@ import attrs
 
 from dryneedle._version import __version__
 from dryneedle.catalog import MUSCLES
-from dryneedle.findings import Finding, Rule, Severity, register
+from dryneedle.findings import Finding, FindingsError, Rule, Severity, register
 from dryneedle.model import (
     AdverseEventGrade,
     AdverseEventKind,
@@ -520,15 +520,10 @@ class SymptomReport:
     symptoms: tuple[ReportedSymptom, ...] = ()
 
 
-class ReportError(ValueError):
+class ReportError(FindingsError):
     """A symptom report could not be structured; ``findings`` holds every problem found."""
 
-    def __init__(self, findings: Iterable[Finding]) -> None:
-        self.findings: tuple[Finding, ...] = tuple(findings)
-        lines = [f"{f.path or '<report>'}: {f.message} [{f.code}]" for f in self.findings]
-        super().__init__(
-            f"{len(self.findings)} problem(s) in symptom report:\n  " + "\n  ".join(lines)
-        )
+    what = "symptom report"
 
 
 _R_REPORT_UNKNOWN_FIELD: Final = register(Rule(

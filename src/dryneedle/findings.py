@@ -32,6 +32,7 @@ __all__ = [
     "Decision",
     "Effect",
     "Finding",
+    "FindingsError",
     "Rule",
     "Severity",
     "all_rules",
@@ -119,6 +120,23 @@ class Finding:
             "message": self.message,
             "sources": list(self.sources),
         }
+
+
+class FindingsError(ValueError):
+    """An input could not be structured; ``findings`` holds *every* problem found.
+
+    The ``validate()``-style helpers raise it with all problems at once (never the first only).
+    """
+
+    what = "input"
+    """What could not be structured, as named in the message."""
+
+    def __init__(self, findings: Iterable[Finding]) -> None:
+        self.findings: tuple[Finding, ...] = tuple(findings)
+        lines = [f"{f.path or f'<{self.what}>'}: {f.message} [{f.code}]" for f in self.findings]
+        super().__init__(
+            f"{len(self.findings)} problem(s) in {self.what}:\n  " + "\n  ".join(lines)
+        )
 
 
 @attrs.frozen(kw_only=True)

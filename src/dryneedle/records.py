@@ -35,7 +35,7 @@ import cattrs
 from dryneedle import _fast, _structure, model
 from dryneedle._structure import BAD, R_FORMAT, R_JSON, R_NOT_OBJECT, WALKERS, field_specs
 from dryneedle._version import __version__
-from dryneedle.findings import Decision, Finding, Severity
+from dryneedle.findings import Decision, Finding, FindingsError, Severity
 from dryneedle.policy import DEFAULT_POLICY, Policy
 
 _ERROR: Final = Severity.ERROR
@@ -168,15 +168,10 @@ class RecordReport(NamedTuple):
 _new_report = tuple.__new__  # builds a RecordReport from a full tuple, without keyword parsing
 
 
-class RecordError(ValueError):
+class RecordError(FindingsError):
     """A record could not be structured; ``findings`` holds every problem found."""
 
-    def __init__(self, findings: Iterable[Finding]) -> None:
-        self.findings: tuple[Finding, ...] = tuple(findings)
-        lines = [f"{f.path or '<record>'}: {f.message} [{f.code}]" for f in self.findings]
-        super().__init__(
-            f"{len(self.findings)} problem(s) in record:\n  " + "\n  ".join(lines)
-        )
+    what = "record"
 
 
 # --- structure -----------------------------------------------------------------------------------
