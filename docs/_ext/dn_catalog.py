@@ -36,28 +36,29 @@ import json
 import os
 import re
 from collections.abc import Iterator, Sequence
-from pathlib import Path
 from typing import Any
 
+from dn_nodes import (
+    Content,
+    GeneratedDirective,
+    builtin_policies,
+    code,
+    field_list,
+    fmt_number,
+    joined,
+    para,
+    table,
+    xref,
+)
 from docutils import nodes
 from docutils.parsers.rst import directives
-from sphinx import addnodes
 from sphinx.application import Sphinx
-from sphinx.util.docutils import SphinxDirective
 
 import dryneedle
 from dryneedle.catalog import CONDITIONS, MUSCLES
-from dryneedle.findings import Decision, Effect, Rule, all_rules
-from dryneedle.policy import DEFAULT_POLICY, POLICIES, Policy
+from dryneedle.findings import EFFECT_DECISION, Effect, Rule, all_rules
+from dryneedle.policy import DEFAULT_POLICY, Policy
 from dryneedle.sources import SOURCES, Source
-
-# What a screening effect does to the decision (see dryneedle.findings.Effect).
-EFFECT_DECISION: dict[Effect, Decision | None] = {
-    Effect.EXCLUDE: Decision.NOT_ELIGIBLE,
-    Effect.REVIEW: Decision.NEEDS_REVIEW,
-    Effect.PRECAUTION: Decision.ELIGIBLE_WITH_PRECAUTIONS,
-    Effect.NOTE: None,
-}
 
 CATEGORY_ORDER = ("structure", "screening", "protocol", "series", "aftercare")
 CATEGORY_TITLES = {
@@ -76,127 +77,13 @@ GRADE_LABELS = {"P": "P - primary", "S": "S - secondary", "C": "C - clinic-polic
 CLINIC_POLICY = "policy"
 
 
-# --- small node helpers ------------------------------------------------------------------------
-
-
-def _text(text: str) -> nodes.Text:
-    return nodes.Text(text)
-
-
-def _code(text: str) -> nodes.literal:
-    return nodes.literal(text, text)
-
-
-def _para(*children: nodes.Node | str) -> nodes.paragraph:
-    p = nodes.paragraph()
-    for c in children:
-        p += _text(c) if isinstance(c, str) else c
-    return p
-
-
-def _xref(docname: str, reftype: str, target: str, label: str | None = None) -> nodes.Node:
-    """A checked cross-reference to a ``rule``, ``source`` or ``limit`` target."""
-    ref = addnodes.pending_xref(
-        "", refdomain="std", reftype=reftype, reftarget=target, refdoc=docname,
-        refexplicit=True, refwarn=True,
-    )
-    ref += _code(label or target)
-    return ref
-
-
-def _joined(items: Sequence[nodes.Node], sep: str = ", ") -> list[nodes.Node]:
-    out: list[nodes.Node] = []
-    for i, item in enumerate(items):
-        if i:
-            out.append(_text(sep))
-        out.append(item)
-    return out
-
-
-def _cell(content: nodes.Node | str | Sequence[nodes.Node]) -> nodes.entry:
-    """A table cell from a string, an inline node, a body element or a list of inline nodes."""
-    entry = nodes.entry()
-    if isinstance(content, str):
-        entry += _para(content)
-    elif isinstance(content, nodes.Body):
-        entry += content
-    elif isinstance(content, nodes.Node):
-        entry += _para(content)
-    else:
-        entry += _para(*content)
-    return entry
-
-
-def _table(
-    headers: Sequence[str],
-    rows: Sequence[Sequence[Any]],
-    widths: Sequence[int],
-    classes: Sequence[str] = (),
-) -> nodes.table:
-    table = nodes.table(classes=["dn-table", *classes])
-    group = nodes.tgroup(cols=len(headers))
-    table += group
-    for w in widths:
-        group += nodes.colspec(colwidth=w)
-    head = nodes.thead()
-    row = nodes.row()
-    for h in headers:
-        row += _cell(h)
-    head += row
-    group += head
-    body = nodes.tbody()
-    for cells in rows:
-        row = nodes.row()
-        for c in cells:
-            row += _cell(c)
-        body += row
-    group += body
-    return table
-
-
-def _field_list(
-    fields: Sequence[tuple[str, Sequence[nodes.Node] | nodes.Node]],
-) -> nodes.field_list:
-    fl = nodes.field_list(classes=["dn-fields"])
-    for name, body in fields:
-        field = nodes.field()
-        field += nodes.field_name(name, name)
-        fb = nodes.field_body()
-        if isinstance(body, nodes.Body):
-            fb += body
-        elif isinstance(body, nodes.Node):
-            fb += _para(body)
-        else:
-            fb += _para(*body)
-        field += fb
-        fl += field
-    return fl
-
-
-def _fmt_number(value: float) -> str:
-    return f"{value:g}"
-
-
 # --- the directives' common base ----------------------------------------------------------------
 
 
-class _Generated(SphinxDirective):
-    """A directive whose output is generated from the library (rebuilt when it changes)."""
+class _Generated(GeneratedDirective):
+    """A generated directive that defines sections and link targets; text shown verbatim."""
 
-    has_content = False
-
-    def run(self) -> list[nodes.Node]:
-        package = Path(dryneedle.__file__).parent
-        for path in sorted(package.rglob("*.py")):
-            self.env.note_dependency(str(path))
-        out = self.generate()
-        for node in out:  # registry text is shown verbatim: no typographic quotes
-            if isinstance(node, nodes.Element):
-                node["support_smartquotes"] = False
-        return out
-
-    def generate(self) -> list[nodes.Node]:
-        raise NotImplementedError
+    verbatim = True
 
     def section(self, title: str, anchor: str) -> nodes.section:
         """Return a section with a stable id (``anchor``) registered in the document."""
@@ -215,10 +102,6 @@ class _Generated(SphinxDirective):
 
 
 # --- rules ------------------------------------------------------------------------------------
-
-
-def _policies() -> tuple[Policy, ...]:
-    return tuple(POLICIES.values())
 
 
 def _effect_text(effect: Effect) -> str:
@@ -263,13 +146,13 @@ class RulesDirective(_Generated):
         return out
 
     def category_body(self, rules: Sequence[Rule]) -> list[nodes.Node]:
-        policies = _policies()
+        policies = builtin_policies()
         doc = self.env.docname
-        summary = _table(
+        summary = table(
             ["Rule", "Title", *(f"{p.name} policy" for p in policies)],
             [
                 [
-                    [_xref(doc, "rule", r.id)],
+                    [xref(doc, "rule", r.id)],
                     r.title,
                     *(rule_outcome(r, p) for p in policies),
                 ]
@@ -288,31 +171,31 @@ class RulesDirective(_Generated):
         box = nodes.container(classes=["dn-rule"])
         box += self.target("rule", rule.id)
         head = nodes.paragraph(classes=["dn-rule-head"])
-        head += nodes.strong("", "", _code(rule.id))
-        head += _text(f" \u2014 {rule.title}")
+        head += nodes.strong("", "", code(rule.id))
+        head += nodes.Text(f" \u2014 {rule.title}")
         if CLINIC_POLICY in rule.sources:
-            head += _text(" ")
+            head += nodes.Text(" ")
             head += nodes.inline("", "clinic-policy default", classes=["dn-badge", "dn-badge-c"])
         box += head
 
         default = (f"{rule.severity.value}" if rule.effect is None
                    else f"{rule.severity.value}; {_effect_text(rule.effect)}")
-        fields: list[tuple[str, Sequence[nodes.Node] | nodes.Node]] = [
-            ("Default", [_text(default)]),
+        fields: list[tuple[str, Content]] = [
+            ("Default", [nodes.Text(default)]),
         ]
         overridden = nodes.bullet_list()
         for p in policies:
             o = p.rule_override(rule.id)
             if o is None:
                 continue
-            para = _para(nodes.strong("", f"{p.name} policy: "), rule_outcome(rule, p),
+            line = para(nodes.strong("", f"{p.name} policy: "), rule_outcome(rule, p),
                          f". {o.justification}")
             if o.sources:
-                para += _text(" (")
-                para.extend(_joined([_xref(doc, "source", s) for s in o.sources]))
-                para += _text(")")
+                line += nodes.Text(" (")
+                line.extend(joined([xref(doc, "source", s) for s in o.sources]))
+                line += nodes.Text(")")
             item = nodes.list_item()
-            item += para
+            item += line
             overridden += item
         if overridden.children:
             fields.append(("Overridden", overridden))
@@ -320,18 +203,18 @@ class RulesDirective(_Generated):
             limit_nodes: list[nodes.Node] = []
             for name in rule.limits:
                 unit = _limit_units().get(name, "")
-                per = [(p.name, _fmt_number(getattr(p, name))) for p in policies]
+                per = [(p.name, fmt_number(getattr(p, name))) for p in policies]
                 if len({v for _, v in per}) == 1:
                     values = f"{per[0][1]} {unit}".strip()
                 else:
                     values = ", ".join(f"{v} {unit} ({n})".replace("  ", " ") for n, v in per)
-                limit_nodes.append(nodes.inline("", "", _xref(doc, "limit", name),
-                                                _text(f" = {values}")))
-            fields.append(("Limits", _joined(limit_nodes, "; ")))
-        fields.append(("Rationale", [_text(rule.rationale)]))
-        fields.append(("Sources", _joined([_xref(doc, "source", s) for s in rule.sources])
-                       or [_text("none")]))
-        box += _field_list(fields)
+                limit_nodes.append(nodes.inline("", "", xref(doc, "limit", name),
+                                                nodes.Text(f" = {values}")))
+            fields.append(("Limits", joined(limit_nodes, "; ")))
+        fields.append(("Rationale", [nodes.Text(rule.rationale)]))
+        fields.append(("Sources", joined([xref(doc, "source", s) for s in rule.sources])
+                       or [nodes.Text("none")]))
+        box += field_list(fields)
         return box
 
 
@@ -344,7 +227,7 @@ class LimitsDirective(_Generated):
 
     def generate(self) -> list[nodes.Node]:
         doc = self.env.docname
-        policies = _policies()
+        policies = builtin_policies()
         values = {p.name: {lim.name: lim.value for lim in p.limits()} for p in policies}
         users: dict[str, list[str]] = {}
         for r in all_rules():
@@ -352,22 +235,22 @@ class LimitsDirective(_Generated):
                 users.setdefault(name, []).append(r.id)
         rows = []
         for lim in DEFAULT_POLICY.limits():
-            name_cell: list[nodes.Node] = [self.target("limit", lim.name), _code(lim.name)]
-            doc_cell: list[nodes.Node] = [_text(lim.doc)]
+            name_cell: list[nodes.Node] = [self.target("limit", lim.name), code(lim.name)]
+            doc_cell: list[nodes.Node] = [nodes.Text(lim.doc)]
             if CLINIC_POLICY in lim.sources:
-                doc_cell += [_text(" "), nodes.inline("", "clinic-policy default",
+                doc_cell += [nodes.Text(" "), nodes.inline("", "clinic-policy default",
                                                       classes=["dn-badge", "dn-badge-c"])]
             if users.get(lim.name):
-                doc_cell += [_text(" Read by: "),
-                             *_joined([_xref(doc, "rule", r) for r in users[lim.name]])]
+                doc_cell += [nodes.Text(" Read by: "),
+                             *joined([xref(doc, "rule", r) for r in users[lim.name]])]
             rows.append([
                 name_cell,
-                *(f"{_fmt_number(values[p.name][lim.name])}" for p in policies),
+                *(f"{fmt_number(values[p.name][lim.name])}" for p in policies),
                 lim.unit,
                 doc_cell,
-                _joined([_xref(doc, "source", s) for s in lim.sources]),
+                joined([xref(doc, "source", s) for s in lim.sources]),
             ])
-        return [_table(
+        return [table(
             ["Limit", *(f"{p.name}" for p in policies), "Unit", "Meaning", "Sources"],
             rows,
             [20, *(8 for _ in policies), 8, 44, 16],
@@ -392,7 +275,7 @@ def cited_by() -> dict[str, list[tuple[str, str]]]:
     for lim in DEFAULT_POLICY.limits():
         for s in lim.sources:
             add(s, "limit", lim.name)
-    for p in _policies():
+    for p in builtin_policies():
         for o in p.rule_overrides:
             for s in o.sources:
                 add(s, "policy", p.name)
@@ -426,36 +309,36 @@ class BibliographyDirective(_Generated):
         box = nodes.container(classes=["dn-source"])
         box += self.target("source", source.id)
         head = nodes.paragraph(classes=["dn-source-head"])
-        head += nodes.strong("", "", _code(source.id))
-        head += _text(" ")
+        head += nodes.strong("", "", code(source.id))
+        head += nodes.Text(" ")
         head += nodes.inline("", GRADE_LABELS[source.grade],
                              classes=["dn-badge", f"dn-badge-{source.grade.lower()}"])
         box += head
-        ref = _para(source.reference)
+        ref = para(source.reference)
         if source.url:
-            ref += _text(" ")
+            ref += nodes.Text(" ")
             ref += nodes.reference(source.url, source.url, refuri=source.url)
-        fields: list[tuple[str, Sequence[nodes.Node] | nodes.Node]] = [
+        fields: list[tuple[str, Content]] = [
             ("Reference", ref),
-            ("Supports", [_text(source.supports)]),
+            ("Supports", [nodes.Text(source.supports)]),
         ]
         rules = [name for kind, name in citing if kind == "rule"]
         if rules:
-            fields.append(("Rules", _joined([_xref(doc, "rule", r) for r in rules])))
+            fields.append(("Rules", joined([xref(doc, "rule", r) for r in rules])))
         limits = [name for kind, name in citing if kind == "limit"]
         if limits:
-            fields.append(("Policy limits", _joined([_xref(doc, "limit", n) for n in limits])))
+            fields.append(("Policy limits", joined([xref(doc, "limit", n) for n in limits])))
         overrides = [name for kind, name in citing if kind == "policy"]
         if overrides:
             names = ", ".join(f"{n} policy" for n in overrides)
-            fields.append(("Policy overrides", [_text(names)]))
+            fields.append(("Policy overrides", [nodes.Text(names)]))
         muscles = [name for kind, name in citing if kind == "muscle"]
         if muscles:
-            fields.append(("Anatomy catalog", _joined([_code(m) for m in muscles])))
+            fields.append(("Anatomy catalog", joined([code(m) for m in muscles])))
         conditions = [name for kind, name in citing if kind == "condition"]
         if conditions:
-            fields.append(("Condition catalog", _joined([_code(c) for c in conditions])))
-        box += _field_list(fields)
+            fields.append(("Condition catalog", joined([code(c) for c in conditions])))
+        box += field_list(fields)
         return box
 
 
@@ -470,15 +353,15 @@ class MusclesDirective(_Generated):
         rows = []
         for m in MUSCLES.values():
             rows.append([
-                [_code(m.id)],
+                [code(m.id)],
                 m.name,
-                [_code(m.region.value)],
+                [code(m.region.value)],
                 "yes" if m.over_lung else "no",
                 "yes" if m.palpable_haemostasis else "no",
-                "\u2014" if m.depth_limit_mm is None else f"{_fmt_number(m.depth_limit_mm)} mm",
-                _joined([_xref(doc, "source", s) for s in m.sources]) or "\u2014",
+                "\u2014" if m.depth_limit_mm is None else f"{fmt_number(m.depth_limit_mm)} mm",
+                joined([xref(doc, "source", s) for s in m.sources]) or "\u2014",
             ])
-        return [_table(
+        return [table(
             ["Muscle id", "Name", "Region", "Over lung", "Palpable haemostasis", "Depth limit",
              "Sources"],
             rows, [20, 20, 12, 8, 10, 8, 22], classes=["dn-muscles"],
@@ -496,13 +379,13 @@ class ConditionsDirective(_Generated):
                 f"FY{first}+: {', '.join(c.codes[first])}" for first in sorted(c.codes)
             ) or "\u2014 (no code given by a source)"
             rows.append([
-                [_code(c.id)],
+                [code(c.id)],
                 c.name,
                 "yes" if c.indication else "no (not an indication)",
                 codes,
-                _joined([_xref(doc, "source", s) for s in c.sources]) or "\u2014",
+                joined([xref(doc, "source", s) for s in c.sources]) or "\u2014",
             ])
-        return [_table(
+        return [table(
             ["Condition id", "Name", "Indication", "ICD-10-CM codes", "Sources"],
             rows, [22, 26, 12, 24, 16], classes=["dn-conditions"],
         )]
@@ -576,11 +459,11 @@ def _json_rich(text: str) -> list[nodes.Node]:
     out: list[nodes.Node] = []
     pos = 0
     for m in re.finditer(r"``(.+?)``|:\w+:`~?(.+?)`", text):
-        out.append(_text(text[pos:m.start()]))
+        out.append(nodes.Text(text[pos:m.start()]))
         literal = m.group(1) or m.group(2)
-        out.append(_code(_PY_TO_JSON.get(literal, literal)))
+        out.append(code(_PY_TO_JSON.get(literal, literal)))
         pos = m.end()
-    out.append(_text(text[pos:]))
+    out.append(nodes.Text(text[pos:]))
     return out
 
 
@@ -611,8 +494,8 @@ class FieldsDirective(_Generated):
                 need = "required"
             else:
                 need = "optional; null or absent = unknown" if nullable else "optional"
-            rows.append([[_code(field)], kind, need, _json_rich(meanings.get(field, ""))])
-        return [_table(["Field", "Type", "Required", "Meaning"], rows, [18, 30, 16, 36],
+            rows.append([[code(field)], kind, need, _json_rich(meanings.get(field, ""))])
+        return [table(["Field", "Type", "Required", "Meaning"], rows, [18, 30, 16, 36],
                        classes=["dn-fields-table"])]
 
 

@@ -24,110 +24,37 @@ loaded by this extension's ``setup``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
+from dn_nodes import (
+    Content,
+    GeneratedDirective,
+    builtin_policies,
+    code,
+    fmt_number,
+    joined,
+    table,
+    xref,
+)
 from docutils import nodes
 from docutils.parsers.rst import directives
-from sphinx import addnodes
 from sphinx.application import Sphinx
-from sphinx.util.docutils import SphinxDirective
 
 import dryneedle
 from dryneedle.catalog import MUSCLES
 from dryneedle.findings import Rule, all_rules
-from dryneedle.policy import DEFAULT_POLICY, POLICIES, Policy
+from dryneedle.policy import DEFAULT_POLICY
 
 DEFAULT_CATEGORIES = "protocol,series"
-
-
-# --- node helpers --------------------------------------------------------------------------------
-
-
-def _code(text: str) -> nodes.literal:
-    return nodes.literal(text, text)
-
-
-def _xref(docname: str, reftype: str, target: str) -> addnodes.pending_xref:
-    """A checked cross-reference to a ``rule``, ``limit`` or ``source`` target (dn_catalog)."""
-    ref = addnodes.pending_xref(
-        "", refdomain="std", reftype=reftype, reftarget=target, refdoc=docname,
-        refexplicit=True, refwarn=True,
-    )
-    ref += _code(target)
-    return ref
-
-
-def _joined(items: Sequence[nodes.Node], sep: str = ", ") -> list[nodes.Node]:
-    out: list[nodes.Node] = []
-    for i, item in enumerate(items):
-        if i:
-            out.append(nodes.Text(sep))
-        out.append(item)
-    return out
-
-
-def _cell(content: str | Sequence[nodes.Node]) -> nodes.entry:
-    para = nodes.paragraph()
-    if isinstance(content, str):
-        para += nodes.Text(content)
-    else:
-        para.extend(content)
-    entry = nodes.entry()
-    entry += para
-    return entry
-
-
-def _table(
-    headers: Sequence[str], rows: Sequence[Sequence[str | Sequence[nodes.Node]]],
-    widths: Sequence[int], cls: str,
-) -> nodes.table:
-    table = nodes.table(classes=["dn-table", cls])
-    group = nodes.tgroup(cols=len(headers))
-    table += group
-    for w in widths:
-        group += nodes.colspec(colwidth=w)
-    head = nodes.thead()
-    row = nodes.row()
-    for h in headers:
-        row += _cell(h)
-    head += row
-    group += head
-    body = nodes.tbody()
-    for cells in rows:
-        row = nodes.row()
-        for c in cells:
-            row += _cell(c)
-        body += row
-    group += body
-    return table
-
-
-def _number(value: float) -> str:
-    return f"{value:g}"
-
-
-def _policies() -> tuple[Policy, ...]:
-    return tuple(POLICIES.values())
 
 
 # --- directives ----------------------------------------------------------------------------------
 
 
-class _Generated(SphinxDirective):
-    """A directive whose output is generated from the library (rebuilt when it changes)."""
+class _Generated(GeneratedDirective):
+    """A generated directive over the rules of some categories (option ``:categories:``)."""
 
-    has_content = False
     option_spec = {"categories": directives.unchanged}  # noqa: RUF012 - docutils API
-
-    def run(self) -> list[nodes.Node]:
-        for path in sorted(Path(dryneedle.__file__).parent.rglob("*.py")):
-            self.env.note_dependency(str(path))
-        return self.generate()
-
-    def generate(self) -> list[nodes.Node]:
-        raise NotImplementedError
 
     def rules(self) -> list[Rule]:
         wanted = {c.strip() for c in self.options.get("categories", DEFAULT_CATEGORIES).split(",")}
@@ -147,26 +74,26 @@ class ProtocolLimitsDirective(_Generated):
         for rule in self.rules():
             for name in rule.limits:
                 readers.setdefault(name, []).append(rule.id)
-        policies = _policies()
+        policies = builtin_policies()
         values = {p.name: {lim.name: lim.value for lim in p.limits()} for p in policies}
-        rows: list[list[str | Sequence[nodes.Node]]] = []
+        rows: list[list[Content]] = []
         for lim in DEFAULT_POLICY.limits():  # policy order
             if lim.name not in readers:
                 continue
             rows.append([
-                [_xref(doc, "limit", lim.name)],
-                *(_number(values[p.name][lim.name]) for p in policies),
+                [xref(doc, "limit", lim.name)],
+                *(fmt_number(values[p.name][lim.name]) for p in policies),
                 lim.unit,
                 lim.doc,
-                _joined([_xref(doc, "rule", r) for r in readers[lim.name]]),
-                _joined([_xref(doc, "source", s) for s in lim.sources]),
+                joined([xref(doc, "rule", r) for r in readers[lim.name]]),
+                joined([xref(doc, "source", s) for s in lim.sources]),
             ])
         if not rows:
             msg = "the chosen rules read no policy limit"
             raise self.error(msg)
-        return [_table(
+        return [table(
             ["Limit", *(p.name for p in policies), "Unit", "Meaning", "Read by", "Sources"],
-            rows, [18, *(8 for _ in policies), 6, 34, 22, 14], "dn-protocol-limits",
+            rows, [18, *(8 for _ in policies), 6, 34, 22, 14], classes=["dn-protocol-limits"],
         )]
 
 
@@ -175,23 +102,23 @@ class MuscleDepthLimitsDirective(_Generated):
 
     def generate(self) -> list[nodes.Node]:
         doc = self.env.docname
-        policy_limit = _number(DEFAULT_POLICY.over_lung_max_depth_mm)
-        rows: list[list[str | Sequence[nodes.Node]]] = []
+        policy_limit = fmt_number(DEFAULT_POLICY.over_lung_max_depth_mm)
+        rows: list[list[Content]] = []
         for m in MUSCLES.values():
             if not m.over_lung:
                 continue
             if m.depth_limit_mm is not None:
-                limit: str | Sequence[nodes.Node] = f"beyond {_number(m.depth_limit_mm)} mm"
+                limit: Content = f"beyond {fmt_number(m.depth_limit_mm)} mm"
             else:
                 limit = [nodes.Text(f"at or beyond {policy_limit} mm ("),
-                         _xref(doc, "limit", "over_lung_max_depth_mm"), nodes.Text(")")]
+                         xref(doc, "limit", "over_lung_max_depth_mm"), nodes.Text(")")]
             rows.append([
-                [_code(m.id)], m.name, m.region.value, limit,
-                _joined([_xref(doc, "source", s) for s in m.sources]),
+                [code(m.id)], m.name, m.region.value, limit,
+                joined([xref(doc, "source", s) for s in m.sources]),
             ])
-        return [_table(
+        return [table(
             ["Muscle", "Name", "Region", "Error without ultrasound (default policy)", "Sources"],
-            rows, [22, 22, 12, 28, 16], "dn-muscle-depth-limits",
+            rows, [22, 22, 12, 28, 16], classes=["dn-muscle-depth-limits"],
         )]
 
 
@@ -200,20 +127,20 @@ class ProtocolRulesDirective(_Generated):
 
     def generate(self) -> list[nodes.Node]:
         doc = self.env.docname
-        policies = _policies()
-        rows: list[list[str | Sequence[nodes.Node]]] = [
+        policies = builtin_policies()
+        rows: list[list[Content]] = [
             [
-                [_xref(doc, "rule", r.id)],
+                [xref(doc, "rule", r.id)],
                 r.title,
                 *(p.severity_of(r.id, r.severity).value for p in policies),
-                _joined([_xref(doc, "limit", name) for name in r.limits]) or "\u2014",
-                _joined([_xref(doc, "source", s) for s in r.sources]),
+                joined([xref(doc, "limit", name) for name in r.limits]) or "\u2014",
+                joined([xref(doc, "source", s) for s in r.sources]),
             ]
             for r in self.rules()
         ]
-        return [_table(
+        return [table(
             ["Rule", "Title", *(p.name for p in policies), "Limits", "Sources"],
-            rows, [30, 30, *(8 for _ in policies), 20, 16], "dn-protocol-rules",
+            rows, [30, 30, *(8 for _ in policies), 20, 16], classes=["dn-protocol-rules"],
         )]
 
 
