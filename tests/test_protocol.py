@@ -359,7 +359,7 @@ _weird_number = st.sampled_from([-5.0, -0.0, 0.0, 1e308, 1e-300, -1e308])
 
 @st.composite
 def adversarial_sessions(draw: st.DrawFn) -> model.Session:
-    """Generated sessions, some with zero, negative or extreme numbers and unknown muscles."""
+    """Generated sessions, some with extreme depths, dwell times, numbers and unknown muscles."""
     session = draw(sessions())
     out = []
     for original in session.insertions:
@@ -370,8 +370,15 @@ def adversarial_sessions(draw: st.DrawFn) -> model.Session:
         if draw(st.integers(0, 9)) == 0:
             ins = attrs.evolve(ins, muscle="unknown_muscle")
         out.append(ins)
-    number = draw(st.sampled_from([session.number, 0, -1]))
+    number = draw(st.sampled_from([session.number, 1, 10**9]))
     return attrs.evolve(session, insertions=tuple(out), number=number)
+
+
+@pytest.mark.parametrize("number", [0, -1, None, True, 1.0])
+def test_the_model_refuses_impossible_session_numbers(number: object) -> None:
+    """A session number is an integer >= 1: anything else cannot reach the rules at all."""
+    with pytest.raises((TypeError, ValueError)):
+        attrs.evolve(_session(_gluteus()), number=number)  # type: ignore[arg-type]
 
 
 @settings(max_examples=150, deadline=None)

@@ -179,6 +179,11 @@ def _array_elements(
     while True:
         ch = skip_ws()
         if ch == "]" and (first or not expect_value):
+            pos += 1
+            if skip_ws() != "":  # never drop what follows silently (JSONL starting with "[")
+                yield Item(name, line, ArrayError(
+                    "content after the end of the JSON array: a JSON-array input holds one "
+                    "array, and each JSONL line must be one record object"))
             return
         if ch == "":
             yield Item(name, line, ArrayError("unexpected end of input inside a JSON array"))
@@ -198,6 +203,9 @@ def _array_elements(
                 if len(buf) - pos < _MAX_ELEMENT and fill():
                     continue
                 yield Item(name, start_line, ArrayError(f"not valid JSON: {exc.msg}"))
+                return
+            except RecursionError:
+                yield Item(name, start_line, ArrayError("not valid JSON: nested too deeply"))
                 return
             break
         line += buf.count("\n", pos, end)

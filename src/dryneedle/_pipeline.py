@@ -209,7 +209,7 @@ def process_chunk(
         if isinstance(data, _io.ArrayError):
             report, key = _array_error_report(0, line, data.message), None
         else:
-            report, key = v.check_keyed(data, 0, line)
+            report, key = v.check_keyed(data, 0, line, decoded=not isinstance(payload, bytes))
         d = report.as_dict()
         del d["index"], d["line"]  # numbered by the main process, in order
         if multi:

@@ -138,7 +138,7 @@ def _unknown(
 ) -> None:
     for key in data:
         if key not in known:
-            path = f"{prefix}.{key}" if prefix else key
+            path = f"{prefix}.{key}" if prefix else str(key)
             out.append(_f(R_UNKNOWN_FIELD, path, "unknown field (ignored)"))
 
 
@@ -179,8 +179,7 @@ class FieldSpec:
             ``condition``, ``object`` or ``array``.
         required: Whether the field must be present and non-null.
         target: Enum class, nested model class, or item kind of an array.
-        minimum: Smallest allowed value of a number, if any.
-        exclusive_minimum: Whether ``minimum`` itself is excluded.
+        minimum: Smallest allowed value of a number, if any (inclusive).
     """
 
     name: str
@@ -188,13 +187,12 @@ class FieldSpec:
     required: bool
     target: Any = None
     minimum: float | None = None
-    exclusive_minimum: bool = False
 
 
 # Structural bounds (not clinical limits: those live in the Policy).
-_MINIMUMS: Mapping[tuple[type, str], tuple[float, bool]] = {
-    (model.Session, "number"): (1, False),
-    (model.PostSteps, "needles_removed"): (0, False),
+_MINIMUMS: Mapping[tuple[type, str], float] = {
+    (model.Session, "number"): 1,
+    (model.PostSteps, "needles_removed"): 0,
 }
 
 # Fields whose string values come from a catalog rather than an enum.
@@ -245,11 +243,10 @@ def field_specs(cls: type) -> tuple[FieldSpec, ...]:
         if (cls, a.name) in _CATALOG_FIELDS:
             kind = _CATALOG_FIELDS[cls, a.name]
         required = a.default is attrs.NOTHING and not nullable
-        minimum, exclusive = _MINIMUMS.get((cls, a.name), (None, False))
+        minimum = _MINIMUMS.get((cls, a.name))
         specs.append(
             FieldSpec(
-                name=a.name, kind=kind, required=required, target=target,
-                minimum=minimum, exclusive_minimum=exclusive,
+                name=a.name, kind=kind, required=required, target=target, minimum=minimum,
             )
         )
     return tuple(specs)

@@ -785,7 +785,8 @@ def _coerce_answers(answers: Mapping[str, Any]) -> dict[str, Any]:
             else:
                 raise ValueError(value)
         except ValueError:
-            msg = f"answer {key!r}: invalid value {value!r}"
+            # The value itself is not echoed: a misplaced answer could be free text.
+            msg = f"answer {key!r}: invalid value (expected true, false, null or a listed value)"
             raise FhirInputError(msg) from None
     return out
 
@@ -879,6 +880,10 @@ def patient_from_fhir(
                    action=Action.SUPERSEDED if overridden else Action.USED,
                    reason="fhir-evidence" if overridden else "answers")
     pregnancy = fhir_pregnancy
+    if fhir_pregnancy is None and m.pregnancy:
+        # Conflicting observations: the status is unknown, and no form answer can make it
+        # less cautious than that.
+        fhir_pregnancy = Pregnancy.UNKNOWN
     form_preg: Pregnancy | None = form.get("pregnancy")
     if form_preg is not None:
         final = form_preg

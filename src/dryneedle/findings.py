@@ -225,8 +225,3 @@ def get_rule(rule_id: str) -> Rule:
     if rule_id not in _REGISTRY:
         _load_rule_modules()
     return _REGISTRY[rule_id]
-
-
-def rules_in(category: str) -> Iterable[Rule]:
-    """Return the registered rules of one category, sorted by id."""
-    return tuple(r for r in all_rules() if r.category == category)

@@ -195,6 +195,14 @@ def _check_count(_instance: object, attribute: attrs.Attribute[Any], value: obje
         raise TypeError(msg)
 
 
+def _check_session_number(
+    _instance: object, attribute: attrs.Attribute[Any], value: object
+) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        msg = f"{attribute.name} must be an integer of at least 1 (1 = first session)"
+        raise ValueError(msg)
+
+
 def _check_text(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
     if not isinstance(value, str) or not value:
         msg = f"{attribute.name} must be a non-empty string"
@@ -528,7 +536,7 @@ class Session:
 
     session_id: str = attrs.field(validator=_check_text)
     date: date = attrs.field(converter=_required_day)
-    number: int = attrs.field(validator=_check_count)
+    number: int = attrs.field(validator=_check_session_number)
     practitioner: Practitioner
     pre: PreSteps = attrs.field(factory=_unknown_pre)
     insertions: tuple[Insertion, ...] = attrs.field(default=(), converter=_insertions)

@@ -111,11 +111,17 @@ def _limit(default: float, *, unit: str, sources: tuple[str, ...], doc: str) -> 
 # Rules that stand for "unknown is never safe" (SPEC §1.1): no policy may weaken them below the
 # floor given here, or a missing answer could read as safe.
 FAIL_CLOSED: Mapping[str, tuple[Effect | None, Severity | None]] = types.MappingProxyType({
-    "screening.unknown_answer": (Effect.REVIEW, None),
-    "screening.birth_date_implausible": (Effect.REVIEW, None),
+    "screening.unknown_answer": (Effect.REVIEW, Severity.WARNING),
+    "screening.birth_date_implausible": (Effect.REVIEW, Severity.WARNING),
     "aftercare.triage.timing_unknown": (None, Severity.WARNING),
     "aftercare.triage.severe_symptom": (None, Severity.WARNING),
     "aftercare.triage.unlisted_symptom": (None, Severity.WARNING),
+    # Warning signs stay warning signs: their messages tell the patient to get care.
+    "aftercare.triage.lung_symptoms": (None, Severity.ERROR),
+    "aftercare.triage.chest_symptoms": (None, Severity.WARNING),
+    "aftercare.triage.infection_signs": (None, Severity.WARNING),
+    "aftercare.triage.fainting": (None, Severity.WARNING),
+    "aftercare.triage.bleeding": (None, Severity.WARNING),
 })
 """Rules no policy may weaken below (minimum effect, minimum severity)."""
 
@@ -208,7 +214,7 @@ class Policy:
         doc="Smallest plausible filiform needle diameter. Clinic policy default.",
     )
     needle_diameter_max_mm: float = _limit(
-        0.5, unit="mm", sources=("policy", "baldry-2002"),
+        0.5, unit="mm", sources=("policy",),
         doc="Largest plausible filiform needle diameter. Clinic policy default.",
     )
     needle_length_min_mm: float = _limit(
@@ -450,15 +456,17 @@ GUIDELINE_POLICY = Policy(
             rule_id="screening.pregnancy",
             effect=Effect.REVIEW,
             justification="The guideline sources do not list pregnancy as an absolute "
-            "contra-indication: clinician judgement.",
-            sources=("za-bn121",),
+            "contra-indication, which is no evidence that it is safe: clinician judgement "
+            "(clinic policy default).",
+            sources=("za-bn121", "policy"),
         ),
         RuleOverride(
             rule_id="screening.age_minimum",
             effect=Effect.REVIEW,
             justification="The guideline sources do not list age as an absolute "
-            "contra-indication: clinician judgement (consent via a guardian).",
-            sources=("za-bn121",),
+            "contra-indication, which is no evidence that it is safe: clinician judgement, "
+            "consent via a guardian (clinic policy default).",
+            sources=("za-bn121", "policy"),
         ),
     ),
 )
@@ -497,6 +505,17 @@ def load_policy(data: Mapping[str, Any]) -> Policy:
         ValueError: On a missing justification or unknown keys.
         KeyError: On an unknown base policy or rule.
     """
+    if not isinstance(data, Mapping):  # decoded JSON: the annotation is a promise, not a check
+        msg = "a policy file holds a JSON object"  # type: ignore[unreachable]
+        raise ValueError(msg)
+    for key in ("limits", "rules"):
+        if key in data and not isinstance(data[key], Mapping):
+            msg = f"{key!r} must be an object"
+            raise ValueError(msg)
+    rules = data.get("rules") or {}
+    if not all(isinstance(v, Mapping) for v in rules.values()):
+        msg = "each rule override must be an object with 'severity' and/or 'effect'"
+        raise ValueError(msg)
     unknown = set(data) - {"base", "name", "justification", "limits", "rules"}
     if unknown:
         msg = f"unknown policy keys {sorted(unknown)}"

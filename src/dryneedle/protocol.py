@@ -405,26 +405,14 @@ class _Table:
         self.len_max = policy.needle_length_max_mm
 
 
-_TABLES: dict[tuple[str, tuple[tuple[str, ...], ...]], _Table] = {}
-_TABLES_MAX: Final = 64
 _FINDINGS_MAX: Final = 8192
-_last: tuple[Policy, _Table] | None = None
 
 
 def _table(policy: Policy) -> _Table:
-    """Return the precomputed table of a policy (the last policy used is the fast path)."""
-    global _last  # noqa: PLW0603 - a one-slot cache, replaced atomically
-    last = _last
-    if last is not None and last[0] is policy:
-        return last[1]
-    # The fingerprint covers limits and severities; override sources are not part of it.
-    key = (policy.fingerprint, tuple(o.sources for o in policy.rule_overrides))
-    t = _TABLES.get(key)
+    """Return the precomputed table of a policy (kept in the policy's memo)."""
+    t = policy.memo.get(__name__)
     if t is None:
-        if len(_TABLES) >= _TABLES_MAX:
-            _TABLES.clear()
-        t = _TABLES[key] = _Table(policy)
-    _last = (policy, t)
+        t = policy.memo[__name__] = _Table(policy)
     return t
 
 
@@ -465,6 +453,7 @@ def check_session_findings(
     patient: Patient | None,
     screening: ScreeningResult | None,
     policy: Policy,
+    on: date | None = None,
 ) -> list[Finding]:
     """Return every per-session protocol finding (no series checks) for one session.
 
@@ -484,13 +473,15 @@ def check_session_findings(
         screening: The screening result for this record (from
             :func:`dryneedle.screening.screen_for_record`), or ``None``.
         policy: The policy.
+        on: Evaluation date when the patient must be screened here (default: the session date).
 
     Returns:
         The findings, in order: insertions (in order), the set of insertions, screening,
         practitioner, pre-steps, post-steps, conditions.
     """
     if patient is not None and screening is None and session.insertions:
-        screening = screen(patient, on=session.date, sites=session.insertions, policy=policy)
+        screening = screen(patient, on=on or session.date, sites=session.insertions,
+                           policy=policy)
     not_eligible = screening is not None and screening.decision is Decision.NOT_ELIGIBLE
     excluded: frozenset[int] = frozenset()
     if screening is not None and session.insertions:
@@ -798,10 +789,7 @@ class SeriesIndex:
         Returns:
             Findings at ``session.number``, ``session.date`` or ``session.insertions``.
         """
-        return self.add_summary(
-            patient_id,
-            (session.date, session.number, len(session.insertions), _tolerated(session)),
-        )
+        return self.add_summary(patient_id, series_summary(session))
 
     def add_summary(self, patient_id: str, summary: tuple[date, int, int, bool]) -> list[Finding]:
         """Add one session of a patient by its :func:`series_summary`; return its findings.

@@ -317,30 +317,36 @@ class Validator:
         return self._check(obj, index, line, False)[0]
 
     def check_keyed(
-        self, obj: Any, index: int, line: int | None = None
+        self, obj: Any, index: int, line: int | None = None, *, decoded: bool = False
     ) -> tuple[RecordReport, tuple[str, Any] | None]:
         """Validate one input and also return its series key, for a later series pass.
 
         The key is ``(patient_id, summary)`` with a small picklable summary of the session
         (see :meth:`dryneedle.protocol.SeriesIndex.add_summary`), or ``None`` when the patient
         or the session could not be read. Used by the parallel pipeline, whose validators run
-        without the ``series`` check.
+        without the ``series`` check. With ``decoded``, ``obj`` is an already decoded JSON
+        value (an element of a JSON array): a string is then a value, not JSON text.
         """
-        return self._check(obj, index, line, True)
+        return self._check(obj, index, line, True, decoded)
 
     def _check(
-        self, obj: Any, index: int, line: int | None, keyed: bool
+        self, obj: Any, index: int, line: int | None, keyed: bool, decoded: bool = False
     ) -> tuple[RecordReport, tuple[str, Any] | None]:
         cls = obj.__class__
-        if cls is bytes or cls is str:
+        if decoded:
+            pass  # a decoded value goes straight to the walker (a string is "not an object")
+        elif cls is bytes or cls is str:
             if self._fast:
-                wire = _fast.decode(obj)
-                if wire is not None:  # structurally clean: straight to the clinical checks
+                try:
+                    wire = _fast_decode(obj)
+                except _fast.DECODE_ERRORS:
+                    pass  # not clean: the walker below says why
+                else:  # structurally clean: straight to the clinical checks
                     return self._clinical(index, line, wire.record_id, wire.patient,
                                           wire.session, [], wire, keyed)
             try:
                 obj = loads(obj)
-            except (ValueError, UnicodeDecodeError) as exc:
+            except (ValueError, UnicodeDecodeError, RecursionError) as exc:
                 return self._json_error(index, line, exc), None
         elif isinstance(obj, bytearray | memoryview):
             return self._check(bytes(obj), index, line, keyed)
@@ -393,7 +399,7 @@ class Validator:
                 out.extend(_check_session(session, patient, not_eligible, excluded, self._table))
             else:
                 out.extend(check_session_findings(session, patient=patient, screening=None,
-                                                  policy=self.policy))
+                                                  policy=self.policy, on=self.on))
         key = None
         if session is not None and patient is not None:
             if self._series is not None:
@@ -434,6 +440,8 @@ _SITES_PATH: Final = "session.insertions"
 
 
 def _json_error(exc: Exception) -> str:
+    if isinstance(exc, RecursionError):
+        return "nested too deeply"
     text = str(exc).split(":", 1)[0] if isinstance(exc, UnicodeDecodeError) else str(exc)
     # Decoder messages quote positions, not content; keep them short and PHI-free.
     return text[:120]

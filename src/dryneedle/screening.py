@@ -261,6 +261,10 @@ _HISTORY_BOOL_RULES: tuple[tuple[str, Rule], ...] = (
 # --- results ---------------------------------------------------------------------------------
 
 
+def _opt_technique(value: Technique | str | None) -> Technique | None:
+    return None if value is None else Technique(value)
+
+
 @attrs.frozen(kw_only=True)
 class PlannedSite:
     """A site planned for needling.
@@ -271,9 +275,9 @@ class PlannedSite:
         technique: Planned technique, if known (unknown counts as deep for bleeding risk).
     """
 
-    muscle: str
-    side: Side
-    technique: Technique | None = None
+    muscle: str = attrs.field(validator=attrs.validators.instance_of(str))
+    side: Side = attrs.field(converter=Side)
+    technique: Technique | None = attrs.field(default=None, converter=_opt_technique)
 
 
 @attrs.frozen(kw_only=True)
@@ -442,6 +446,8 @@ class _Compiled:
             hit = (Finding(code=UNKNOWN.id, severity=severity, path=path,
                            message=f"{what} is unknown: ask before needling",
                            sources=tuple(dict.fromkeys((*needed_by.sources, *sources)))), rank)
+            if len(self.findings) >= _CACHE_MAX:
+                self.findings.clear()
             self.findings[key] = hit
         return hit
 
@@ -454,19 +460,12 @@ def _compiled(policy: Policy) -> _Compiled:
     return c
 
 
-def _sides_overlap(finding_side: SiteSide, side: Side) -> bool:
-    if finding_side in (SiteSide.MIDLINE, SiteSide.BILATERAL) or side is Side.MIDLINE:
-        return True
-    return finding_side.value == side.value
-
-
-def _as_site(site: Any) -> Any:
-    """Sites are read by attribute (``muscle``, ``side``, ``technique``); tuples converted."""
-    if hasattr(site, "muscle"):
+def _as_site(site: Any) -> Insertion | PlannedSite:
+    """Return a typed site: insertions and planned sites as they are, tuples converted."""
+    if isinstance(site, Insertion | PlannedSite):
         return site
     muscle, side, *rest = site
-    technique = Technique(rest[0]) if rest and rest[0] is not None else None
-    return PlannedSite(muscle=str(muscle), side=Side(side), technique=technique)
+    return PlannedSite(muscle=muscle, side=side, technique=rest[0] if rest else None)
 
 
 # A lymphoedema finding excludes its whole limb (za-bn121 "area or limb").
@@ -510,9 +509,6 @@ def _patient_level(
     """Findings that depend only on the answers (not on the date or the sites), memoised."""
     h = patient.history
     key = (h, patient.sex, patient.pregnancy)
-    known = c.patients.get(key)
-    if known is not None:
-        return known
     found: list[_Hit] = []
     unknown_paths: list[str] = []
     if patient.pregnancy is Pregnancy.PREGNANT:
@@ -680,7 +676,7 @@ def _screen_parts(
                         "birth date is after the evaluation date: age unknown")
         unknown_paths.append("patient.birth_date")
     else:
-        age = on.year - bd.year - ((on.month, on.day) < (bd.month, bd.day))
+        age = age_on(bd, on)
         if age < policy.min_age_years:
             hit = c.finding(AGE_MINIMUM, "patient.birth_date",
                             f"age {age} is under the minimum of {policy.min_age_years}")
@@ -710,7 +706,7 @@ def _screen_parts(
     site_rows: list[tuple[Any, ...]] = []
     all_excluded = True
     for i, raw in enumerate(sites):
-        site = raw if trusted or hasattr(raw, "muscle") else _as_site(raw)
+        site = raw if trusted else _as_site(raw)
         if plain is not None:
             key = (site_path, i, site.muscle, site.side)
             known = plain.get(key)

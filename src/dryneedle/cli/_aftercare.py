@@ -60,7 +60,7 @@ def _read_document(name: str) -> object:
         raise UsageError(str(exc)) from exc
     try:
         return loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         msg = f"{name}: not valid JSON"
         raise UsageError(msg) from exc
 

@@ -33,8 +33,9 @@ def _read_json(name: str) -> Any:
             return json.loads(stream.read())
     except (_io.InputError, OSError, EOFError) as exc:
         raise UsageError(str(exc)) from exc
-    except ValueError as exc:
-        msg = f"{name}: not valid JSON ({exc})"
+    except (ValueError, RecursionError) as exc:
+        why = "nested too deeply" if isinstance(exc, RecursionError) else exc
+        msg = f"{name}: not valid JSON ({why})"
         raise UsageError(msg) from exc
 
 

@@ -18,7 +18,7 @@ from dryneedle.cli import (
     resolve_policy,
     write_json,
 )
-from dryneedle.findings import Decision, Finding
+from dryneedle.findings import Decision, Finding, Severity
 from dryneedle.model import Insertion, Patient, Session, Side
 from dryneedle.policy import Policy
 from dryneedle.screening import PlannedSite, ScreeningResult, screen
@@ -26,16 +26,26 @@ from dryneedle.screening import PlannedSite, ScreeningResult, screen
 __all__ = ["register"]
 
 
-def _structure_patient(data: Any) -> tuple[Patient | None, Session | None, list[Finding]]:
+def _structure_patient(
+    data: Any,
+) -> tuple[Patient | None, Session | None, bool, list[Finding]]:
+    """Return (patient, session, is_record, structural findings) of a record or a patient."""
     from dryneedle._structure import BAD, WALKERS  # noqa: PLC0415
     from dryneedle.records import _walk_record  # noqa: PLC0415
 
     out: list[Finding] = []
     if isinstance(data, dict) and "patient" in data:
         _rid, patient, session, _ok = _walk_record(data, out)
-        return patient, session, out
+        return patient, session, True, out
     walked = WALKERS[Patient](data, "patient", out)
-    return (None if walked is BAD else walked), None, out
+    return (None if walked is BAD else walked), None, False, out
+
+
+def _problems_text(title: str, problems: list[Finding]) -> str:
+    return title + "".join(
+        f"  [{f.severity.value}] {f.code} at {f.path or '<input>'}: {f.message}\n"
+        for f in problems
+    )
 
 
 def _site(text: str) -> PlannedSite:
@@ -63,22 +73,35 @@ def _render_text(result: ScreeningResult) -> str:
 
 def _screen_one(
     data: Any, args: argparse.Namespace, policy: Policy
-) -> tuple[dict[str, Any], ScreeningResult | None, str]:
-    patient, session, problems = _structure_patient(data)
+) -> tuple[dict[str, Any], ScreeningResult | None, str, bool]:
+    """Screen one document; return (JSON, result, text, blocked)."""
+    patient, session, is_record, problems = _structure_patient(data)
+    errors = any(f.severity is Severity.ERROR for f in problems)
     if patient is None:
         report = {"decision": None, "findings": [f.as_dict() for f in problems]}
-        text = "patient could not be read:\n" + "".join(
-            f"  [{f.severity.value}] {f.code} at {f.path}: {f.message}\n" for f in problems)
-        return report, None, text
-    on = args.on or (session.date if session is not None else None) or args.today
+        return report, None, _problems_text("patient could not be read:\n", problems), True
+    # A record is screened on its session's date with its insertions; when the session cannot
+    # be read, neither is known: never fall back to today's date for a record.
+    on = args.on or (session.date if session is not None else None)
+    if on is None and not is_record:
+        on = args.today
+    if on is None:
+        report = {"decision": None, "findings": [f.as_dict() for f in problems]}
+        text = _problems_text(
+            "the session could not be read, so its date and planned sites are unknown "
+            "(give --on and --site to screen the patient alone):\n", problems)
+        return report, None, text, True
     sites: list[Insertion | PlannedSite] = list(args.site or ())
     if not sites and session is not None:
         sites = list(session.insertions)
     result = screen(patient, on=on, sites=sites, policy=policy)
     data_out = result.as_dict()
+    text = _render_text(result)
     if problems:
         data_out["findings"] = [f.as_dict() for f in problems] + data_out["findings"]
-    return data_out, result, _render_text(result)
+        text = _problems_text("problems in the input:\n", problems) + text
+    blocked = errors or result.decision in (Decision.NOT_ELIGIBLE, Decision.NEEDS_REVIEW)
+    return data_out, result, text, blocked
 
 
 def _documents(name: str) -> list[Any]:
@@ -90,7 +113,7 @@ def _documents(name: str) -> list[Any]:
         raise UsageError(str(exc)) from exc
     try:
         doc = json.loads(whole)
-    except ValueError:
+    except (ValueError, RecursionError):
         pass
     else:
         return doc if isinstance(doc, list) else [doc]
@@ -100,7 +123,7 @@ def _documents(name: str) -> list[Any]:
             continue
         try:
             docs.append(json.loads(line))
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:
             msg = f"{name}:{n}: not valid JSON"
             raise UsageError(msg) from exc
     return docs
@@ -122,11 +145,10 @@ def _cmd_screen(args: argparse.Namespace) -> int:
     outputs: list[dict[str, Any]] = []
     texts: list[str] = []
     for data in docs:
-        report, result, text = _screen_one(data, args, policy)
+        report, _result, text, is_blocked = _screen_one(data, args, policy)
         outputs.append(report)
         texts.append(text)
-        if result is None or result.decision in (Decision.NOT_ELIGIBLE, Decision.NEEDS_REVIEW):
-            blocked = True
+        blocked = blocked or is_blocked
     if args.format == "json":
         write_json(sys.stdout, outputs[0] if len(outputs) == 1 else outputs)
     else:
@@ -142,7 +164,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         description="Screen a patient for dry needling. FILE holds a patient object, a "
         "session record (its session date and insertions are used), or JSONL records. "
         "Exit code 0 for eligible / eligible_with_precautions, 1 for needs_review / "
-        "not_eligible or an unreadable patient, 2 for usage errors.",
+        "not_eligible or an input with errors, 2 for usage errors.",
     )
     p.add_argument("file", metavar="FILE", help="JSON patient or record, JSONL, or '-'")
     add_policy_option(p)

@@ -110,6 +110,13 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     else:
         def write(result: _pipeline.ChunkResult) -> None:
             pass
+    summary_file = None
+    if args.summary_json:  # opened first: an unwritable path fails before the run, not after
+        try:
+            summary_file = open(args.summary_json, "w", encoding="utf-8")  # noqa: SIM115
+        except OSError as exc:
+            msg = f"--summary-json: {args.summary_json}: {exc.strerror or exc}"
+            raise UsageError(msg) from exc
     summary = _pipeline.Summary()
     try:
         for result, summary in _pipeline.run(  # noqa: B007 - the last summary is the total
@@ -120,6 +127,8 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     except (_io.InputError, OSError, EOFError) as exc:
         progress.close()
         out.flush()
+        if summary_file is not None:
+            summary_file.close()
         sys.stderr.write(f"dryneedle: error: unreadable input: {exc}\n")
         return EXIT_USAGE
     progress.close()
@@ -128,10 +137,10 @@ def _cmd_validate(args: argparse.Namespace) -> int:
         sys.stdout.write(summary.to_text())
     elif not args.quiet:
         sys.stderr.write(summary.to_text())
-    if args.summary_json:
-        with open(args.summary_json, "w", encoding="utf-8") as f:
-            json.dump(summary.as_dict(), f, indent=2)
-            f.write("\n")
+    if summary_file is not None:
+        with summary_file:
+            json.dump(summary.as_dict(), summary_file, indent=2)
+            summary_file.write("\n")
     return EXIT_ERRORS if summary.invalid else EXIT_OK
 
 
