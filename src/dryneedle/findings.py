@@ -29,6 +29,7 @@ import attrs
 __all__ = [
     "DECISION_ORDER",
     "EFFECT_DECISION",
+    "EFFECT_SEVERITY",
     "Decision",
     "Effect",
     "Finding",
@@ -91,6 +92,16 @@ EFFECT_DECISION: Mapping[Effect, Decision | None] = types.MappingProxyType(
     }
 )
 """The decision a screening finding's effect leads to (``note`` leads to none)."""
+
+EFFECT_SEVERITY: Mapping[Effect, Severity] = types.MappingProxyType(
+    {
+        Effect.EXCLUDE: Severity.ERROR,
+        Effect.REVIEW: Severity.WARNING,
+        Effect.PRECAUTION: Severity.WARNING,
+        Effect.NOTE: Severity.INFO,
+    }
+)
+"""The default severity of a screening finding with each effect."""
 
 
 @attrs.frozen(kw_only=True)

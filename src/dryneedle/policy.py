@@ -36,7 +36,7 @@ from typing import Any
 
 import attrs
 
-from dryneedle.findings import Effect, Severity
+from dryneedle.findings import EFFECT_SEVERITY, Effect, Severity
 
 __all__ = [
     "DEFAULT_POLICY",
@@ -148,12 +148,6 @@ def _check_fail_closed(o: RuleOverride) -> None:
         raise ValueError(msg)
 
 
-_EFFECT_SEVERITY = {
-    Effect.EXCLUDE: Severity.ERROR,
-    Effect.REVIEW: Severity.WARNING,
-    Effect.PRECAUTION: Severity.WARNING,
-    Effect.NOTE: Severity.INFO,
-}
 
 
 @attrs.frozen(kw_only=True)
@@ -322,9 +316,9 @@ class Policy:
             if o.severity is not None:
                 return o.severity
             if o.effect is not None:
-                return _EFFECT_SEVERITY[o.effect]
+                return EFFECT_SEVERITY[o.effect]
         if effect is not None:
-            return _EFFECT_SEVERITY[effect]
+            return EFFECT_SEVERITY[effect]
         return default
 
     def override(

@@ -49,6 +49,7 @@ import attrs
 from dryneedle._version import __version__
 from dryneedle.catalog import MUSCLES
 from dryneedle.findings import (
+    EFFECT_SEVERITY,
     Decision,
     Effect,
     Finding,
@@ -95,12 +96,7 @@ def _rule(
     limits: tuple[str, ...] = (),
     severity: Severity | None = None,
 ) -> Rule:
-    default_severity = severity or {
-        Effect.EXCLUDE: Severity.ERROR,
-        Effect.REVIEW: Severity.WARNING,
-        Effect.PRECAUTION: Severity.WARNING,
-        Effect.NOTE: Severity.INFO,
-    }[effect]
+    default_severity = severity or EFFECT_SEVERITY[effect]
     return register(
         Rule(
             id=id_, title=title, severity=default_severity, rationale=rationale,
