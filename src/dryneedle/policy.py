@@ -148,8 +148,6 @@ def _check_fail_closed(o: RuleOverride) -> None:
         raise ValueError(msg)
 
 
-
-
 @attrs.frozen(kw_only=True)
 class Policy:
     """Numeric limits with cited defaults, and per-rule overrides.
