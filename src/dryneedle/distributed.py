@@ -174,13 +174,6 @@ def _split(data: bytes) -> list[bytes]:
     return [line.rstrip(b"\r\n") for line in io.BytesIO(data).readlines()]
 
 
-def _strip_ending(line: str | bytes) -> str | bytes:
-    """Remove a line ending (LF or CRLF), as the CLI does, so the reports are the same."""
-    if isinstance(line, str):
-        return line.rstrip("\r\n")
-    return bytes(line).rstrip(b"\r\n")  # bytes (bytearray, memoryview: copied)
-
-
 def _count_block(data: bytes) -> tuple[int, int]:
     """Return ``(lines, records)`` of a block: physical lines, and the non-blank ones."""
     lines = _split(data)

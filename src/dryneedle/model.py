@@ -260,52 +260,31 @@ def _opt_sex(value: Sex | str | None) -> Sex | None:
     return None if value is None else Sex(value)
 
 
-def _req_sex(value: Sex | str) -> Sex:
-    return Sex(value)
-
 
 def _opt_pregnancy(value: Pregnancy | str | None) -> Pregnancy | None:
     return None if value is None else Pregnancy(value)
 
-
-def _req_pregnancy(value: Pregnancy | str) -> Pregnancy:
-    return Pregnancy(value)
 
 
 def _opt_needlephobia(value: NeedlePhobia | str | None) -> NeedlePhobia | None:
     return None if value is None else NeedlePhobia(value)
 
 
-def _req_needlephobia(value: NeedlePhobia | str) -> NeedlePhobia:
-    return NeedlePhobia(value)
-
-
-def _opt_region(value: Region | str | None) -> Region | None:
-    return None if value is None else Region(value)
 
 
 def _req_region(value: Region | str) -> Region:
     return Region(value)
 
 
-def _opt_side(value: Side | str | None) -> Side | None:
-    return None if value is None else Side(value)
-
 
 def _req_side(value: Side | str) -> Side:
     return Side(value)
 
 
-def _opt_siteside(value: SiteSide | str | None) -> SiteSide | None:
-    return None if value is None else SiteSide(value)
-
 
 def _req_siteside(value: SiteSide | str) -> SiteSide:
     return SiteSide(value)
 
-
-def _opt_sitefindingkind(value: SiteFindingKind | str | None) -> SiteFindingKind | None:
-    return None if value is None else SiteFindingKind(value)
 
 
 def _req_sitefindingkind(value: SiteFindingKind | str) -> SiteFindingKind:
@@ -320,16 +299,10 @@ def _req_technique(value: Technique | str) -> Technique:
     return Technique(value)
 
 
-def _opt_manipulation(value: Manipulation | str | None) -> Manipulation | None:
-    return None if value is None else Manipulation(value)
-
 
 def _req_manipulation(value: Manipulation | str) -> Manipulation:
     return Manipulation(value)
 
-
-def _opt_adverseeventkind(value: AdverseEventKind | str | None) -> AdverseEventKind | None:
-    return None if value is None else AdverseEventKind(value)
 
 
 def _req_adverseeventkind(value: AdverseEventKind | str) -> AdverseEventKind:
@@ -339,9 +312,6 @@ def _req_adverseeventkind(value: AdverseEventKind | str) -> AdverseEventKind:
 def _opt_adverseeventgrade(value: AdverseEventGrade | str | None) -> AdverseEventGrade | None:
     return None if value is None else AdverseEventGrade(value)
 
-
-def _req_adverseeventgrade(value: AdverseEventGrade | str) -> AdverseEventGrade:
-    return AdverseEventGrade(value)
 
 
 @attrs.frozen(kw_only=True)

@@ -70,6 +70,8 @@ from dryneedle.model import (
     SiteFindingKind,
     SiteSide,
     Technique,
+    _opt_technique,
+    _req_side,
 )
 from dryneedle.policy import DEFAULT_POLICY, Policy
 
@@ -257,10 +259,6 @@ _HISTORY_BOOL_RULES: tuple[tuple[str, Rule], ...] = (
 # --- results ---------------------------------------------------------------------------------
 
 
-def _opt_technique(value: Technique | str | None) -> Technique | None:
-    return None if value is None else Technique(value)
-
-
 @attrs.frozen(kw_only=True)
 class PlannedSite:
     """A site planned for needling.
@@ -272,7 +270,7 @@ class PlannedSite:
     """
 
     muscle: str = attrs.field(validator=attrs.validators.instance_of(str))
-    side: Side = attrs.field(converter=Side)
+    side: Side = attrs.field(converter=_req_side)
     technique: Technique | None = attrs.field(default=None, converter=_opt_technique)
 
 
