@@ -259,6 +259,85 @@ _ALL = (
         supports="training hours; procedure note per treatment; not delegable to assistants",
     ),
     Source(
+        id="travell-simons-2019",
+        reference=(
+            "Donnelly JM, Fernandez-de-las-Penas C, Finnegan M, Freeman JL. Travell, Simons & "
+            "Simons' Myofascial Pain and Dysfunction: The Trigger Point Manual, 3rd ed. "
+            "Wolters Kluwer, 2019"
+        ),
+        grade="P",
+        supports=(
+            "the muscles commonly treated for myofascial trigger points, their body regions and "
+            "anatomy (muscle ids and regions; lung and haemostasis facts need their own sources)"
+        ),
+    ),
+    Source(
+        id="chen-2018",
+        reference=(
+            "Chen HN, Chang CY, Chen LZ, Chang YJ, Lin JG. \"Using Ultrasonography Measurements "
+            "to Determine the Depth of the GB 21 Acupoint to Prevent Pneumothorax.\" "
+            "J Acupunct Meridian Stud 2018;11(6):355-360"
+        ),
+        grade="P",
+        supports=(
+            "skin to pleura at GB21 (upper trapezius) by ultrasound, 60 women and 41 men: mean "
+            "14.6 mm in women, 17.4 mm in men; depth grows with weight, height and BMI"
+        ),
+    ),
+    Source(
+        id="snomed-ct",
+        reference="SNOMED CT, international edition (SNOMED International), as used by US Core",
+        grade="P",
+        supports=(
+            "clinical finding, procedure, substance and body-structure codes in FHIR input; each "
+            "concept cited with its id and fully specified name"
+        ),
+    ),
+    Source(
+        id="rxnorm",
+        reference=(
+            "RxNorm (US National Library of Medicine), "
+            "system http://www.nlm.nih.gov/research/umls/rxnorm"
+        ),
+        grade="P",
+        supports="medication codes in US EHR data (ingredient and clinical-drug concepts)",
+        url="http://www.nlm.nih.gov/research/umls/rxnorm",
+    ),
+    Source(
+        id="loinc",
+        reference="LOINC (Regenstrief Institute)",
+        grade="P",
+        supports="observation codes (e.g. 82810-3 pregnancy status) and answer lists",
+    ),
+    Source(
+        id="us-core",
+        reference="HL7 US Core Implementation Guide (R4-based)",
+        grade="P",
+        supports=(
+            "which resources and terminologies US EHRs expose (MedicationRequest, Condition, "
+            "Observation, Procedure, AllergyIntolerance)"
+        ),
+        url="https://hl7.org/fhir/us/core/",
+    ),
+    Source(
+        id="synthea",
+        reference=(
+            "Synthea synthetic patient generator (MITRE), sample R4 bundles published by SMART "
+            "Health IT (smart-on-fhir/generated-sample-data, Apache-2.0)"
+        ),
+        grade="S",
+        supports=(
+            "realistic US-coded test input (SNOMED CT, RxNorm, LOINC); a code seen there is "
+            "evidence of use, not a definition"
+        ),
+    ),
+    Source(
+        id="sarif-2.1.0",
+        reference="OASIS Static Analysis Results Interchange Format (SARIF) 2.1.0",
+        grade="P",
+        supports="the --format sarif output",
+    ),
+    Source(
         id="policy",
         reference="dryneedle clinic-policy default (no external source)",
         grade="C",
