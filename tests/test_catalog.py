@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import importlib.util
+import json
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from dryneedle.catalog import CONDITIONS, MUSCLES, muscles_in
+from dryneedle.catalog import ANATOMY_ABOUT, CONDITIONS, CONDITIONS_ABOUT, MUSCLES, muscles_in
 from dryneedle.findings import Rule, Severity, all_rules, get_rule, register
 from dryneedle.model import Region
 from dryneedle.sources import SOURCES
@@ -140,3 +143,48 @@ def test_every_rule_is_documented_and_cited() -> None:
         if r.category != "structure":
             assert r.sources, r.id
         assert r.id.split(".", 1)[0] == r.category
+
+
+def _check_data_module() -> Any:
+    spec = importlib.util.spec_from_file_location(
+        "check_data", Path(__file__).parent.parent / "scripts" / "check_data.py"
+    )
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_every_data_file_has_provenance_and_cites_sources() -> None:
+    """Each shipped data file opens with its provenance and every entry cites a known source."""
+    check = _check_data_module()
+    assert check.DATA_FILES
+    for path in check.DATA_FILES:
+        assert check.problems(path, set(SOURCES)) == [], path
+
+
+def test_data_check_catches_a_bad_file(tmp_path: Path) -> None:
+    """The data check reports a missing header field, an uncited entry and an unknown source."""
+    check = _check_data_module()
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({
+        "about": {"name": "x", "date": "2026-12-01", "sources": ["seed"], "description": "x"},
+        "entries": [{"id": "a", "sources": []}, {"id": "b", "sources": ["no-such-source"]}],
+    }))
+    found = check.problems(bad, set(SOURCES))
+    assert any("version" in p for p in found)
+    assert any("'a'" in p and "cites no source" in p for p in found)
+    assert any("no-such-source" in p for p in found)
+
+
+def test_catalog_entries_cite_their_region_source() -> None:
+    """Muscle ids and regions cite travell-simons-2019; lung/haemostasis facts keep their own."""
+    for m in MUSCLES.values():
+        assert "travell-simons-2019" in m.region_sources
+        if m.over_lung:
+            assert "za-bn121" in m.sources
+        if not m.palpable_haemostasis:
+            assert "za-bn121" in m.sources
+    assert ANATOMY_ABOUT["version"]
+    assert CONDITIONS_ABOUT["sources"]

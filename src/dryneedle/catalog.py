@@ -1,7 +1,13 @@
 """Reference data: the anatomy catalog and the condition catalog.
 
-Both catalogs are code-reviewed data, loaded once and immutable. Muscle ids and their safety
-facts are part of the record-format contract (ids may be added, never renamed).
+Layer: reference data. May import :mod:`dryneedle.model` and :mod:`dryneedle.sources` only.
+
+Both catalogs are data files with provenance, ``src/dryneedle/data/anatomy.json`` and
+``conditions.json`` (each opens with an ``about`` header naming its sources, version and date, as
+python-stdnum's ``iban.dat`` does), loaded once at import, checked at load (every entry cites
+registered sources; ``scripts/check_data.py`` runs the same check) and immutable. Muscle ids
+and their safety facts are part of the record-format contract (ids may be added, never
+renamed).
 
 Anatomy facts cite their sources: muscles that overlie the lung (za-bn121 §5.1,
 kalichman-2010), muscles where haemostasis by palpation is impossible (za-bn121 §3) and depth
@@ -18,14 +24,26 @@ False
 
 from __future__ import annotations
 
+import json
 import types
 from collections.abc import Mapping
+from importlib import resources
+from typing import Any
 
 import attrs
 
 from dryneedle.model import Region
+from dryneedle.sources import SOURCES
 
-__all__ = ["CONDITIONS", "MUSCLES", "Condition", "Muscle", "muscles_in"]
+__all__ = [
+    "ANATOMY_ABOUT",
+    "CONDITIONS",
+    "CONDITIONS_ABOUT",
+    "MUSCLES",
+    "Condition",
+    "Muscle",
+    "muscles_in",
+]
 
 
 @attrs.frozen(kw_only=True)
@@ -40,6 +58,7 @@ class Muscle:
         palpable_haemostasis: Whether bleeding can be stopped by palpation/compression.
         depth_limit_mm: Maximum safe depth where a source gives one.
         sources: Source ids for the safety facts above.
+        region_sources: Source ids for the muscle itself and its region.
     """
 
     id: str
@@ -49,86 +68,61 @@ class Muscle:
     palpable_haemostasis: bool
     depth_limit_mm: float | None = None
     sources: tuple[str, ...] = ()
+    region_sources: tuple[str, ...] = ()
 
 
-_LUNG = ("za-bn121", "kalichman-2010")
-_NO_PALP = ("za-bn121",)
+def _load(name: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Read one reference-data file of ``dryneedle/data``: its ``about`` header and entries."""
+    path = resources.files("dryneedle").joinpath("data", f"{name}.json")
+    doc = json.loads(path.read_text(encoding="utf-8"))
+    about = doc["about"]
+    entries = doc[next(k for k in doc if k != "about")]
+    _check_sources(f"{name}.json about", about["sources"])
+    return about, entries
 
 
-def _m(
-    id_: str,
-    name: str,
-    region: Region,
-    over_lung: bool,
-    palpable: bool = True,
-    depth: float | None = None,
-    sources: tuple[str, ...] = (),
-) -> Muscle:
-    if not sources:
-        sources = _LUNG if over_lung else ()
-    if not palpable:
-        sources = (*sources, *_NO_PALP)
+def _check_sources(where: str, ids: list[str]) -> tuple[str, ...]:
+    unknown = [s for s in ids if s not in SOURCES]
+    if unknown:
+        msg = f"data/{where} cites unknown sources {unknown}"
+        raise ValueError(msg)
+    return tuple(ids)
+
+
+def _muscle(entry: dict[str, Any]) -> Muscle:
+    where = f"anatomy.json muscle {entry.get('id')!r}"
+    if not isinstance(entry["over_lung"], bool) or not isinstance(
+        entry["palpable_haemostasis"], bool
+    ):
+        msg = f"data/{where}: over_lung and palpable_haemostasis must be true or false"
+        raise ValueError(msg)
+    depth = entry["depth_limit_mm"]
+    if depth is not None and not (isinstance(depth, int | float) and depth > 0):
+        msg = f"data/{where}: depth_limit_mm must be a positive number or null"
+        raise ValueError(msg)
+    sources = _check_sources(where, entry["sources"])
+    region_sources = _check_sources(where, entry["region_sources"])
+    if not region_sources:
+        msg = f"data/{where}: the id and region need a source"
+        raise ValueError(msg)
     return Muscle(
-        id=id_,
-        name=name,
-        region=region,
-        over_lung=over_lung,
-        palpable_haemostasis=palpable,
-        depth_limit_mm=depth,
+        id=entry["id"],
+        name=entry["name"],
+        region=Region(entry["region"]),
+        over_lung=entry["over_lung"],
+        palpable_haemostasis=entry["palpable_haemostasis"],
+        depth_limit_mm=None if depth is None else float(depth),
         sources=sources,
+        region_sources=region_sources,
     )
 
 
-_R = Region
-_MUSCLES = (
-    _m("upper_trapezius", "Upper trapezius", _R.NECK, True),
-    _m("middle_trapezius", "Middle trapezius", _R.UPPER_BACK, True),
-    _m("lower_trapezius", "Lower trapezius", _R.UPPER_BACK, True),
-    _m("rhomboid_major", "Rhomboid major", _R.UPPER_BACK, True, depth=19.0,
-       sources=(*_LUNG, "valera-calero-rhomboid")),
-    _m("rhomboid_minor", "Rhomboid minor", _R.UPPER_BACK, True, depth=19.0,
-       sources=(*_LUNG, "valera-calero-rhomboid")),
-    _m("thoracic_paraspinals", "Thoracic paraspinals", _R.UPPER_BACK, True),
-    _m("scalenes", "Scalenes", _R.NECK, True),
-    _m("pectoralis_major", "Pectoralis major", _R.CHEST, True),
-    _m("pectoralis_minor", "Pectoralis minor", _R.CHEST, True),
-    _m("serratus_anterior", "Serratus anterior", _R.CHEST, True),
-    _m("intercostals", "Intercostals", _R.CHEST, True),
-    _m("levator_scapulae", "Levator scapulae", _R.NECK, False),
-    _m("sternocleidomastoid", "Sternocleidomastoid", _R.NECK, False),
-    _m("splenius_capitis", "Splenius capitis", _R.NECK, False),
-    _m("suboccipitals", "Suboccipitals", _R.NECK, False),
-    _m("infraspinatus", "Infraspinatus", _R.SHOULDER, False),
-    _m("supraspinatus", "Supraspinatus", _R.SHOULDER, False),
-    _m("teres_major", "Teres major", _R.SHOULDER, False),
-    _m("teres_minor", "Teres minor", _R.SHOULDER, False),
-    _m("deltoid", "Deltoid", _R.SHOULDER, False),
-    _m("masseter", "Masseter", _R.JAW, False),
-    _m("temporalis", "Temporalis", _R.HEAD_FACE, False),
-    _m("lumbar_multifidus", "Lumbar multifidus", _R.LOWER_BACK, False),
-    _m("quadratus_lumborum", "Quadratus lumborum", _R.LOWER_BACK, False),
-    _m("lumbar_erector_spinae", "Lumbar erector spinae", _R.LOWER_BACK, False),
-    _m("psoas", "Psoas", _R.ABDOMEN, False, palpable=False),
-    _m("gluteus_maximus", "Gluteus maximus", _R.PELVIS, False),
-    _m("gluteus_medius", "Gluteus medius", _R.PELVIS, False),
-    _m("gluteus_minimus", "Gluteus minimus", _R.PELVIS, False),
-    _m("piriformis", "Piriformis", _R.PELVIS, False),
-    _m("tensor_fasciae_latae", "Tensor fasciae latae", _R.HIP, False),
-    _m("vastus_lateralis", "Vastus lateralis", _R.THIGH, False),
-    _m("vastus_medialis", "Vastus medialis", _R.THIGH, False),
-    _m("rectus_femoris", "Rectus femoris", _R.THIGH, False),
-    _m("hamstrings", "Hamstrings", _R.THIGH, False),
-    _m("adductor_longus", "Adductor longus", _R.THIGH, False),
-    _m("gastrocnemius", "Gastrocnemius", _R.LEG, False),
-    _m("soleus", "Soleus", _R.LEG, False),
-    _m("tibialis_anterior", "Tibialis anterior", _R.LEG, False),
-    _m("fibularis_longus", "Fibularis longus", _R.LEG, False),
-    _m("tibialis_posterior", "Tibialis posterior", _R.LEG, False, palpable=False),
-    _m("biceps_brachii", "Biceps brachii", _R.ARM, False),
-    _m("triceps_brachii", "Triceps brachii", _R.ARM, False),
-    _m("forearm_extensors", "Forearm extensors", _R.FOREARM, False),
-    _m("forearm_flexors", "Forearm flexors", _R.FOREARM, False),
-)
+ANATOMY_ABOUT, _muscle_entries = _load("anatomy")
+"""Provenance of the anatomy catalog (the ``about`` header of ``data/anatomy.json``)."""
+_MUSCLES = tuple(_muscle(e) for e in _muscle_entries)
+if len({m.id for m in _MUSCLES}) != len(_MUSCLES):  # pragma: no cover - data check
+    msg = "data/anatomy.json repeats a muscle id"
+    raise ValueError(msg)
 
 MUSCLES: Mapping[str, Muscle] = types.MappingProxyType({m.id: m for m in _MUSCLES})
 """The anatomy catalog, by muscle id (read-only)."""
@@ -191,50 +185,28 @@ class Condition:
         return frozenset(c for codes in self.codes.values() for c in codes)
 
 
-_IND = ("seed", "apta-2013", "icd10cm")
-_CONDITIONS = (
-    Condition(
-        id="myofascial_pain_syndrome",
-        name="Myofascial pain syndrome (myalgia)",
-        # FY2023 split M79.1 into site-specific codes (M79.1x in icd10cm).
-        codes={2016: ("M79.1",), 2023: ("M79.11", "M79.12", "M79.18")},
-        sources=("seed", "icd10cm"),
-    ),
-    Condition(id="joint_problems", name="Joint problems", sources=("seed", "apta-2013")),
-    Condition(id="tendonitis", name="Tendonitis", sources=("seed", "apta-2013")),
-    Condition(id="whiplash", name="Whiplash", codes={2016: ("S13.4XXA",)}, sources=_IND),
-    Condition(id="pelvic_pain", name="Pelvic pain", codes={2016: ("R10.2",)}, sources=_IND),
-    Condition(id="disc_issues", name="Disc issues", codes={2016: ("M51",)}, sources=_IND),
-    Condition(
-        id="tmj_disorders", name="TMJ and jaw-related disorders", codes={2016: ("M26.6",)},
-        sources=_IND,
-    ),
-    Condition(
-        id="spine_problems", name="Spine problems (e.g. cervicalgia)", codes={2016: ("M54.2",)},
-        sources=_IND,
-    ),
-    Condition(id="night_cramps", name="Night cramps", codes={2016: ("R25.2",)}, sources=_IND),
-    Condition(id="migraine", name="Migraine", codes={2016: ("G43",)}, sources=_IND),
-    Condition(
-        id="tension_type_headache", name="Tension-type headache", codes={2016: ("G44.2",)},
-        sources=_IND,
-    ),
-    Condition(
-        id="repetitive_strain_injury",
-        name="Repetitive strain injury",
-        codes={2016: ("X50.3XXA",)},
-        sources=("seed", "icd10cm"),
-    ),
-    Condition(
-        id="phantom_limb_pain", name="Phantom limb pain", codes={2016: ("G54.6",)}, sources=_IND
-    ),
-    Condition(
-        id="inflammation",
-        name="Inflammation as the treatment target",
-        indication=False,
-        sources=("seed",),
-    ),
-)
+def _condition(entry: dict[str, Any]) -> Condition:
+    where = f"conditions.json condition {entry.get('id')!r}"
+    sources = _check_sources(where, entry["sources"])
+    if not sources:
+        msg = f"data/{where} cites no source"
+        raise ValueError(msg)
+    codes = {int(year): tuple(c) for year, c in entry["codes"].items()}
+    if codes and "icd10cm" not in sources:
+        msg = f"data/{where}: ICD-10-CM codes need the icd10cm source"
+        raise ValueError(msg)
+    return Condition(
+        id=entry["id"],
+        name=entry["name"],
+        codes=codes,
+        indication=entry["indication"],
+        sources=sources,
+    )
+
+
+CONDITIONS_ABOUT, _condition_entries = _load("conditions")
+"""Provenance of the condition catalog (the ``about`` header of ``data/conditions.json``)."""
+_CONDITIONS = tuple(_condition(e) for e in _condition_entries)
 
 CONDITIONS: Mapping[str, Condition] = types.MappingProxyType({c.id: c for c in _CONDITIONS})
 """The condition catalog, by condition id (read-only)."""
