@@ -12,9 +12,8 @@ from typing import Any
 
 import pytest
 
-from dryneedle import _pipeline
 from dryneedle.cli import build_parser, main
-from dryneedle.records import validate_records
+from dryneedle.records import _pipeline, validate_records
 
 DATA = Path(__file__).parent / "data"
 ROOT = Path(__file__).parent.parent

@@ -13,11 +13,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from dryneedle import _fast, model
+from dryneedle import model
 from dryneedle.findings import Severity
 from dryneedle.records import (
     RecordError,
     Validator,
+    _fast,
     converter,
     json_schema,
     structure_record,

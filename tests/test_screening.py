@@ -3,7 +3,7 @@
 The vignettes in ``tests/data/screening_vignettes.json`` are the clinical test vectors: each
 names its sources and states the exact decision and the exact set of findings
 ``(code, path, severity)`` expected. Patients are structured with the generated record-format
-walker (``dryneedle._structure.WALKERS``), exactly as ``dryneedle validate`` reads them.
+walker (``dryneedle.records._structure.WALKERS``), exactly as ``dryneedle validate`` reads them.
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ import attrs
 import pytest
 
 import dryneedle
-from dryneedle._structure import BAD, WALKERS
 from dryneedle.catalog import MUSCLES
 from dryneedle.cli import main
 from dryneedle.findings import Decision, Effect, Finding, Severity, all_rules, get_rule
@@ -41,6 +40,7 @@ from dryneedle.model import (
 )
 from dryneedle.policy import DEFAULT_POLICY, GUIDELINE_POLICY, POLICIES, Policy, load_policy
 from dryneedle.records import structure_record
+from dryneedle.records._structure import BAD, WALKERS
 from dryneedle.screening import (
     PlannedSite,
     ScreeningResult,

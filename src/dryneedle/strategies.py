@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 
 from dryneedle import model
 from dryneedle.catalog import CONDITIONS, MUSCLES
-from dryneedle.records import converter
+from dryneedle.wire import converter
 
 __all__ = [
     "histories",

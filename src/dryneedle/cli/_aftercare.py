@@ -20,7 +20,6 @@ import argparse
 import sys
 from collections.abc import Iterator
 
-from dryneedle import _io
 from dryneedle.aftercare import (
     AdverseEventRates,
     ReportError,
@@ -41,7 +40,7 @@ from dryneedle.cli import (
 )
 from dryneedle.findings import Finding, Severity
 from dryneedle.model import Patient, Session, SessionRecord
-from dryneedle.records import Validator, loads
+from dryneedle.records import Validator, _input, loads
 
 __all__ = ["register"]
 
@@ -54,7 +53,7 @@ def _error(message: str) -> int:
 def _read_document(name: str) -> object:
     """Read one JSON document from a file or ``-`` (raises :class:`UsageError`)."""
     try:
-        with _io.open_input(name) as stream:
+        with _input.open_input(name) as stream:
             raw = stream.read()
     except (OSError, EOFError) as exc:
         raise UsageError(str(exc)) from exc
@@ -74,15 +73,14 @@ def _report_problems(name: str, findings: tuple[Finding, ...] | list[Finding]) -
 
 def _load_session(name: str) -> tuple[Session | None, Patient | None, bool]:
     """Read a record or a bare session; return (session, patient, ok) and report problems."""
-    from dryneedle._structure import BAD, WALKERS  # noqa: PLC0415
-    from dryneedle.records import _walk_record  # noqa: PLC0415
+    from dryneedle.records._structure import BAD, WALKERS, walk_record  # noqa: PLC0415
 
     data = _read_document(name)
     out: list[Finding] = []
     patient: Patient | None = None
     session: Session | None
     if isinstance(data, dict) and ({"format", "patient", "session"} & data.keys()):
-        _rid, patient, session, format_ok = _walk_record(data, out)
+        _rid, patient, session, format_ok = walk_record(data, out)
     else:
         walked = WALKERS[Session](data, "session", out)
         session = None if walked is BAD else walked
@@ -156,16 +154,16 @@ class _Counted:
     def __iter__(self) -> Iterator[SessionRecord]:
         index = 0
         for name in self.names:
-            with _io.open_input(name) as stream:
-                for item in _io.iter_items(name, stream):
+            with _input.open_input(name) as stream:
+                for item in _input.iter_items(name, stream):
                     record = self._record(item, index)
                     index += 1
                     if record is not None:
                         yield record
 
-    def _record(self, item: _io.Item, index: int) -> SessionRecord | None:
+    def _record(self, item: _input.Item, index: int) -> SessionRecord | None:
         where = f"{item.source}:{item.line}"
-        if isinstance(item.data, _io.ArrayError):
+        if isinstance(item.data, _input.ArrayError):
             self.invalid += 1
             sys.stderr.write(f"{where}: {item.data.message}\n")
             return None
@@ -183,8 +181,8 @@ class _Counted:
 
 def _cmd_rates(args: argparse.Namespace) -> int:
     try:
-        names = _io.expand_inputs(args.files)
-    except _io.InputError as exc:
+        names = _input.expand_inputs(args.files)
+    except _input.InputError as exc:
         return _error(str(exc))
     stream = _Counted(names)
     try:

@@ -8,7 +8,6 @@ import sys
 from datetime import UTC, datetime
 from typing import Any
 
-from dryneedle import _io
 from dryneedle.cli import (
     EXIT_ERRORS,
     EXIT_OK,
@@ -20,6 +19,7 @@ from dryneedle.cli import (
 )
 from dryneedle.cli._screen import _site
 from dryneedle.findings import Decision
+from dryneedle.records import _input
 
 __all__ = ["register"]
 
@@ -28,10 +28,10 @@ _OUTPUTS = ("all", "cards", "result", "detected-issues", "operation-outcome")
 
 def _read_json(name: str) -> Any:
     try:
-        (path,) = _io.expand_inputs([name])
-        with _io.open_input(path) as stream:
+        (path,) = _input.expand_inputs([name])
+        with _input.open_input(path) as stream:
             return json.loads(stream.read())
-    except (_io.InputError, OSError, EOFError) as exc:
+    except (_input.InputError, OSError, EOFError) as exc:
         raise UsageError(str(exc)) from exc
     except (ValueError, RecursionError) as exc:
         why = "nested too deeply" if isinstance(exc, RecursionError) else exc

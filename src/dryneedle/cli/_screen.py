@@ -8,7 +8,6 @@ import sys
 from datetime import UTC, datetime
 from typing import Any
 
-from dryneedle import _io
 from dryneedle.cli import (
     EXIT_ERRORS,
     EXIT_OK,
@@ -21,6 +20,7 @@ from dryneedle.cli import (
 from dryneedle.findings import Decision, Finding, Severity
 from dryneedle.model import Insertion, Patient, Session, Side
 from dryneedle.policy import Policy
+from dryneedle.records import _input
 from dryneedle.screening import PlannedSite, ScreeningResult, screen
 
 __all__ = ["register"]
@@ -30,12 +30,11 @@ def _structure_patient(
     data: Any,
 ) -> tuple[Patient | None, Session | None, bool, list[Finding]]:
     """Return (patient, session, is_record, structural findings) of a record or a patient."""
-    from dryneedle._structure import BAD, WALKERS  # noqa: PLC0415
-    from dryneedle.records import _walk_record  # noqa: PLC0415
+    from dryneedle.records._structure import BAD, WALKERS, walk_record  # noqa: PLC0415
 
     out: list[Finding] = []
     if isinstance(data, dict) and "patient" in data:
-        _rid, patient, session, _ok = _walk_record(data, out)
+        _rid, patient, session, _ok = walk_record(data, out)
         return patient, session, True, out
     walked = WALKERS[Patient](data, "patient", out)
     return (None if walked is BAD else walked), None, False, out
@@ -107,9 +106,9 @@ def _screen_one(
 def _documents(name: str) -> list[Any]:
     """Decode the input: one JSON document (possibly multi-line), a JSON array, or JSONL."""
     try:
-        with _io.open_input(name) as stream:
+        with _input.open_input(name) as stream:
             whole = stream.read()
-    except (_io.InputError, OSError, EOFError) as exc:
+    except (_input.InputError, OSError, EOFError) as exc:
         raise UsageError(str(exc)) from exc
     try:
         doc = json.loads(whole)
@@ -134,8 +133,8 @@ def _cmd_screen(args: argparse.Namespace) -> int:
     # The command line is the boundary where today's date may be read; rules never read it.
     args.today = datetime.now(UTC).date()
     try:
-        (name,) = _io.expand_inputs([args.file])
-    except _io.InputError as exc:
+        (name,) = _input.expand_inputs([args.file])
+    except _input.InputError as exc:
         raise UsageError(str(exc)) from exc
     docs = _documents(name)
     if not docs:

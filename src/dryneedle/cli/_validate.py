@@ -9,7 +9,6 @@ import time
 from collections.abc import Callable
 from typing import Any, BinaryIO
 
-from dryneedle import _io, _pipeline
 from dryneedle.cli import (
     EXIT_ERRORS,
     EXIT_OK,
@@ -19,7 +18,7 @@ from dryneedle.cli import (
     add_policy_option,
     resolve_policy,
 )
-from dryneedle.records import CHECKS, Validator
+from dryneedle.records import CHECKS, Validator, _input, _pipeline
 
 __all__ = ["register"]
 
@@ -92,10 +91,10 @@ def _cmd_validate(args: argparse.Namespace) -> int:
         raise UsageError("--jobs must be 0 (all CPUs) or a positive number")
     jobs = args.jobs or _pipeline.default_jobs()
     try:
-        names = _io.expand_inputs(args.files)
-    except _io.InputError as exc:
+        names = _input.expand_inputs(args.files)
+    except _input.InputError as exc:
         raise UsageError(str(exc)) from exc
-    sizes = [_io.input_size(n) for n in names]
+    sizes = [_input.input_size(n) for n in names]
     total = sum(s for s in sizes if s is not None) if all(s is not None for s in sizes) else None
     progress = _Progress(total, enabled=not args.quiet and sys.stderr.isatty())
     out: BinaryIO = sys.stdout.buffer
@@ -124,7 +123,7 @@ def _cmd_validate(args: argparse.Namespace) -> int:
             progress=progress.update,
         ):
             write(result)
-    except (_io.InputError, OSError, EOFError) as exc:
+    except (_input.InputError, OSError, EOFError) as exc:
         progress.close()
         out.flush()
         if summary_file is not None:

@@ -1,6 +1,6 @@
 """Optional accelerated structure check for JSON lines (extra ``fast``: msgspec).
 
-From the same field specifications as the pure-Python walkers (:mod:`dryneedle._structure`),
+From the same field specifications as the pure-Python walkers (:mod:`._fields`),
 this module generates msgspec ``Struct`` mirrors of the model classes -- same field names,
 same enums, ISO dates, non-empty strings, numeric minimums, closed muscle and condition
 vocabularies, *unknown fields forbidden*. A line that decodes into them is structurally clean
@@ -12,6 +12,9 @@ differs.
 
 The mirrors are converted to the attrs model only when someone asks for
 :attr:`dryneedle.records.RecordReport.record`.
+
+May import: :mod:`dryneedle.model`, :mod:`dryneedle.catalog` and :mod:`._fields` (and the
+optional msgspec).
 """
 
 from __future__ import annotations
@@ -20,8 +23,8 @@ from datetime import date
 from typing import Annotated, Any, Literal
 
 from dryneedle import model
-from dryneedle._structure import field_specs
 from dryneedle.catalog import CONDITIONS, MUSCLES
+from dryneedle.records._fields import field_specs
 
 __all__ = ["AVAILABLE", "DECODE_ERRORS", "decode", "decoder", "to_model"]
 

@@ -10,6 +10,9 @@ validator puts it (last), so the output is byte for byte the same for any number
 
 Memory is bounded: at most ``2 * jobs`` chunks are in flight, and the series index keeps one
 small tuple per patient.
+
+May import: :mod:`dryneedle.findings`, :mod:`dryneedle.policy`, :mod:`dryneedle.protocol` and
+:mod:`._input`, :mod:`._structure`, :mod:`._validate`.
 """
 
 from __future__ import annotations
@@ -25,13 +28,13 @@ from typing import IO, Any, Final
 
 import attrs
 
-from dryneedle import _io
-from dryneedle._structure import R_JSON
 from dryneedle.findings import Finding, Severity
 from dryneedle.policy import Policy
-from dryneedle.records import RecordReport, Validator
+from dryneedle.records import _input
+from dryneedle.records._structure import R_JSON
+from dryneedle.records._validate import RecordReport, Validator
 
-__all__ = ["CHUNK_RECORDS", "ChunkResult", "Summary", "run"]
+__all__ = ["CHUNK_RECORDS", "ChunkResult", "Summary", "default_jobs", "run"]
 
 CHUNK_RECORDS: Final = 2000
 """Records per chunk handed to a worker."""
@@ -206,7 +209,7 @@ def process_chunk(
     keys: list[tuple[int, str, Any]] = []
     summary = Summary()
     for pos, (line, data) in enumerate(_records(payload)):
-        if isinstance(data, _io.ArrayError):
+        if isinstance(data, _input.ArrayError):
             report, key = _array_error_report(0, line, data.message), None
         else:
             report, key = v.check_keyed(data, 0, line, decoded=not isinstance(payload, bytes))
@@ -270,10 +273,10 @@ def _chunks(
     block_bytes = max(1, chunk_records) * 1024  # about chunk_records records of 1 kB
     for name in names:
         first = True
-        with _io.open_input(name) as stream:
-            if _io._first_significant(stream) == b"[":
+        with _input.open_input(name) as stream:
+            if _input.first_significant(stream) == b"[":
                 items: list[tuple[int, Any]] = []
-                for item in _io.iter_items(name, stream):
+                for item in _input.iter_items(name, stream):
                     items.append((item.line, item.data))
                     if len(items) >= chunk_records:
                         yield name, items, first

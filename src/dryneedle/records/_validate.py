@@ -1,122 +1,49 @@
-"""Record format v1: structuring, unstructuring, JSON Schema and streaming validation.
+"""Validation of record streams: the :class:`Validator` pipeline and its reports.
 
-One **session record** (format ``dryneedle.session/1``) is one JSON object holding a patient and
-one session; JSONL files hold one record per line. This module turns records into the model
-(:mod:`dryneedle.model`) and back, and validates streams of them:
+A :class:`Validator` runs, for one input, the structure check (the accelerated path of
+:mod:`._fast` when it applies, else the walkers of :mod:`._structure`) and then the clinical
+checks (screening, protocol, series), and returns one :class:`RecordReport` with every
+finding. :func:`validate_records` and :func:`validate_lines` are its streaming entry points.
+A new output format starts from :meth:`RecordReport.as_dict`.
 
-* :func:`validate_records` takes any iterable of mappings or JSON lines and yields exactly one
-  :class:`RecordReport` per input, in order, with *every* structural, screening and protocol
-  finding. It never stops early and never raises on bad data.
-* :func:`structure_record` returns the model of one valid record, or raises
-  :class:`RecordError` carrying all findings; :func:`unstructure_record` is its inverse.
-* :data:`converter` is the library's one cattrs converter (ISO dates, enums by value).
-* :func:`json_schema` is the JSON Schema of the format, generated from the models.
-
->>> from dryneedle.records import validate_records
->>> bad = {"format": "dryneedle.session/1", "record_id": "r-1",
-...        "patient": {"patient_id": "p-1", "sex": "femme"}, "session": 7}
->>> report = next(validate_records([bad]))
->>> report.valid
-False
->>> [(f.code, f.path) for f in report.findings if f.severity == "error"]
-[('structure.enum', 'patient.sex'), ('structure.type', 'session')]
+May import: :mod:`dryneedle.model`, :mod:`dryneedle.findings`, :mod:`dryneedle.policy`, the
+rules (:mod:`dryneedle.screening`, :mod:`dryneedle.protocol`) and :mod:`._structure`,
+:mod:`._fast`, :mod:`._input`.
 """
 
 from __future__ import annotations
 
-import enum
-import json
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator
 from datetime import date, datetime
 from typing import Any, Final, NamedTuple
 
-import cattrs
-
-from dryneedle import _fast, _structure, model
-from dryneedle._structure import BAD, R_FORMAT, R_JSON, R_NOT_OBJECT, WALKERS, field_specs
+from dryneedle import model
+from dryneedle import protocol as _protocol
+from dryneedle import screening as _screening
 from dryneedle._version import __version__
-from dryneedle.findings import Decision, Finding, FindingsError, Severity
+from dryneedle.findings import Decision, Finding, Severity
 from dryneedle.policy import DEFAULT_POLICY, Policy
+from dryneedle.protocol import (
+    _check_session,
+    _tolerated,
+    check_session_findings,
+    series_summary,
+)
+from dryneedle.records import _fast
+from dryneedle.records._input import loads
+from dryneedle.records._structure import R_JSON, walk_record
+from dryneedle.screening import _DECISION_BY_RANK, _screen_parts
+
+__all__ = ["CHECKS", "RecordReport", "Validator", "validate_lines", "validate_records"]
 
 _ERROR: Final = Severity.ERROR
-
-__all__ = [
-    "CHECKS",
-    "FAST_PATH",
-    "FORMAT",
-    "RecordError",
-    "RecordReport",
-    "Validator",
-    "converter",
-    "json_schema",
-    "loads",
-    "structure_record",
-    "unstructure_record",
-    "validate_lines",
-    "validate_records",
-]
-
-FORMAT: Final = _structure.FORMAT
-"""The value of the ``format`` field of every record of format v1."""
 
 CHECKS: Final = ("structure", "screening", "protocol", "series")
 """The checks :func:`validate_records` can run, in pipeline order."""
 
-try:  # optional fast parser (extra ``fast``); results are identical either way
-    import orjson as _orjson
-
-    def loads(text: str | bytes) -> Any:
-        """Parse one JSON document (orjson when installed, else the stdlib)."""
-        return _orjson.loads(text)
-
-except ImportError:  # pragma: no cover - exercised in environments without orjson
-
-    def _reject_constant(name: str) -> Any:
-        msg = f"{name} is not valid JSON"
-        raise ValueError(msg)
-
-    _decoder = json.JSONDecoder(parse_constant=_reject_constant)
-
-    def loads(text: str | bytes) -> Any:
-        """Parse one JSON document (orjson when installed, else the stdlib)."""
-        if isinstance(text, bytes):
-            text = text.decode("utf-8")
-        return _decoder.decode(text)
-
-
-# --- the cattrs converter --------------------------------------------------------------------
-
-
-def _enum_value(member: enum.Enum) -> Any:
-    return member.value
-
-
-def _make_converter() -> cattrs.Converter:
-    conv = cattrs.Converter()
-    # Enums by value, as plain ``str``: StrEnum members are ``str`` subclasses, which cattrs
-    # would pass through as-is, so every model enum is registered by class.
-    for name in dir(model):
-        obj = getattr(model, name)
-        if isinstance(obj, type) and issubclass(obj, enum.Enum):
-            conv.register_unstructure_hook(obj, _enum_value)
-    conv.register_unstructure_hook(date, date.isoformat)
-    conv.register_structure_hook(date, lambda v, _: date.fromisoformat(v))
-    return conv
-
-
-converter: Final = _make_converter()
-"""The library's cattrs converter: dates as ISO strings, enums by value, tuples as lists.
-
->>> from datetime import date
->>> from dryneedle.records import converter
->>> from dryneedle.model import SiteFinding
->>> converter.unstructure(SiteFinding(region="neck", side="left", kind="scar",
-...                                   date=date(2026, 1, 2)))
-{'region': 'neck', 'side': 'left', 'kind': 'scar', 'date': '2026-01-02'}
-"""
-
-
-# --- reports -----------------------------------------------------------------------------------
+_fast_decode = _fast.decoder()
+_NO_SITES: Final[frozenset[int]] = frozenset()
+_SITES_PATH: Final = "session.insertions"
 
 
 class RecordReport(NamedTuple):
@@ -166,104 +93,6 @@ class RecordReport(NamedTuple):
 
 
 _new_report = tuple.__new__  # builds a RecordReport from a full tuple, without keyword parsing
-
-
-class RecordError(FindingsError):
-    """A record could not be structured; ``findings`` holds every problem found."""
-
-    what = "record"
-
-
-# --- structure -----------------------------------------------------------------------------------
-
-_ROOT_KEYS: Final = frozenset(s.name for s in field_specs(model.SessionRecord))
-_walk_patient = WALKERS[model.Patient]
-_walk_session = WALKERS[model.Session]
-
-
-def _walk_record(
-    data: Any, out: list[Finding]
-) -> tuple[str | None, model.Patient | None, model.Session | None, bool]:
-    """Check a decoded record; return (record_id, patient, session, format_ok).
-
-    ``patient`` / ``session`` are ``None`` when that part had errors (so the other part can
-    still be checked).
-    """
-    if data.__class__ is not dict:
-        if isinstance(data, Mapping):
-            data = dict(data)
-        else:
-            out.append(
-                Finding(
-                    code=R_NOT_OBJECT.id, severity=R_NOT_OBJECT.severity, path="",
-                    message=f"expected a JSON object, got {_structure._json_kind(data)}",
-                )
-            )
-            return None, None, None, False
-    fmt = data.get("format", _structure._MISSING)
-    format_ok = fmt == FORMAT
-    if not format_ok:
-        message = (
-            "required field is missing" if fmt is _structure._MISSING
-            else f'expected "{FORMAT}"'
-        )
-        out.append(Finding(code=R_FORMAT.id, severity=R_FORMAT.severity, path="format",
-                           message=message))
-    rid = data.get("record_id", _structure._MISSING)
-    record_id: str | None = rid if rid.__class__ is str and rid else None
-    if record_id is None:
-        out.append(_structure._type("record_id", rid, "a non-empty string"))
-    p = data.get("patient", _structure._MISSING)
-    patient = _walk_patient(p, "patient", out)
-    s = data.get("session", _structure._MISSING)
-    session = _walk_session(s, "session", out)
-    if not data.keys() <= _ROOT_KEYS:
-        _structure._unknown(data, _ROOT_KEYS, "", out)
-    return (
-        record_id,
-        None if patient is BAD else patient,
-        None if session is BAD else session,
-        format_ok,
-    )
-
-
-def structure_record(data: Mapping[str, Any]) -> model.SessionRecord:
-    """Structure one decoded record into the model.
-
-    Args:
-        data: A decoded JSON object of format v1.
-
-    Returns:
-        The :class:`~dryneedle.model.SessionRecord`.
-
-    Raises:
-        RecordError: With every structural error (warnings such as unknown fields do not
-            raise).
-
-    >>> from dryneedle.records import structure_record
-    >>> structure_record({"format": "dryneedle.session/1"})
-    Traceback (most recent call last):
-    ...
-    dryneedle.records.RecordError: 3 problem(s) in record:
-      record_id: required field is missing [structure.missing]
-      patient: required field is missing [structure.missing]
-      session: required field is missing [structure.missing]
-    """
-    out: list[Finding] = []
-    record_id, patient, session, format_ok = _walk_record(data, out)
-    errors = [f for f in out if f.severity is Severity.ERROR]
-    if errors or record_id is None or patient is None or session is None or not format_ok:
-        raise RecordError(errors)
-    return model.SessionRecord(record_id=record_id, patient=patient, session=session)
-
-
-def unstructure_record(record: model.SessionRecord) -> dict[str, Any]:
-    """Return a record as JSON-ready data (the inverse of :func:`structure_record`)."""
-    data: dict[str, Any] = converter.unstructure(record)
-    return data
-
-
-# --- validation pipeline ---------------------------------------------------------------------
 
 
 class Validator:
@@ -351,7 +180,7 @@ class Validator:
         elif isinstance(obj, bytearray | memoryview):
             return self._check(bytes(obj), index, line, keyed)
         out: list[Finding] = []
-        record_id, patient, session, format_ok = _walk_record(obj, out)
+        record_id, patient, session, format_ok = walk_record(obj, out)
         record = None
         if patient is not None and session is not None and record_id is not None and format_ok:
             record = model.SessionRecord(record_id=record_id, patient=patient, session=session)
@@ -419,24 +248,6 @@ class Validator:
             record,
         )), key
 
-
-# The clinical modules import the model and policy, not this module: safe to import here.
-from dryneedle import protocol as _protocol  # noqa: E402
-from dryneedle import screening as _screening  # noqa: E402
-from dryneedle.protocol import (  # noqa: E402
-    _check_session,
-    _tolerated,
-    check_session_findings,
-    series_summary,
-)
-from dryneedle.screening import _DECISION_BY_RANK, _screen_parts  # noqa: E402
-
-_fast_decode = _fast.decoder()
-FAST_PATH: Final = _fast.AVAILABLE
-"""Whether JSON lines take the accelerated structure check (extra ``fast``: msgspec)."""
-
-_NO_SITES: Final[frozenset[int]] = frozenset()
-_SITES_PATH: Final = "session.insertions"
 
 
 def _json_error(exc: Exception) -> str:
@@ -511,80 +322,3 @@ def validate_lines(
         index += 1
     return out
 
-
-# --- JSON Schema ---------------------------------------------------------------------------------
-
-
-def _schema_of(cls: type, defs: dict[str, Any]) -> dict[str, Any]:
-    props: dict[str, Any] = {}
-    required: list[str] = []
-    for spec in field_specs(cls):
-        props[spec.name] = _field_schema(spec, defs)
-        if spec.required:
-            required.append(spec.name)
-    doc = (cls.__doc__ or "").strip().splitlines()[0]
-    out: dict[str, Any] = {"type": "object", "description": doc, "properties": props}
-    if required:
-        out["required"] = required
-    return out
-
-
-def _field_schema(spec: _structure.FieldSpec, defs: dict[str, Any]) -> dict[str, Any]:
-    from dryneedle.catalog import CONDITIONS, MUSCLES  # noqa: PLC0415
-
-    s: dict[str, Any]
-    if spec.kind == "bool":
-        s = {"type": "boolean"}
-    elif spec.kind == "str":
-        s = {"type": "string", "minLength": 1}
-    elif spec.kind in ("int", "float"):
-        s = {"type": "integer" if spec.kind == "int" else "number"}
-        if spec.minimum is not None:
-            s["minimum"] = spec.minimum
-    elif spec.kind == "date":
-        s = {"type": "string", "format": "date", "pattern": r"^\d{4}-\d{2}-\d{2}$"}
-    elif spec.kind == "enum":
-        s = {"type": "string", "enum": [m.value for m in spec.target]}
-    elif spec.kind == "muscle":
-        s = {"type": "string", "enum": list(MUSCLES)}
-    elif spec.kind == "object":
-        name = spec.target.__name__
-        if name not in defs:
-            defs[name] = {}
-            defs[name] = _schema_of(spec.target, defs)
-        s = {"$ref": f"#/$defs/{name}"}
-    else:  # array
-        if spec.target == "condition":
-            items: dict[str, Any] = {"type": "string", "enum": list(CONDITIONS)}
-        else:
-            name = spec.target.__name__
-            if name not in defs:
-                defs[name] = {}
-                defs[name] = _schema_of(spec.target, defs)
-            items = {"$ref": f"#/$defs/{name}"}
-        s = {"type": "array", "items": items}
-    if not spec.required:
-        s = {"anyOf": [s, {"type": "null"}]}
-    return s
-
-
-def json_schema() -> dict[str, Any]:
-    """Return the JSON Schema (draft 2020-12) of record format v1, generated from the models.
-
-    Unknown fields are allowed by the schema (the validator reports them as warnings).
-
-    >>> from dryneedle.records import json_schema
-    >>> json_schema()["properties"]["format"]
-    {'const': 'dryneedle.session/1'}
-    """
-    defs: dict[str, Any] = {}
-    root = _schema_of(model.SessionRecord, defs)
-    root["properties"]["format"] = {"const": FORMAT}
-    root["required"] = ["format", *root.get("required", [])]
-    return {
-        "$schema": "https://json-schema.org/draft/2020-12/schema",
-        "$id": "https://dryneedle.readthedocs.io/schema/session-1.json",
-        "title": "dryneedle session record, format v1",
-        **root,
-        "$defs": dict(sorted(defs.items())),
-    }

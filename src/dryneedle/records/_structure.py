@@ -1,22 +1,24 @@
-"""Specialised structuring code for record format v1, generated once from the models.
+"""Structuring of record format v1: the generated walkers and the record-level check.
 
 For every model class this module generates (with :func:`exec`, the way attrs and cattrs
 generate ``__init__`` and hooks) a function ``walk(data, path, out)`` that checks a decoded JSON
 object against the class's fields, appends a :class:`~dryneedle.findings.Finding` to ``out`` for
 *every* structural problem (with its exact path), and returns the model instance, or
 :data:`BAD` when any error was found below it. The valid path raises no exception, builds no
-path string and allocates nothing but the model objects.
+path string and allocates nothing but the model objects. :func:`walk_record` checks a whole
+record with them; :func:`structure_record` and :func:`unstructure_record` are the public
+one-record conversions. The structural rules (``structure.*``) are registered here.
 
-Field kinds are derived from the attrs type annotations, so the structure check, the cattrs
-converter and the JSON Schema cannot drift apart.
+Field kinds come from :mod:`._fields` (derived from the attrs type annotations), so the
+structure check, the cattrs converter and the JSON Schema cannot drift apart.
+
+May import: :mod:`dryneedle.model`, :mod:`dryneedle.wire`, :mod:`dryneedle.catalog`,
+:mod:`dryneedle.findings` and :mod:`._fields`.
 """
 
 from __future__ import annotations
 
-import enum
-import functools
 import types
-import typing
 from collections.abc import Callable, Mapping
 from datetime import date
 from typing import Any, Final
@@ -25,12 +27,19 @@ import attrs
 
 from dryneedle import model
 from dryneedle.catalog import CONDITIONS, MUSCLES
-from dryneedle.findings import Finding, Rule, Severity, register
+from dryneedle.findings import Finding, FindingsError, Rule, Severity, register
+from dryneedle.records._fields import FORMAT, FieldSpec, field_specs
+from dryneedle.wire import converter
 
-__all__ = ["BAD", "FORMAT", "WALKERS", "FieldSpec", "field_specs", "kind_of"]
-
-FORMAT: Final = "dryneedle.session/1"
-"""The value of the ``format`` field of every record of format v1."""
+__all__ = [
+    "BAD",
+    "R_JSON",
+    "WALKERS",
+    "RecordError",
+    "structure_record",
+    "unstructure_record",
+    "walk_record",
+]
 
 
 class _Bad:
@@ -164,92 +173,6 @@ def _parse_date(text: str) -> date | None:
         _DATE_CACHE.clear()
     _DATE_CACHE[text] = value
     return value
-
-
-# --- field specifications ------------------------------------------------------------------------
-
-
-@attrs.frozen(kw_only=True)
-class FieldSpec:
-    """How one field of a model class appears on the wire.
-
-    Attributes:
-        name: Field name (same in the model and in JSON).
-        kind: ``str``, ``int``, ``float``, ``bool``, ``date``, ``enum``, ``muscle``,
-            ``condition``, ``object`` or ``array``.
-        required: Whether the field must be present and non-null.
-        target: Enum class, nested model class, or item kind of an array.
-        minimum: Smallest allowed value of a number, if any (inclusive).
-    """
-
-    name: str
-    kind: str
-    required: bool
-    target: Any = None
-    minimum: float | None = None
-
-
-# Structural bounds (not clinical limits: those live in the Policy).
-_MINIMUMS: Mapping[tuple[type, str], float] = {
-    (model.Session, "number"): 1,
-    (model.PostSteps, "needles_removed"): 0,
-}
-
-# Fields whose string values come from a catalog rather than an enum.
-_CATALOG_FIELDS: Mapping[tuple[type, str], str] = {
-    (model.Insertion, "muscle"): "muscle",
-}
-
-
-def kind_of(tp: Any) -> tuple[str, Any, bool]:
-    """Return ``(kind, target, nullable)`` for a resolved type annotation."""
-    nullable = False
-    origin = typing.get_origin(tp)
-    if origin in (types.UnionType, typing.Union):
-        args = [a for a in typing.get_args(tp) if a is not type(None)]
-        nullable = len(args) != len(typing.get_args(tp))
-        (tp,) = args
-        origin = typing.get_origin(tp)
-    if origin is tuple:
-        item = typing.get_args(tp)[0]
-        if attrs.has(item):
-            return "array", item, nullable
-        return "array", "condition", nullable
-    if tp is bool:
-        return "bool", None, nullable
-    if tp is int:
-        return "int", None, nullable
-    if tp is float:
-        return "float", None, nullable
-    if tp is str:
-        return "str", None, nullable
-    if tp is date:
-        return "date", None, nullable
-    if isinstance(tp, type) and issubclass(tp, enum.Enum):
-        return "enum", tp, nullable
-    if attrs.has(tp):
-        return "object", tp, nullable
-    msg = f"unsupported field type {tp!r}"  # pragma: no cover - guards model edits
-    raise TypeError(msg)
-
-
-@functools.cache
-def field_specs(cls: type) -> tuple[FieldSpec, ...]:
-    """Return the wire specification of every field of a model class, in declaration order."""
-    hints = typing.get_type_hints(cls)
-    specs = []
-    for a in attrs.fields(cls):
-        kind, target, nullable = kind_of(hints[a.name])
-        if (cls, a.name) in _CATALOG_FIELDS:
-            kind = _CATALOG_FIELDS[cls, a.name]
-        required = a.default is attrs.NOTHING and not nullable
-        minimum = _MINIMUMS.get((cls, a.name))
-        specs.append(
-            FieldSpec(
-                name=a.name, kind=kind, required=required, target=target, minimum=minimum,
-            )
-        )
-    return tuple(specs)
 
 
 # --- code generation ----------------------------------------------------------------------------
@@ -423,3 +346,99 @@ def _build() -> tuple[Mapping[type, Walker], str]:
 
 WALKERS, GENERATED_SOURCE = _build()
 """The generated walker of each nested model class (and their source, for review)."""
+
+
+# --- one record ----------------------------------------------------------------------------------
+
+
+class RecordError(FindingsError):
+    """A record could not be structured; ``findings`` holds every problem found."""
+
+    what = "record"
+
+
+_ROOT_KEYS: Final = frozenset(s.name for s in field_specs(model.SessionRecord))
+_walk_patient = WALKERS[model.Patient]
+_walk_session = WALKERS[model.Session]
+
+
+def walk_record(
+    data: Any, out: list[Finding]
+) -> tuple[str | None, model.Patient | None, model.Session | None, bool]:
+    """Check a decoded record; return (record_id, patient, session, format_ok).
+
+    Every structural finding is appended to ``out``. ``patient`` / ``session`` are ``None``
+    when that part had errors (so the other part can still be checked).
+    """
+    if data.__class__ is not dict:
+        if isinstance(data, Mapping):
+            data = dict(data)
+        else:
+            out.append(
+                Finding(
+                    code=R_NOT_OBJECT.id, severity=R_NOT_OBJECT.severity, path="",
+                    message=f"expected a JSON object, got {_json_kind(data)}",
+                )
+            )
+            return None, None, None, False
+    fmt = data.get("format", _MISSING)
+    format_ok = fmt == FORMAT
+    if not format_ok:
+        message = (
+            "required field is missing" if fmt is _MISSING
+            else f'expected "{FORMAT}"'
+        )
+        out.append(Finding(code=R_FORMAT.id, severity=R_FORMAT.severity, path="format",
+                           message=message))
+    rid = data.get("record_id", _MISSING)
+    record_id: str | None = rid if rid.__class__ is str and rid else None
+    if record_id is None:
+        out.append(_type("record_id", rid, "a non-empty string"))
+    p = data.get("patient", _MISSING)
+    patient = _walk_patient(p, "patient", out)
+    s = data.get("session", _MISSING)
+    session = _walk_session(s, "session", out)
+    if not data.keys() <= _ROOT_KEYS:
+        _unknown(data, _ROOT_KEYS, "", out)
+    return (
+        record_id,
+        None if patient is BAD else patient,
+        None if session is BAD else session,
+        format_ok,
+    )
+
+
+def structure_record(data: Mapping[str, Any]) -> model.SessionRecord:
+    """Structure one decoded record into the model.
+
+    Args:
+        data: A decoded JSON object of format v1.
+
+    Returns:
+        The :class:`~dryneedle.model.SessionRecord`.
+
+    Raises:
+        RecordError: With every structural error (warnings such as unknown fields do not
+            raise).
+
+    >>> from dryneedle.records import structure_record
+    >>> structure_record({"format": "dryneedle.session/1"})
+    Traceback (most recent call last):
+    ...
+    dryneedle.records.RecordError: 3 problem(s) in record:
+      record_id: required field is missing [structure.missing]
+      patient: required field is missing [structure.missing]
+      session: required field is missing [structure.missing]
+    """
+    out: list[Finding] = []
+    record_id, patient, session, format_ok = walk_record(data, out)
+    errors = [f for f in out if f.severity is Severity.ERROR]
+    if errors or record_id is None or patient is None or session is None or not format_ok:
+        raise RecordError(errors)
+    return model.SessionRecord(record_id=record_id, patient=patient, session=session)
+
+
+def unstructure_record(record: model.SessionRecord) -> dict[str, Any]:
+    """Return a record as JSON-ready data (the inverse of :func:`structure_record`)."""
+    data: dict[str, Any] = converter.unstructure(record)
+    return data

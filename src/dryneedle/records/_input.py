@@ -1,7 +1,12 @@
-"""Reading record inputs: JSONL or JSON arrays, from files, globs, gzip or standard input.
+"""The input layer: every way record bytes come in, and how one JSON document is parsed.
 
-Everything streams: JSONL is read line by line and a JSON array is decoded one element at a
-time, so memory does not grow with the size of a file.
+Inputs are JSONL or JSON arrays, from files, globs, gzip or standard input. Everything
+streams: JSONL is read line by line and a JSON array is decoded one element at a time, so
+memory does not grow with the size of a file. :func:`loads` parses one JSON document (orjson
+when installed, else the stdlib, with the same results). A new input format goes here: it
+yields :class:`Item` objects like :func:`iter_items`.
+
+May import: the standard library, attrs and the optional orjson. Nothing of dryneedle.
 """
 
 from __future__ import annotations
@@ -17,10 +22,41 @@ from typing import IO, Any, Final
 
 import attrs
 
-__all__ = ["InputError", "Item", "expand_inputs", "input_size", "iter_items", "open_input"]
+__all__ = [
+    "ArrayError",
+    "InputError",
+    "Item",
+    "expand_inputs",
+    "first_significant",
+    "input_size",
+    "iter_items",
+    "loads",
+    "open_input",
+]
 
 _CHUNK: Final = 1 << 16
 _MAX_ELEMENT: Final = 1 << 28  # an array element larger than 256 MiB is unreadable input
+
+try:  # optional fast parser (extra ``fast``); results are identical either way
+    import orjson as _orjson
+
+    def loads(text: str | bytes) -> Any:
+        """Parse one JSON document (orjson when installed, else the stdlib)."""
+        return _orjson.loads(text)
+
+except ImportError:  # pragma: no cover - exercised in environments without orjson
+
+    def _reject_constant(name: str) -> Any:
+        msg = f"{name} is not valid JSON"
+        raise ValueError(msg)
+
+    _decoder = json.JSONDecoder(parse_constant=_reject_constant)
+
+    def loads(text: str | bytes) -> Any:
+        """Parse one JSON document (orjson when installed, else the stdlib)."""
+        if isinstance(text, bytes):
+            text = text.decode("utf-8")
+        return _decoder.decode(text)
 
 
 class InputError(OSError):
@@ -104,7 +140,8 @@ def input_size(name: str) -> int | None:
         return None
 
 
-def _first_significant(stream: IO[bytes]) -> bytes:
+def first_significant(stream: IO[bytes]) -> bytes:
+    """Return the first non-blank byte of a peekable stream (``b""`` if none is in sight)."""
     peek = getattr(stream, "peek", None)
     if peek is None:  # pragma: no cover - all our streams can peek
         return b""
@@ -118,7 +155,7 @@ def iter_items(name: str, stream: IO[bytes]) -> Iterator[Item]:
     Blank lines are skipped (they are not records). A JSON array is detected by its first
     non-blank character.
     """
-    if _first_significant(stream) == b"[":
+    if first_significant(stream) == b"[":
         yield from _iter_array(name, stream)
         return
     for n, line in enumerate(stream, start=1):

@@ -1,0 +1,108 @@
+"""Record format v1: structuring, unstructuring, JSON Schema and streaming validation.
+
+One **session record** (format ``dryneedle.session/1``) is one JSON object holding a patient and
+one session; JSONL files hold one record per line. This package turns records into the model
+(:mod:`dryneedle.model`) and back, and validates streams of them:
+
+* :func:`validate_records` takes any iterable of mappings or JSON lines and yields exactly one
+  :class:`RecordReport` per input, in order, with *every* structural, screening and protocol
+  finding. It never stops early and never raises on bad data.
+* :func:`structure_record` returns the model of one valid record, or raises
+  :class:`RecordError` carrying all findings; :func:`unstructure_record` is its inverse.
+* :data:`converter` is the library's one cattrs converter (ISO dates, enums by value), defined
+  in :mod:`dryneedle.wire`.
+* :func:`json_schema` is the JSON Schema of the format, generated from the models.
+
+This package's public face re-exports the names of its private modules; like them, it may
+import the model, reference data, findings, policy and rules layers (never fhir, service,
+distributed or cli).
+
+>>> from dryneedle.records import validate_records
+>>> bad = {"format": "dryneedle.session/1", "record_id": "r-1",
+...        "patient": {"patient_id": "p-1", "sex": "femme"}, "session": 7}
+>>> report = next(validate_records([bad]))
+>>> report.valid
+False
+>>> [(f.code, f.path) for f in report.findings if f.severity == "error"]
+[('structure.enum', 'patient.sex'), ('structure.type', 'session')]
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+# The package, lowest first (a module imports only those above it):
+#   _fields     field specifications: how each model field appears on the wire
+#   _structure  structural rules, generated walkers, walk/structure/unstructure one record
+#   _fast       optional msgspec mirrors: the accelerated structure check of JSON lines
+#   _schema     the JSON Schema, generated from the field specifications
+#   _input      the input layer: files, globs, gzip, stdin, JSONL/JSON arrays; loads()
+#   _validate   Validator, RecordReport, validate_records / validate_lines (adds the rules)
+#   _pipeline   the chunked, optionally parallel pipeline behind ``dryneedle validate``
+from dryneedle.records import _fast, _fields
+from dryneedle.records._input import loads
+from dryneedle.records._schema import json_schema
+from dryneedle.records._structure import RecordError, structure_record, unstructure_record
+from dryneedle.records._validate import CHECKS as _CHECKS
+from dryneedle.records._validate import (
+    RecordReport,
+    Validator,
+    validate_lines,
+    validate_records,
+)
+from dryneedle.wire import converter as _converter
+
+__all__ = [
+    "CHECKS",
+    "FAST_PATH",
+    "FORMAT",
+    "RecordError",
+    "RecordReport",
+    "Validator",
+    "converter",
+    "json_schema",
+    "loads",
+    "structure_record",
+    "unstructure_record",
+    "validate_lines",
+    "validate_records",
+]
+
+FORMAT: Final = _fields.FORMAT
+"""The value of the ``format`` field of every record of format v1."""
+
+CHECKS: Final = _CHECKS
+"""The checks :func:`validate_records` can run, in pipeline order."""
+
+FAST_PATH: Final = _fast.AVAILABLE
+"""Whether JSON lines take the accelerated structure check (extra ``fast``: msgspec)."""
+
+converter: Final = _converter
+"""The library's one cattrs converter, :data:`dryneedle.wire.converter` (re-exported here).
+
+It writes dates as ISO strings, enums by value and tuples as lists.
+
+>>> from datetime import date
+>>> from dryneedle.records import converter
+>>> from dryneedle.model import SiteFinding
+>>> converter.unstructure(SiteFinding(region="neck", side="left", kind="scar",
+...                                   date=date(2026, 1, 2)))
+{'region': 'neck', 'side': 'left', 'kind': 'scar', 'date': '2026-01-02'}
+"""
+
+# The public classes and functions are defined in the private modules but belong to this
+# package: they are documented, pickled and shown in tracebacks as ``dryneedle.records.X``.
+_DEFINED_HERE: tuple[Any, ...] = (
+    RecordError,
+    RecordReport,
+    Validator,
+    json_schema,
+    loads,
+    structure_record,
+    unstructure_record,
+    validate_lines,
+    validate_records,
+)
+for _obj in _DEFINED_HERE:
+    _obj.__module__ = __name__
+del _obj
