@@ -1,0 +1,232 @@
+"""FHIR in: a patient (and planned sites) from FHIR R4 resources.
+
+What it is for: :func:`patient_from_fhir` flattens the input, finds the one patient, lets
+:class:`~._mapper.Mapper` read every resource, then merges the form answers (the more
+cautious value wins, every choice recorded) into the screening
+:class:`~dryneedle.model.Patient`; :func:`planned_sites_from_fhir` reads the planned sites of
+``ServiceRequest`` / ``Procedure`` resources.
+
+May import: the standard library, ``attrs``, :mod:`dryneedle.catalog`, :mod:`dryneedle.model`,
+:mod:`dryneedle.screening` (:class:`~dryneedle.screening.PlannedSite`) and, in this package,
+:mod:`._mapper`, :mod:`._provenance`, :mod:`._reading` and :mod:`._terminology`.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, Final
+
+import attrs
+
+from dryneedle.catalog import CONDITIONS
+from dryneedle.fhir._mapper import Mapper
+from dryneedle.fhir._provenance import Action, FhirInputError, FhirPatientInputs
+from dryneedle.fhir._reading import (
+    SUBJECT_KEY,
+    InputResource,
+    codings_of,
+    flatten,
+    jlist,
+    jobj,
+    jstr,
+    ref_patient_id,
+)
+from dryneedle.fhir._terminology import ALLERGY_TERMS, EXT_BODY_SIDE, FLAG_CODES, SYSTEMS
+from dryneedle.model import History, NeedlePhobia, Patient, Pregnancy, SiteFinding
+from dryneedle.screening import PlannedSite
+
+__all__ = ["patient_from_fhir", "planned_sites_from_fhir"]
+
+_HISTORY_BOOLS: Final = tuple(
+    a.name for a in attrs.fields(History) if a.name not in ("needle_phobia", "consent")
+)
+_ANSWER_KEYS: Final = frozenset((*(a.name for a in attrs.fields(History)), "pregnancy"))
+_CAUTION: Final[Mapping[Pregnancy, int]] = {
+    Pregnancy.NOT_PREGNANT: 0, Pregnancy.UNKNOWN: 1, Pregnancy.PREGNANT: 2,
+}
+
+
+def _coerce_answers(answers: Mapping[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in answers.items():
+        if key not in _ANSWER_KEYS:
+            msg = f"unknown answer {key!r}; known: {sorted(_ANSWER_KEYS)}"
+            raise FhirInputError(msg)
+        if value is None:
+            continue  # the same as not answered
+        try:
+            if key == "pregnancy":
+                out[key] = Pregnancy(value)
+            elif key == "needle_phobia":
+                out[key] = NeedlePhobia(value)
+            elif isinstance(value, bool):
+                out[key] = value
+            else:
+                raise ValueError(value)
+        except ValueError:
+            # The value itself is not echoed: a misplaced answer could be free text.
+            msg = f"answer {key!r}: invalid value (expected true, false, null or a listed value)"
+            raise FhirInputError(msg) from None
+    return out
+
+
+def _find_patient_id(items: list[InputResource], full_urls: Mapping[str, str]) -> str:
+    ids = list(dict.fromkeys(
+        rid for r in items if r.type == "Patient" and (rid := jstr(r.resource.get("id")))
+    ))
+    if len(ids) > 1:
+        msg = "the input holds several patients; pass patient_id="
+        raise FhirInputError(msg)
+    if ids:
+        return ids[0]
+    refs = list(dict.fromkeys(
+        pid for r in items if r.type in SUBJECT_KEY
+        if (pid := ref_patient_id(r.resource.get(SUBJECT_KEY[r.type]), full_urls))
+    ))
+    if len(refs) == 1:
+        return refs[0]
+    msg = ("no Patient resource and no single patient reference in the input; pass patient_id="
+           if not refs else "the input refers to several patients; pass patient_id=")
+    raise FhirInputError(msg)
+
+
+def patient_from_fhir(
+    resources: Mapping[str, Any] | Sequence[Any] | None,
+    *,
+    patient_id: str | None = None,
+    answers: Mapping[str, bool | str | None] | None = None,
+    site_findings: Iterable[SiteFinding] = (),
+    flag_codes: Mapping[str, Mapping[str, Sequence[str]]] = FLAG_CODES,
+    allergy_terms: Sequence[str] = ALLERGY_TERMS,
+) -> FhirPatientInputs:
+    """Build the screening patient from FHIR R4 resources, with a provenance trail.
+
+    Args:
+        resources: A ``Bundle`` (any type; nested bundles are read), one resource, or a list
+            of resources / bundles / ``None`` (as in CDS Hooks prefetch).
+        patient_id: The patient's FHIR id (default: the single ``Patient.id`` in the input, or
+            the single patient every subject refers to). Resources about another patient are
+            ignored.
+        answers: Answers collected outside FHIR (e.g. the clinic's intake form), by
+            :class:`~dryneedle.model.History` field name or ``pregnancy``. FHIR evidence can
+            only make an answer more cautious: a form ``False`` is overridden by a FHIR
+            ``True`` (recorded as superseded), a form ``not_pregnant`` by a pregnant
+            observation.
+        site_findings: Site findings (not derived from FHIR).
+        flag_codes: Coded data that sets history answers (default :data:`FLAG_CODES`).
+        allergy_terms: Words marking a metal allergy (default :data:`ALLERGY_TERMS`).
+
+    Returns:
+        The :class:`FhirPatientInputs` (patient and provenance).
+
+    Raises:
+        FhirInputError: When no single patient can be identified or an answer is invalid.
+    """
+    flat = flatten(resources)
+    items = [
+        InputResource(i, res, url) if isinstance(res, Mapping)
+        else InputResource(i, {"resourceType": type(res).__name__}, url, valid=False)
+        for i, (res, url) in enumerate(flat)
+    ]
+    unknown_flags = set(flag_codes) - set(_HISTORY_BOOLS)
+    if unknown_flags:
+        msg = f"flag_codes: unknown history answers {sorted(unknown_flags)}"
+        raise FhirInputError(msg)
+    patient_urls = {
+        r.full_url: rid for r in items
+        if r.type == "Patient" and r.full_url and (rid := jstr(r.resource.get("id")))
+    }
+    pid = patient_id or _find_patient_id(items, patient_urls)
+    for r in items:  # an id-less Patient entry: its fullUrl identifies the target patient
+        if r.type == "Patient" and r.full_url and not jstr(r.resource.get("id")):
+            patient_urls[r.full_url] = pid
+    form = _coerce_answers(answers or {})
+    m = Mapper(items, patient_id=pid, flag_codes=flag_codes, allergy_terms=allergy_terms,
+                patient_urls=patient_urls)
+    m.run()
+    birth_date = m.resolve_demographic("patient.birth_date")
+    sex = m.resolve_demographic("patient.sex")
+    fhir_pregnancy = m.resolve_pregnancy()
+
+    # Merge the form answers: the more cautious value wins; every choice is recorded.
+    history: dict[str, Any] = {}
+    for name in (a.name for a in attrs.fields(History)):
+        form_value = form.get(name)
+        history[name] = True if m.flags.get(name) is True else form_value
+        if form_value is not None:
+            overridden = history[name] != form_value
+            m.note(None, path=f"patient.history.{name}", value=_json(form_value),
+                   action=Action.SUPERSEDED if overridden else Action.USED,
+                   reason="fhir-evidence" if overridden else "answers")
+    pregnancy = fhir_pregnancy
+    if fhir_pregnancy is None and m.pregnancy:
+        # Conflicting observations: the status is unknown, and no form answer can make it
+        # less cautious than that.
+        fhir_pregnancy = Pregnancy.UNKNOWN
+    form_preg: Pregnancy | None = form.get("pregnancy")
+    if form_preg is not None:
+        final = form_preg
+        if fhir_pregnancy is not None and _CAUTION[fhir_pregnancy] > _CAUTION[form_preg]:
+            final = fhir_pregnancy
+        # FHIR observations overridden by a more cautious form answer are superseded.
+        m.trail = [
+            (i, attrs.evolve(p, action=Action.SUPERSEDED, reason="more-cautious-answer"))
+            if p.path == "patient.pregnancy" and p.action is Action.USED and p.value != final.value
+            else (i, p)
+            for i, p in m.trail
+        ]
+        m.note(None, path="patient.pregnancy", value=form_preg.value,
+               action=Action.USED if final is form_preg else Action.SUPERSEDED,
+               reason="answers" if final is form_preg else "fhir-evidence")
+        pregnancy = final
+    patient = Patient(
+        patient_id=pid,
+        birth_date=birth_date,
+        sex=sex,
+        pregnancy=pregnancy,
+        history=History(**history),
+        site_findings=tuple(site_findings),
+        conditions=tuple(c for c in CONDITIONS if c in m.conditions),
+    )
+    trail = [p for _, p in sorted(m.trail, key=lambda t: t[0])]
+    return FhirPatientInputs(patient=patient, provenance=tuple(trail))
+
+
+def _json(value: Any) -> Any:
+    return value.value if isinstance(value, enum.Enum) else value
+
+
+def planned_sites_from_fhir(resources: Mapping[str, Any] | Sequence[Any] | None) -> tuple[
+    PlannedSite, ...
+]:
+    """Return the sites planned in ``ServiceRequest`` / ``Procedure`` resources.
+
+    A ``bodySite`` coded in dryneedle's muscle code system (``SYSTEMS["muscle"]``, as written
+    by :func:`procedure`) is a planned site; its side comes from the :data:`EXT_BODY_SIDE`
+    extension and defaults to ``midline`` (which overlaps both sides, the cautious reading).
+
+    >>> from dryneedle.fhir import SYSTEMS, planned_sites_from_fhir
+    >>> order = {"resourceType": "ServiceRequest", "status": "draft", "bodySite": [
+    ...     {"coding": [{"system": SYSTEMS["muscle"], "code": "psoas"}]}]}
+    >>> [(s.muscle, s.side.value) for s in planned_sites_from_fhir([order])]
+    [('psoas', 'midline')]
+    """
+    from dryneedle.model import Side  # noqa: PLC0415
+
+    sites: list[PlannedSite] = []
+    for res, _ in flatten(resources):
+        r = jobj(res)
+        if r.get("resourceType") not in ("ServiceRequest", "Procedure"):
+            continue
+        for site in jlist(r.get("bodySite")):
+            side = Side.MIDLINE
+            for ext in jlist(jobj(site).get("extension")):
+                code = jobj(ext).get("valueCode")
+                if jobj(ext).get("url") == EXT_BODY_SIDE and code in {s.value for s in Side}:
+                    side = Side(code)
+            for system, code in codings_of(site):
+                if system == SYSTEMS["muscle"]:
+                    sites.append(PlannedSite(muscle=code, side=side))
+    return tuple(sites)
+

@@ -1,0 +1,200 @@
+"""Reading plain-JSON FHIR safely: accessors, codings, dates, bundles, patient references.
+
+What it is for: the small helpers every part of the FHIR reader needs. Decoded JSON is ``Any``;
+these narrow it without ever raising (a wrong type reads as absent), flatten bundles (nested
+ones and ``null`` prefetch values included) and resolve which patient a reference points at.
+
+May import: the standard library and ``attrs``. Nothing of dryneedle.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from datetime import UTC, date, datetime
+from typing import Any, Final
+
+import attrs
+
+__all__ = [
+    "SUBJECT_KEY",
+    "InputResource",
+    "codings_of",
+    "flatten",
+    "is_later",
+    "jlist",
+    "jobj",
+    "jstr",
+    "observation_when",
+    "parse_when",
+    "ref_patient_id",
+    "status_codes",
+    "texts_of",
+    "token",
+]
+
+_DATETIME = re.compile(
+    r"(?P<y>[0-9]{4})(-(?P<m>[0-9]{2})(-(?P<d>[0-9]{2})"
+    r"(T(?P<time>[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?)(?P<tz>Z|[+-][0-9]{2}:[0-9]{2}))?)?)?"
+)
+
+
+# --- safe access to decoded JSON ---------------------------------------------------------------
+
+
+def jobj(value: Any) -> Mapping[str, Any]:
+    """Return ``value`` if it is a JSON object, else an empty one."""
+    return value if isinstance(value, Mapping) else {}
+
+
+def jlist(value: Any) -> list[Any]:
+    """Return ``value`` as a list if it is a JSON array, else an empty list."""
+    return list(value) if isinstance(value, list | tuple) else []
+
+
+def jstr(value: Any) -> str | None:
+    """Return ``value`` if it is a non-empty string, else ``None``."""
+    return value if isinstance(value, str) and value else None
+
+
+def codings_of(concept: Any) -> list[tuple[str | None, str]]:
+    """Return (system, code) pairs of a CodeableConcept (codings without a code skipped)."""
+    out = []
+    for coding in jlist(jobj(concept).get("coding")):
+        code = jstr(jobj(coding).get("code"))
+        if code is not None:
+            out.append((jstr(jobj(coding).get("system")), code.strip()))
+    return out
+
+
+def status_codes(concept: Any) -> set[str]:
+    """Return the codes of a status CodeableConcept (``clinicalStatus``, ...)."""
+    return {code for _, code in codings_of(concept)}
+
+
+def token(system: str | None, code: str) -> str:
+    """Return a FHIR search token ``system|code`` (``code`` alone without a system)."""
+    return f"{system}|{code}" if system else code
+
+
+def texts_of(concept: Any) -> list[str]:
+    """Return a CodeableConcept's ``text`` and coding displays, in order."""
+    c = jobj(concept)
+    out = [t for t in [jstr(c.get("text"))] if t]
+    out.extend(t for coding in jlist(c.get("coding")) if (t := jstr(jobj(coding).get("display"))))
+    return out
+
+
+def parse_when(text: Any) -> tuple[date, datetime | None] | None:
+    """Parse a FHIR date/dateTime to (written date, UTC instant or None); partial -> None."""
+    if not isinstance(text, str):
+        return None
+    m = _DATETIME.fullmatch(text)
+    if m is None or m.group("d") is None:
+        return None
+    try:
+        day = date(int(m.group("y")), int(m.group("m")), int(m.group("d")))
+        if m.group("time") is None:
+            return day, None
+        instant = datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
+    except ValueError:
+        return None
+    return day, instant
+
+
+def is_later(a: tuple[date, datetime | None], b: tuple[date, datetime | None]) -> bool:
+    """Whether ``a`` is strictly later than ``b`` (instants when both have one, else dates)."""
+    if a[1] is not None and b[1] is not None:
+        return a[1] > b[1]
+    return a[0] > b[0]
+
+
+def observation_when(obs: Mapping[str, Any]) -> tuple[date, datetime | None] | None:
+    """Return when an Observation applies (``effective[x]``; a period's end, else start)."""
+    for key in ("effectiveDateTime", "effectiveInstant"):
+        if key in obs:
+            return parse_when(obs[key])
+    period = jobj(obs.get("effectivePeriod"))
+    return parse_when(period.get("end") or period.get("start"))
+
+
+# --- resources, bundles and patient references ------------------------------------------------
+
+
+@attrs.frozen
+class InputResource:
+    """One item of the flattened input, with its position and the entry's ``fullUrl``.
+
+    Attributes:
+        index: Position in the flattened input (0-based).
+        resource: The resource (a placeholder ``{"resourceType": ...}`` when not an object).
+        full_url: The bundle entry's ``fullUrl``, if any.
+        valid: Whether the item was a JSON object at all.
+    """
+
+    index: int
+    resource: Mapping[str, Any]
+    full_url: str | None
+    valid: bool = True
+
+    @property
+    def type(self) -> str:
+        """The ``resourceType`` (``Resource`` when missing)."""
+        return jstr(self.resource.get("resourceType")) or "Resource"
+
+    @property
+    def label(self) -> str:
+        """``Type/id``, else the ``fullUrl``, else ``Type[index]`` (as in provenance)."""
+        rid = jstr(self.resource.get("id"))
+        if rid is not None:
+            return f"{self.type}/{rid}"
+        return self.full_url or f"{self.type}[{self.index}]"
+
+
+def flatten(data: Any) -> list[tuple[Any, str | None]]:
+    """Flatten bundles (nested too) and lists into (resource, fullUrl) pairs, in order."""
+    out: list[tuple[Any, str | None]] = []
+
+    def walk(item: Any, full_url: str | None) -> None:
+        if item is None:
+            return
+        if isinstance(item, Mapping):
+            if item.get("resourceType") == "Bundle":
+                for entry in jlist(item.get("entry")):
+                    e = jobj(entry)
+                    walk(e.get("resource"), jstr(e.get("fullUrl")))
+                return
+            out.append((item, full_url))
+            return
+        if isinstance(item, list | tuple):
+            for x in item:
+                walk(x, None)
+            return
+        out.append((item, full_url))
+
+    walk(data, None)
+    return out
+
+
+SUBJECT_KEY: Final[Mapping[str, str]] = {
+    "Condition": "subject",
+    "Observation": "subject",
+    "MedicationStatement": "subject",
+    "MedicationRequest": "subject",
+    "AllergyIntolerance": "patient",
+}
+"""The element naming the patient, by resource type (the types the reader maps)."""
+
+
+def ref_patient_id(ref: Any, full_urls: Mapping[str, str]) -> str | None:
+    """Return the Patient id a Reference points at, ``""`` for a non-Patient target, or None."""
+    text = jstr(jobj(ref).get("reference"))
+    if text is None:
+        return None
+    if text in full_urls:
+        return full_urls[text]
+    parts = text.split("/_history/", 1)[0].rstrip("/").split("/")
+    if len(parts) >= 2:
+        return parts[-1] if parts[-2] == "Patient" else ""
+    return None
+

@@ -1,0 +1,101 @@
+"""Screening from FHIR: map the resources, screen the patient, keep the provenance.
+
+What it is for: :func:`screen_fhir` (:func:`~._inbound.patient_from_fhir` then
+:func:`~dryneedle.screening.screen`) and its result :class:`FhirScreening`, whose methods
+write the result back as CDS Hooks cards, ``DetectedIssue`` or ``OperationOutcome``.
+
+May import: the standard library, ``attrs``, :mod:`dryneedle.model`, :mod:`dryneedle.policy`,
+:mod:`dryneedle.screening` and, in this package, every other module (it sits on top of them).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import date
+from typing import Any
+
+import attrs
+
+from dryneedle.fhir._cds import cds_cards
+from dryneedle.fhir._inbound import patient_from_fhir
+from dryneedle.fhir._outbound import detected_issues, operation_outcome
+from dryneedle.fhir._provenance import FhirPatientInputs
+from dryneedle.fhir._terminology import ALLERGY_TERMS, FLAG_CODES
+from dryneedle.model import SiteFinding
+from dryneedle.policy import DEFAULT_POLICY, Policy
+from dryneedle.screening import ScreeningResult, screen
+
+__all__ = ["FhirScreening", "screen_fhir"]
+
+
+@attrs.frozen(kw_only=True)
+class FhirScreening:
+    """A screening made from FHIR data, with its inputs' provenance.
+
+    Attributes:
+        inputs: The patient and provenance (:func:`patient_from_fhir`).
+        result: The screening result.
+    """
+
+    inputs: FhirPatientInputs
+    result: ScreeningResult
+
+    def cards(self, *, always: bool = False, uuid_seed: str = "") -> list[dict[str, Any]]:
+        """Return the CDS Hooks cards (see :func:`cds_cards`)."""
+        return cds_cards(self.result, inputs=self.inputs, always=always, uuid_seed=uuid_seed)
+
+    def detected_issues(self) -> list[dict[str, Any]]:
+        """Return the ``DetectedIssue`` resources (see :func:`detected_issues`)."""
+        return detected_issues(self.result, patient_id=self.inputs.patient.patient_id,
+                               inputs=self.inputs)
+
+    def operation_outcome(self) -> dict[str, Any]:
+        """Return the findings as an ``OperationOutcome`` (see :func:`operation_outcome`)."""
+        return operation_outcome(self.result.findings)
+
+    def as_dict(self) -> dict[str, Any]:
+        """Return the result and the provenance as JSON-ready data."""
+        return {
+            "result": self.result.as_dict(),
+            "provenance": [p.as_dict() for p in self.inputs.provenance],
+        }
+
+
+def screen_fhir(
+    resources: Mapping[str, Any] | Sequence[Any] | None,
+    *,
+    on: date,
+    sites: Iterable[Any] = (),
+    policy: Policy = DEFAULT_POLICY,
+    patient_id: str | None = None,
+    answers: Mapping[str, bool | str | None] | None = None,
+    site_findings: Iterable[SiteFinding] = (),
+    flag_codes: Mapping[str, Mapping[str, Sequence[str]]] = FLAG_CODES,
+    allergy_terms: Sequence[str] = ALLERGY_TERMS,
+) -> FhirScreening:
+    """Map FHIR resources to a patient and screen it (see :func:`patient_from_fhir`).
+
+    Args:
+        resources: Bundle, resource or list of them.
+        on: Evaluation date (never read from the clock here).
+        sites: Planned sites, as for :func:`~dryneedle.screening.screen`.
+        policy: The policy.
+        patient_id: The patient's FHIR id (default: found in the input).
+        answers: Answers collected outside FHIR.
+        site_findings: Site findings.
+        flag_codes: Coded data that sets history answers.
+        allergy_terms: Words marking a metal allergy.
+
+    Returns:
+        The :class:`FhirScreening`.
+
+    Raises:
+        FhirInputError: As :func:`patient_from_fhir`.
+    """
+    inputs = patient_from_fhir(
+        resources, patient_id=patient_id, answers=answers, site_findings=site_findings,
+        flag_codes=flag_codes, allergy_terms=allergy_terms,
+    )
+    return FhirScreening(inputs=inputs,
+                         result=screen(inputs.patient, on=on, sites=sites, policy=policy))
+

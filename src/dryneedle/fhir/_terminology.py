@@ -1,0 +1,233 @@
+"""Code systems, dryneedle's FHIR namespace, the terminology tables, and code matching.
+
+What it is for: every URI and code the FHIR mapping reads or writes. The clinical code tables
+are built from the data files in ``data/`` (read and checked by :mod:`._tables`, once, at
+import), so a new terminology code is a new entry in a data file, with its source id:
+
+* ``pregnancy-status.json`` -- LOINC 82810-3 and its answer codes (:data:`PREGNANCY_LOINC`,
+  :data:`PREGNANCY_ANSWERS`);
+* ``antithrombotic-atc.json`` -- the ATC group B01A (:data:`ANTITHROMBOTIC_ATC`);
+* ``cpt-dry-needling.json`` -- CPT 20560 / 20561 and their first date of service
+  (:data:`CPT_1_2`, :data:`CPT_3_PLUS`, :data:`CPT_FIRST_DATE`);
+* ``history-flag-codes.json`` -- the clinic-policy ICD-10-CM flag patterns (:data:`FLAG_CODES`);
+* ``allergy-terms.json`` -- the clinic-policy metal-allergy words (:data:`ALLERGY_TERMS`).
+
+The public names are documented where users read them, in :mod:`dryneedle.fhir`. The condition
+catalog's ICD-10-CM codes live in :mod:`dryneedle.catalog`, not here.
+
+May import: the standard library, :mod:`dryneedle.model` and :mod:`._tables`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import date
+from typing import Final
+
+import attrs
+
+from dryneedle.fhir._tables import Table, load_table
+from dryneedle.model import History, Pregnancy
+
+__all__ = [
+    "ALLERGY_TERMS",
+    "ANTITHROMBOTIC_ATC",
+    "ATC",
+    "BASE_URL",
+    "CPT",
+    "CPT_1_2",
+    "CPT_3_PLUS",
+    "CPT_FIRST_DATE",
+    "EXT_BODY_SIDE",
+    "EXT_INSERTION",
+    "EXT_SOURCE",
+    "FLAG_CODES",
+    "ICD10CM",
+    "LOINC",
+    "PREGNANCY_ANSWERS",
+    "PREGNANCY_LOINC",
+    "SYSTEMS",
+    "UCUM",
+    "code_matches",
+    "match_flags",
+]
+
+# --- code systems and our namespace -----------------------------------------------------------
+
+LOINC: Final = "http://loinc.org"
+ICD10CM: Final = "http://hl7.org/fhir/sid/icd-10-cm"
+ATC: Final = "http://www.whocc.no/atc"
+CPT: Final = "http://www.ama-assn.org/go/cpt"
+UCUM: Final = "http://unitsofmeasure.org"
+"""UCUM unit system URI (quantities written by :func:`dryneedle.fhir.procedure`)."""
+
+BASE_URL: Final = "https://dryneedle.readthedocs.io/fhir"
+
+SYSTEMS: Final[Mapping[str, str]] = {
+    "rule": f"{BASE_URL}/CodeSystem/rule",
+    "muscle": f"{BASE_URL}/CodeSystem/muscle",
+    "condition": f"{BASE_URL}/CodeSystem/condition",
+    "adverse-event": f"{BASE_URL}/CodeSystem/adverse-event",
+    "decision": f"{BASE_URL}/CodeSystem/decision",
+    "override-reason": f"{BASE_URL}/CodeSystem/override-reason",
+    "session-id": f"{BASE_URL}/NamingSystem/session-id",
+    "patient-id": f"{BASE_URL}/NamingSystem/patient-id",
+    "practitioner-id": f"{BASE_URL}/NamingSystem/practitioner-id",
+}
+
+EXT_INSERTION: Final = f"{BASE_URL}/StructureDefinition/insertion"
+EXT_BODY_SIDE: Final = f"{BASE_URL}/StructureDefinition/body-side"
+EXT_SOURCE: Final = f"{BASE_URL}/StructureDefinition/source"
+
+
+# --- the terminology tables (data/*.json) -----------------------------------------------------
+
+
+def _error(table: Table, problem: str, index: int | None = None) -> ValueError:
+    where = "" if index is None else f"entries[{index}] ({table.entries[index].code!r}): "
+    return ValueError(f"terminology file dryneedle.fhir/data/{table.name}: {where}{problem}")
+
+
+def _coded(
+    name: str, system: str, fields: tuple[str, ...] = (), optional: tuple[str, ...] = ()
+) -> Table:
+    """Load a table and check that it is in the code system the mapping reads or writes."""
+    table = load_table(name, fields=fields, optional=optional)
+    if table.header.system != system:
+        msg = f"header.system: expected {system!r}, got {table.header.system!r}"
+        raise _error(table, msg)
+    return table
+
+
+def _only(table: Table, codes: list[str], what: str) -> str:
+    if len(codes) != 1:
+        raise _error(table, f"expected exactly one {what}, found {len(codes)}")
+    return codes[0]
+
+
+def _pregnancy() -> tuple[str, dict[str, Pregnancy]]:
+    table = _coded("pregnancy-status.json", LOINC, ("role",), ("pregnancy",))
+    observations: list[str] = []
+    answers: dict[str, Pregnancy] = {}
+    for i, e in enumerate(table.entries):
+        role, value = e.fields["role"], e.fields.get("pregnancy")
+        if e.code in answers or e.code in observations:
+            raise _error(table, "code listed twice", i)
+        if role == "observation" and value is None:
+            observations.append(e.code)
+        elif role == "answer" and value in {p.value for p in Pregnancy}:
+            answers[e.code] = Pregnancy(value)
+        else:
+            msg = (f"role {role!r} with pregnancy {value!r}: expected an 'observation' without "
+                   f"one, or an 'answer' with one of {[p.value for p in Pregnancy]}")
+            raise _error(table, msg, i)
+    return _only(table, observations, "observation code"), answers
+
+
+def _antithrombotic() -> str:
+    table = _coded("antithrombotic-atc.json", ATC)
+    return _only(table, [e.code for e in table.entries], "ATC group")
+
+
+def _cpt() -> tuple[str, str, date]:
+    table = _coded("cpt-dry-needling.json", CPT, ("muscles", "valid_from"))
+    by_count: dict[str, list[str]] = {"1-2": [], "3+": []}
+    starts: set[date] = set()
+    for i, e in enumerate(table.entries):
+        count = e.fields["muscles"]
+        if count not in by_count:
+            raise _error(table, f"muscles {count!r}: expected '1-2' or '3+'", i)
+        by_count[count].append(e.code)
+        try:
+            starts.add(date.fromisoformat(e.fields["valid_from"]))
+        except ValueError:
+            raise _error(table, "valid_from: not an ISO date", i) from None
+    if len(starts) != 1:
+        raise _error(table, f"the codes must share one valid_from date, found {len(starts)}")
+    return (_only(table, by_count["1-2"], "code for 1-2 muscles"),
+            _only(table, by_count["3+"], "code for 3 or more muscles"), starts.pop())
+
+
+def _flag_codes() -> dict[str, dict[str, tuple[str, ...]]]:
+    table = _coded("history-flag-codes.json", ICD10CM, ("flag",))
+    known = {a.name for a in attrs.fields(History)}
+    out: dict[str, dict[str, tuple[str, ...]]] = {}
+    for i, e in enumerate(table.entries):
+        flag = e.fields["flag"]
+        if flag not in known:
+            raise _error(table, f"flag {flag!r} is not a History field", i)
+        by_system = out.setdefault(flag, {})
+        by_system[ICD10CM] = (*by_system.get(ICD10CM, ()), e.code)
+    return out
+
+
+def _allergy_terms() -> tuple[str, ...]:
+    table = load_table("allergy-terms.json", key="term")
+    if table.header.system is not None:
+        raise _error(table, "header.system: a word list has no code system")
+    return tuple(e.code for e in table.entries)
+
+
+# Built once, at import; a bad data file fails the import with a message naming it.
+_PREGNANCY: Final = _pregnancy()
+_CPT_CODES: Final = _cpt()
+PREGNANCY_LOINC: Final[str] = _PREGNANCY[0]
+PREGNANCY_ANSWERS: Final[Mapping[str, Pregnancy]] = _PREGNANCY[1]
+ANTITHROMBOTIC_ATC: Final[str] = _antithrombotic()
+CPT_1_2: Final[str] = _CPT_CODES[0]
+"""CPT code for 1 or 2 distinct muscles (``apta-cpt-2020``)."""
+CPT_3_PLUS: Final[str] = _CPT_CODES[1]
+"""CPT code for 3 or more distinct muscles (``apta-cpt-2020``)."""
+CPT_FIRST_DATE: Final[date] = _CPT_CODES[2]
+FLAG_CODES: Final[Mapping[str, Mapping[str, tuple[str, ...]]]] = _flag_codes()
+ALLERGY_TERMS: Final[tuple[str, ...]] = _allergy_terms()
+
+
+# --- code matching ----------------------------------------------------------------------------
+
+
+def _norm_code(code: str) -> str:
+    return code.replace(".", "").strip().upper()
+
+
+def code_matches(code: str, pattern: str) -> bool:
+    """Match a code against a code, a prefix or an inclusive range of categories.
+
+    Args:
+        code: The code read from a resource (``D68.51``).
+        pattern: A code, a prefix (``G40``) or a range (``D65-D69``); dots and case are
+            ignored, and an empty pattern matches nothing.
+
+    Returns:
+        Whether the code falls under the pattern.
+    """
+    c = _norm_code(code)
+    if not _norm_code(pattern).strip("-"):
+        return False  # an empty pattern matches nothing (never everything)
+    if "-" in pattern and not pattern.startswith("-"):
+        first, last = (_norm_code(p) for p in pattern.split("-", 1))
+        width = max(len(first), len(last))
+        return first <= c[:width] <= last
+    return c.startswith(_norm_code(pattern))
+
+
+def match_flags(
+    codings: Iterable[tuple[str | None, str]],
+    flag_codes: Mapping[str, Mapping[str, Sequence[str]]],
+) -> list[tuple[str, str | None, str]]:
+    """Return (flag, system, code) for every coding matching the flag table.
+
+    Args:
+        codings: ``(system, code)`` pairs.
+        flag_codes: A table shaped like :data:`FLAG_CODES`.
+
+    Returns:
+        The hits, in coding order, then table order.
+    """
+    hits = []
+    for system, code in codings:
+        for flag, by_system in flag_codes.items():
+            patterns = by_system.get(system or "", ())
+            if any(code_matches(code, p) for p in patterns):
+                hits.append((flag, system, code))
+    return hits
