@@ -1,8 +1,8 @@
 """Check every reference-data file shipped under ``src/dryneedle/**/data/``.
 
-Each file is JSON that opens with an ``about`` header (``name``, ``version``, ``date``,
-``sources``, ``description``: where the data came from, as python-stdnum's ``iban.dat`` says),
-then one list of entries. Every entry must cite at least one source id registered in
+Each file is JSON (or TOML) that opens with a ``header`` (``description``, ``sources``,
+``version``, ``date``: where the data came from, as python-stdnum's ``iban.dat`` says), then one
+list of entries. Every entry must cite at least one source id registered in
 ``dryneedle.sources`` (in ``sources`` or another ``*sources`` key), and ids must be unique.
 
 Run it from the repository root::
@@ -16,37 +16,42 @@ from __future__ import annotations
 
 import json
 import sys
+import tomllib
 from datetime import date
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-DATA_FILES = sorted((ROOT / "src" / "dryneedle").glob("**/data/*.json"))
-ABOUT_KEYS = {"name", "version", "date", "sources", "description"}
+DATA_FILES = sorted(
+    p for p in (ROOT / "src" / "dryneedle").glob("**/data/*") if p.suffix in {".json", ".toml"}
+)
+HEADER_KEYS = {"version", "date", "sources", "description"}
 
 
 def problems(path: Path, known_sources: set[str]) -> list[str]:
     """Return every problem of one data file (empty when it is sound)."""
-    doc: Any = json.loads(path.read_text(encoding="utf-8"))
+    text = path.read_text(encoding="utf-8")
+    doc: Any = tomllib.loads(text) if path.suffix == ".toml" else json.loads(text)
     found: list[str] = []
-    about = doc.get("about") if isinstance(doc, dict) else None
+    about = doc.get("header") if isinstance(doc, dict) else None
     if not isinstance(about, dict):
-        return ["no 'about' header"]
-    if missing := ABOUT_KEYS - set(about):
-        found.append(f"about lacks {sorted(missing)}")
+        return ["no 'header'"]
+    if missing := HEADER_KEYS - set(about):
+        found.append(f"header lacks {sorted(missing)}")
     try:
         date.fromisoformat(str(about.get("date")))
     except ValueError:
-        found.append("about.date is not an ISO date")
-    found += [f"about cites unknown source {s!r}" for s in about.get("sources", ())
+        found.append("header.date is not an ISO date")
+    found += [f"header cites unknown source {s!r}" for s in about.get("sources", ())
               if s not in known_sources]
-    lists = [k for k, v in doc.items() if k != "about" and isinstance(v, list)]
+    lists = [k for k, v in doc.items() if k != "header" and isinstance(v, list)]
     if len(lists) != 1:
         return [*found, f"expected one list of entries, found {lists}"]
     seen: set[str] = set()
     for i, entry in enumerate(doc[lists[0]]):
-        where = f"{lists[0]}[{i}] ({entry.get('id', entry.get('code'))!r})"
-        key = f"{entry.get('system', '')}|{entry.get('id', entry.get('code'))}"
+        ident = next((entry[k] for k in ("id", "code", "term") if k in entry), None)
+        where = f"{lists[0]}[{i}] ({ident!r})"
+        key = f"{entry.get('system', '')}|{ident}|{entry.get('flag', '')}"
         if key in seen:
             found.append(f"{where}: repeated")
         seen.add(key)

@@ -169,7 +169,7 @@ def test_data_check_catches_a_bad_file(tmp_path: Path) -> None:
     check = _check_data_module()
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({
-        "about": {"name": "x", "date": "2026-12-01", "sources": ["seed"], "description": "x"},
+        "header": {"date": "2026-12-01", "sources": ["seed"], "description": "x"},
         "entries": [{"id": "a", "sources": []}, {"id": "b", "sources": ["no-such-source"]}],
     }))
     found = check.problems(bad, set(SOURCES))

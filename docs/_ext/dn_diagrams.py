@@ -6,6 +6,10 @@ On ``builder-inited`` this writes, into ``docs/_generated/`` (not committed):
     How a screening decision is reached under each built-in policy: the questions asked in
     order of :data:`~dryneedle.findings.DECISION_ORDER` (most restrictive first), and under each
     outcome the registered rules whose effect, under that policy, leads to it.
+``layers.svg``
+    The package's import layers, read from the ``layers`` contract of ``[tool.importlinter]``
+    in ``pyproject.toml`` (the contract ``lint-imports`` enforces in CI): top layer first, each
+    module of a layer in its own box; a module may import only from its own box or below.
 ``region-map.svg``
     The body regions of :class:`~dryneedle.model.Region`, laid out roughly head to toe, each
     listing its muscles from :data:`~dryneedle.catalog.MUSCLES`: muscles over the lung are
@@ -405,6 +409,45 @@ def region_map_svg(policy: Policy = DEFAULT_POLICY) -> str:
     return svg.render(width, y + 10)
 
 
+# --- the import layers (from pyproject's import-linter contract) ----------------------------
+
+
+def import_layers(pyproject: Path | None = None) -> list[list[str]]:
+    """The ``layers`` contract of ``[tool.importlinter]``: top layer first, modules per layer."""
+    import tomllib  # noqa: PLC0415 - only the docs build needs it
+
+    path = pyproject or Path(__file__).resolve().parents[2] / "pyproject.toml"
+    config = tomllib.loads(path.read_text(encoding="utf-8"))["tool"]["importlinter"]
+    contract = next(c for c in config["contracts"] if c["type"] == "layers")
+    return [[m.strip() for m in layer.replace(":", "|").split("|")] for layer in contract["layers"]]
+
+
+def layers_svg() -> str:
+    """The import layers as stacked rows of module boxes, top layer first."""
+    layers = import_layers()
+    svg = Svg("dryneedle import layers",
+              "Each row is a layer of the import-linter contract; a module imports only from "
+              "its own row or the rows below it.")
+    width, row_h, gap, x0 = 760.0, 46.0, 14.0, 24.0
+    y = 20.0
+    svg.text(x0, y + 4, "imports point down \u2193 (checked by lint-imports in CI)", size=12,
+             fill=MUTED, italic=True)
+    y += 16
+    for i, layer in enumerate(layers):
+        n = len(layer)
+        box_w = (width - 2 * x0 - (n - 1) * 10) / n
+        for j, module in enumerate(layer):
+            x = x0 + j * (box_w + 10)
+            shade = ("#eff8ff", "#175cd3") if i % 2 == 0 else ("#f6f8fa", "#57606a")
+            svg.rect(x, y, box_w, row_h, stroke=shade[1], fill=shade[0])
+            svg.text(x + box_w / 2, y + row_h / 2 + 5, module.removeprefix("dryneedle."),
+                     mono=True, size=13, anchor="middle", attrs=f"data-module={quoteattr(module)}")
+        if i < len(layers) - 1:
+            svg.line(width / 2, y + row_h + 1, width / 2, y + row_h + gap - 1)
+        y += row_h + gap
+    return svg.render(width, y + 6)
+
+
 # --- Sphinx hook ------------------------------------------------------------------------------
 
 
@@ -412,6 +455,7 @@ def diagrams() -> dict[str, str]:
     """Every diagram, by file name."""
     out = {f"screening-flow-{name}.svg": screening_flow_svg(p) for name, p in POLICIES.items()}
     out["region-map.svg"] = region_map_svg()
+    out["layers.svg"] = layers_svg()
     return out
 
 

@@ -3,7 +3,7 @@
 Layer: reference data. May import :mod:`dryneedle.model` and :mod:`dryneedle.sources` only.
 
 Both catalogs are data files with provenance, ``src/dryneedle/data/anatomy.json`` and
-``conditions.json`` (each opens with an ``about`` header naming its sources, version and date, as
+``conditions.json`` (each opens with a ``header`` naming its sources, version and date, as
 python-stdnum's ``iban.dat`` does), loaded once at import, checked at load (every entry cites
 registered sources; ``scripts/check_data.py`` runs the same check) and immutable. Muscle ids
 and their safety facts are part of the record-format contract (ids may be added, never
@@ -72,12 +72,12 @@ class Muscle:
 
 
 def _load(name: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """Read one reference-data file of ``dryneedle/data``: its ``about`` header and entries."""
+    """Read one reference-data file of ``dryneedle/data``: its ``header`` and its entries."""
     path = resources.files("dryneedle").joinpath("data", f"{name}.json")
     doc = json.loads(path.read_text(encoding="utf-8"))
-    about = doc["about"]
-    entries = doc[next(k for k in doc if k != "about")]
-    _check_sources(f"{name}.json about", about["sources"])
+    about = doc["header"]
+    entries = doc[next(k for k in doc if k != "header")]
+    _check_sources(f"{name}.json header", about["sources"])
     return about, entries
 
 
@@ -118,7 +118,7 @@ def _muscle(entry: dict[str, Any]) -> Muscle:
 
 
 ANATOMY_ABOUT, _muscle_entries = _load("anatomy")
-"""Provenance of the anatomy catalog (the ``about`` header of ``data/anatomy.json``)."""
+"""Provenance of the anatomy catalog (the ``header`` of ``data/anatomy.json``)."""
 _MUSCLES = tuple(_muscle(e) for e in _muscle_entries)
 if len({m.id for m in _MUSCLES}) != len(_MUSCLES):  # pragma: no cover - data check
     msg = "data/anatomy.json repeats a muscle id"
@@ -205,7 +205,7 @@ def _condition(entry: dict[str, Any]) -> Condition:
 
 
 CONDITIONS_ABOUT, _condition_entries = _load("conditions")
-"""Provenance of the condition catalog (the ``about`` header of ``data/conditions.json``)."""
+"""Provenance of the condition catalog (the ``header`` of ``data/conditions.json``)."""
 _CONDITIONS = tuple(_condition(e) for e in _condition_entries)
 
 CONDITIONS: Mapping[str, Condition] = types.MappingProxyType({c.id: c for c in _CONDITIONS})
