@@ -59,6 +59,8 @@ This module may import the model, findings and policy, and those private modules
 
 from __future__ import annotations
 
+import inspect
+import typing
 from collections.abc import Mapping
 from typing import Final
 
@@ -167,14 +169,19 @@ sessions), as events per 100 treatments/sessions. Per-kind figures are of mild (
 def _present_here(names: list[str]) -> None:
     """Present the moved public classes as members of this module (their ``__module__``).
 
-    Tracebacks, pickles, type-hint resolution and the API reference then name
-    ``dryneedle.aftercare.X`` (the names they had before the code moved into private modules).
-    Functions keep their own module, so their doctests run where they are written.
+    Tracebacks, pickles and the API reference then name ``dryneedle.aftercare.X``, as before the
+    code moved into private modules. A class's own annotations are resolved first, where they
+    were written, so :func:`typing.get_type_hints` keeps working on it. Functions keep their
+    own module, so their doctests run where they are written.
     """
     namespace = globals()
     for name in names:
         obj = namespace[name]
         if isinstance(obj, type) and obj.__module__.startswith("dryneedle._aftercare."):
+            own = inspect.get_annotations(obj)
+            if own:
+                hints = typing.get_type_hints(obj, include_extras=True)
+                obj.__annotations__ = {key: hints[key] for key in own}
             obj.__module__ = __name__
 
 
