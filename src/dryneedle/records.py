@@ -296,7 +296,7 @@ class Validator:
         self.policy = policy
         self.on = on.date() if isinstance(on, datetime) else on
         self._compiled = _screening._compiled(policy)
-        self._table = _protocol._table(policy)
+        self._table = _protocol.protocol_table(policy)
         self._summarize = series_summary
         self._screening = "screening" in checks
         self._protocol = "protocol" in checks
@@ -396,7 +396,8 @@ class Validator:
                     excluded = frozenset(r[0] for r in rows if not r[4])
         if self._protocol and session is not None:
             if screened:
-                out.extend(_check_session(session, patient, not_eligible, excluded, self._table))
+                out.extend(check_screened_session(session, patient, not_eligible, excluded,
+                                                  self._table))
             else:
                 out.extend(check_session_findings(session, patient=patient, screening=None,
                                                   policy=self.policy, on=self.on))
@@ -404,7 +405,7 @@ class Validator:
         if session is not None and patient is not None:
             if self._series is not None:
                 series = self._series.add_summary(patient.patient_id, (
-                    session.date, session.number, len(session.insertions), _tolerated(session)))
+                    session.date, session.number, len(session.insertions), tolerated(session)))
                 if series:
                     out.extend(series)
             elif keyed:
@@ -424,10 +425,10 @@ class Validator:
 from dryneedle import protocol as _protocol  # noqa: E402
 from dryneedle import screening as _screening  # noqa: E402
 from dryneedle.protocol import (  # noqa: E402
-    _check_session,
-    _tolerated,
+    check_screened_session,
     check_session_findings,
     series_summary,
+    tolerated,
 )
 from dryneedle.screening import _DECISION_BY_RANK, _screen_parts  # noqa: E402
 
