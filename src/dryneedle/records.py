@@ -295,7 +295,7 @@ class Validator:
             raise ValueError(msg)
         self.policy = policy
         self.on = on.date() if isinstance(on, datetime) else on
-        self._compiled = _screening._compiled(policy)
+        self._compiled = _screening.screening_table(policy)
         self._table = _protocol.protocol_table(policy)
         self._summarize = series_summary
         self._screening = "screening" in checks
@@ -384,12 +384,12 @@ class Validator:
             when = self.on if self.on is not None else (
                 session.date if session is not None else None)
             if when is not None:  # without a date no decision can be made
-                rank, found, _unknown, rows = _screen_parts(
+                rank, found, _unknown, rows = screen_parts(
                     self._compiled, patient, when,
                     session.insertions if session is not None else (), _SITES_PATH, True,
                 )
                 screened = True
-                decision = _DECISION_BY_RANK[rank]
+                decision = DECISION_BY_RANK[rank]
                 if found:
                     out.extend(found)
                     not_eligible = rank == 3
@@ -430,7 +430,7 @@ from dryneedle.protocol import (  # noqa: E402
     series_summary,
     tolerated,
 )
-from dryneedle.screening import _DECISION_BY_RANK, _screen_parts  # noqa: E402
+from dryneedle.screening import DECISION_BY_RANK, screen_parts  # noqa: E402
 
 _fast_decode = _fast.decoder()
 FAST_PATH: Final = _fast.AVAILABLE
