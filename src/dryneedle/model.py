@@ -46,6 +46,8 @@ __all__ = [
     "SiteFindingKind",
     "SiteSide",
     "Technique",
+    "to_side",
+    "to_technique_or_none",
 ]
 
 
@@ -277,7 +279,15 @@ def _req_region(value: Region | str) -> Region:
 
 
 
-def _req_side(value: Side | str) -> Side:
+def to_side(value: Side | str) -> Side:
+    """Convert a record's side (``"left"``, ``"right"``, ``"midline"``) to :class:`Side`.
+
+    An attrs converter shared by every model with a needled side.
+
+    >>> from dryneedle.model import to_side
+    >>> to_side("left")
+    <Side.LEFT: 'left'>
+    """
     return Side(value)
 
 
@@ -291,7 +301,15 @@ def _req_sitefindingkind(value: SiteFindingKind | str) -> SiteFindingKind:
     return SiteFindingKind(value)
 
 
-def _opt_technique(value: Technique | str | None) -> Technique | None:
+def to_technique_or_none(value: Technique | str | None) -> Technique | None:
+    """Convert an optional technique (``"superficial"``, ``"deep"`` or ``None``).
+
+    An attrs converter shared by every model with an optional technique.
+
+    >>> from dryneedle.model import to_technique_or_none
+    >>> to_technique_or_none(None) is None
+    True
+    """
     return None if value is None else Technique(value)
 
 
@@ -457,7 +475,7 @@ class Insertion:
     """
 
     muscle: str = attrs.field(validator=_check_text)
-    side: Side = attrs.field(converter=_req_side)
+    side: Side = attrs.field(converter=to_side)
     technique: Technique = attrs.field(converter=_req_technique)
     depth_mm: float | None = _number()
     manipulation: Manipulation = attrs.field(converter=_req_manipulation)

@@ -6,7 +6,7 @@ What it is for: :class:`Provenance` (one traceable mapping decision, with its
 and the writers (:mod:`._outbound`, :mod:`._cds`), which is why they sit below both.
 
 May import: the standard library, ``attrs`` and :mod:`dryneedle.model`; lazily,
-:data:`dryneedle.records.converter` (for :meth:`FhirPatientInputs.as_dict`).
+:data:`dryneedle.wire.converter` (for :meth:`FhirPatientInputs.as_dict`).
 """
 
 from __future__ import annotations
@@ -107,7 +107,7 @@ class FhirPatientInputs:
 
     def as_dict(self) -> dict[str, Any]:
         """Return the patient (record format v1) and the provenance as JSON-ready data."""
-        from dryneedle.records import converter  # noqa: PLC0415 - keep import light
+        from dryneedle.wire import converter  # noqa: PLC0415 - keep import light
 
         return {
             "patient": converter.unstructure(self.patient),

@@ -24,15 +24,15 @@ from dryneedle._version import __version__
 from dryneedle.findings import Decision, Finding, Severity
 from dryneedle.policy import DEFAULT_POLICY, Policy
 from dryneedle.protocol import (
-    _check_session,
-    _tolerated,
+    check_screened_session,
     check_session_findings,
     series_summary,
+    tolerated,
 )
 from dryneedle.records import _fast
 from dryneedle.records._input import loads
 from dryneedle.records._structure import R_JSON, walk_record
-from dryneedle.screening import _DECISION_BY_RANK, _screen_parts
+from dryneedle.screening import DECISION_BY_RANK, screen_parts
 
 __all__ = ["CHECKS", "RecordReport", "Validator", "validate_lines", "validate_records"]
 
@@ -124,8 +124,8 @@ class Validator:
             raise ValueError(msg)
         self.policy = policy
         self.on = on.date() if isinstance(on, datetime) else on
-        self._compiled = _screening._compiled(policy)
-        self._table = _protocol._table(policy)
+        self._compiled = _screening.screening_table(policy)
+        self._table = _protocol.protocol_table(policy)
         self._summarize = series_summary
         self._screening = "screening" in checks
         self._protocol = "protocol" in checks
@@ -213,19 +213,20 @@ class Validator:
             when = self.on if self.on is not None else (
                 session.date if session is not None else None)
             if when is not None:  # without a date no decision can be made
-                rank, found, _unknown, rows = _screen_parts(
+                rank, found, _unknown, rows = screen_parts(
                     self._compiled, patient, when,
                     session.insertions if session is not None else (), _SITES_PATH, True,
                 )
                 screened = True
-                decision = _DECISION_BY_RANK[rank]
+                decision = DECISION_BY_RANK[rank]
                 if found:
                     out.extend(found)
                     not_eligible = rank == 3
                     excluded = frozenset(r[0] for r in rows if not r[4])
         if self._protocol and session is not None:
             if screened:
-                out.extend(_check_session(session, patient, not_eligible, excluded, self._table))
+                out.extend(check_screened_session(session, patient, not_eligible, excluded,
+                                                  self._table))
             else:
                 out.extend(check_session_findings(session, patient=patient, screening=None,
                                                   policy=self.policy, on=self.on))
@@ -233,7 +234,7 @@ class Validator:
         if session is not None and patient is not None:
             if self._series is not None:
                 series = self._series.add_summary(patient.patient_id, (
-                    session.date, session.number, len(session.insertions), _tolerated(session)))
+                    session.date, session.number, len(session.insertions), tolerated(session)))
                 if series:
                     out.extend(series)
             elif keyed:

@@ -1,0 +1,366 @@
+"""Triage: what a patient should do about the symptoms they report after a session.
+
+Private module behind :mod:`dryneedle.aftercare` (import the public names from there). It holds
+the triage levels, every triage rule (category ``aftercare``, registered in
+:mod:`dryneedle.findings` when this module is imported), :class:`FollowUp` and :func:`triage`.
+A new triage rule is declared here with ``_triage_rule(...)``, added to :data:`TRIAGE_RULES`
+and applied in ``_symptom_reasons`` (and ``_rule_path`` if it points below the symptom).
+
+May import: the model, findings and policy, and the lower aftercare modules
+(:mod:`dryneedle._aftercare.plan`, :mod:`dryneedle._aftercare.report`).
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+import types
+from collections.abc import Mapping
+from typing import Any, Final
+
+import attrs
+
+from dryneedle._aftercare.plan import (
+    BRUISING_LIMIT,
+    BRUISING_SOURCES,
+    SORENESS_LIMIT,
+    SORENESS_SOURCES,
+    days_text,
+    needled_over_lung,
+    threshold_text,
+)
+from dryneedle._aftercare.report import (
+    SYMPTOM_LABELS,
+    SymptomKind,
+    SymptomReport,
+    SymptomSeverity,
+)
+from dryneedle._version import __version__
+from dryneedle.findings import Finding, Rule, Severity, register
+from dryneedle.model import Session
+from dryneedle.policy import DEFAULT_POLICY, Policy
+
+__all__ = [
+    "TRIAGE_ORDER",
+    "TRIAGE_RULES",
+    "FollowUp",
+    "TriageLevel",
+    "triage",
+]
+
+
+# --- triage ----------------------------------------------------------------------------------
+
+
+class TriageLevel(enum.StrEnum):
+    """What the patient should do about what they report."""
+
+    EXPECTED = "expected"
+    CONTACT_CLINIC = "contact_clinic"
+    URGENT = "urgent"
+
+
+TRIAGE_ORDER: Final[Mapping[TriageLevel, int]] = types.MappingProxyType(
+    {TriageLevel.EXPECTED: 0, TriageLevel.CONTACT_CLINIC: 1, TriageLevel.URGENT: 2}
+)
+# Documented in dryneedle.aftercare, which exports it.
+
+_LEVEL_OF_SEVERITY: Final = types.MappingProxyType(
+    {
+        Severity.INFO: TriageLevel.EXPECTED,
+        Severity.WARNING: TriageLevel.CONTACT_CLINIC,
+        Severity.ERROR: TriageLevel.URGENT,
+    }
+)
+
+
+def _triage_rule(id_: str, title: str, severity: Severity, rationale: str,
+                 *sources: str, limits: tuple[str, ...] = ()) -> Rule:
+    return register(Rule(id=id_, title=title, severity=severity, rationale=rationale,
+                         sources=sources, limits=limits))
+
+
+_W = Severity.WARNING
+_R_SORENESS_EXPECTED: Final = _triage_rule(
+    "aftercare.triage.soreness_expected", "Soreness or stiffness within the expected course",
+    Severity.INFO,
+    "Muscle soreness or stiffness for up to 24-36 hours after dry needling is expected (up to "
+    "the policy limit, inclusive).",
+    *SORENESS_SOURCES, limits=(SORENESS_LIMIT,),
+)
+_R_SORENESS_PROLONGED: Final = _triage_rule(
+    "aftercare.triage.soreness_prolonged", "Soreness or stiffness beyond the expected course", _W,
+    "Soreness usually settles within 24-36 hours; lasting strictly longer than the policy "
+    "limit is outside the expected course. Contacting the clinic is the clinic-policy "
+    "default.",
+    *SORENESS_SOURCES, "policy", limits=(SORENESS_LIMIT,),
+)
+_R_BRUISING_EXPECTED: Final = _triage_rule(
+    "aftercare.triage.bruising_expected", "Bruising within the expected course", Severity.INFO,
+    "Bruising at or near a needle site may last up to a week (the policy limit, inclusive).",
+    *BRUISING_SOURCES, limits=(BRUISING_LIMIT,),
+)
+_R_BRUISING_PROLONGED: Final = _triage_rule(
+    "aftercare.triage.bruising_prolonged", "Bruising beyond the expected course", _W,
+    "Bruising lasting strictly longer than the policy limit (a week) is outside the expected "
+    "course. Contacting the clinic is the clinic-policy default.",
+    *BRUISING_SOURCES, "policy", limits=(BRUISING_LIMIT,),
+)
+_R_TIMING_UNKNOWN: Final = _triage_rule(
+    "aftercare.triage.timing_unknown", "Unknown how long a symptom has lasted", _W,
+    "Soreness, stiffness or bruising can only be called expected when it is known to be within "
+    "the expected course; unknown timing never reads as expected (clinic-policy default, fail "
+    "closed).",
+    "policy",
+)
+_R_INFECTION: Final = _triage_rule(
+    "aftercare.triage.infection_signs", "Signs of infection", _W,
+    "Infection is a possible side effect of dry needling; spreading redness, warmth, pus or "
+    "fever should be seen promptly (contacting the clinic is the clinic-policy default).",
+    "seed", "policy",
+)
+_R_FAINTING: Final = _triage_rule(
+    "aftercare.triage.fainting", "Fainting after leaving the clinic", _W,
+    "Fainting is a possible side effect of dry needling, managed at the clinic by lying down "
+    "with raised legs; fainting after leaving should be reported (clinic-policy default).",
+    "seed", "za-bn121", "policy",
+)
+_R_BLEEDING: Final = _triage_rule(
+    "aftercare.triage.bleeding", "Bleeding after leaving the clinic", _W,
+    "Needle sites are closed by pressure before the patient leaves; bleeding afterwards should "
+    "be reported (clinic-policy default).",
+    "za-bn121", "policy",
+)
+_R_LUNG: Final = _triage_rule(
+    "aftercare.triage.lung_symptoms",
+    "Breathlessness or chest pain after needling over the lung", Severity.ERROR,
+    "Needling over the thorax carries a risk of pneumothorax (a collapsed lung); shortness of "
+    "breath or chest pain after such a session needs emergency care. A session whose muscles "
+    "are not all known counts as over the lung (fail closed).",
+    "za-bn121",
+)
+_R_CHEST: Final = _triage_rule(
+    "aftercare.triage.chest_symptoms",
+    "Breathlessness or chest pain after a session not over the lung", _W,
+    "Shortness of breath or chest pain is not an expected effect of needling away from the "
+    "lung; it is never expected (clinic-policy default).",
+    "policy",
+)
+_R_SEVERE: Final = _triage_rule(
+    "aftercare.triage.severe_symptom", "A symptom reported as severe", _W,
+    "A symptom the patient calls severe is never read as the expected course (clinic-policy "
+    "default, fail closed).",
+    "policy",
+)
+_R_UNLISTED: Final = _triage_rule(
+    "aftercare.triage.unlisted_symptom", "A symptom outside the triage vocabulary", _W,
+    "A symptom the triage rules do not know is never read as expected (clinic-policy default, "
+    "fail closed).",
+    "policy",
+)
+
+TRIAGE_RULES: Final[tuple[Rule, ...]] = (
+    _R_SORENESS_EXPECTED, _R_SORENESS_PROLONGED, _R_BRUISING_EXPECTED, _R_BRUISING_PROLONGED,
+    _R_TIMING_UNKNOWN, _R_INFECTION, _R_FAINTING, _R_BLEEDING, _R_LUNG, _R_CHEST, _R_SEVERE,
+    _R_UNLISTED,
+)
+# Documented in dryneedle.aftercare, which exports it.
+
+_HEADLINES: Final = types.MappingProxyType(
+    {
+        TriageLevel.EXPECTED: "This is expected after dry needling. Follow your aftercare advice.",
+        TriageLevel.CONTACT_CLINIC: "Contact the clinic.",
+        TriageLevel.URGENT: "Get emergency care now.",
+    }
+)
+
+
+@attrs.frozen(kw_only=True)
+class FollowUp:
+    """The triage of one symptom report.
+
+    Attributes:
+        level: The most urgent level among the reasons (``expected`` when there are none).
+        reasons: One finding per rule that fired, per symptom, in report order. The path is
+            report-rooted (``symptoms[0]``); the message is patient-facing.
+        over_lung: Whether the session needled over the lung (``None``: unknown, treated as
+            ``True``).
+        policy: Fingerprint of the policy used.
+        version: Library version.
+    """
+
+    level: TriageLevel
+    reasons: tuple[Finding, ...]
+    over_lung: bool | None
+    policy: str = DEFAULT_POLICY.fingerprint
+    version: str = __version__
+
+    def as_dict(self) -> dict[str, Any]:
+        """Return the follow-up as JSON-ready data."""
+        return {
+            "level": self.level.value,
+            "reasons": [r.as_dict() for r in self.reasons],
+            "over_lung": self.over_lung,
+            "policy": self.policy,
+            "version": self.version,
+        }
+
+    def to_text(self, *, with_sources: bool = False) -> str:
+        """Render the follow-up as plain text: a headline, then one line per reason.
+
+        Args:
+            with_sources: Append each reason's rule id and source ids.
+        """
+        lines = [_HEADLINES[self.level]]
+        if not self.reasons:
+            lines.append("- No symptoms were reported.")
+        for r in self.reasons:
+            tail = f" ({r.code}; sources: {', '.join(r.sources)})" if with_sources else ""
+            lines.append(f"- {r.message}{tail}")
+        return "\n".join(lines) + "\n"
+
+
+def _hours(value: object) -> float | None:
+    """A usable number of hours, or ``None`` (missing, negative, NaN, infinite, not a number)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    if not math.isfinite(value) or value < 0:
+        return None
+    return float(value)
+
+
+def _elapsed_h(report_h: float | None, symptom: object) -> float | None:
+    """How long after the session a lasting symptom is known to persist (largest known bound)."""
+    known = [h for h in (report_h, _hours(getattr(symptom, "duration_h", None))) if h is not None]
+    return max(known) if known else None
+
+
+_INFECTION_KINDS: Final = frozenset({SymptomKind.SPREADING_REDNESS, SymptomKind.WARMTH,
+                                     SymptomKind.PUS, SymptomKind.FEVER})
+_CHEST_KINDS: Final = frozenset({SymptomKind.BREATHLESSNESS, SymptomKind.CHEST_PAIN})
+_SORENESS_KINDS: Final = frozenset({SymptomKind.SORENESS, SymptomKind.STIFFNESS})
+
+
+def _as_kind(value: object) -> SymptomKind | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return SymptomKind(value)
+    except ValueError:
+        return None
+
+
+def _symptom_reasons(
+    symptom: object, report_h: float | None, lung: bool | None, policy: Policy
+) -> list[tuple[Rule, str]]:
+    """Return (rule, message) pairs for one symptom, in :data:`TRIAGE_RULES` order."""
+    kind = _as_kind(getattr(symptom, "kind", None))
+    label = SYMPTOM_LABELS[kind] if kind is not None else SYMPTOM_LABELS[SymptomKind.OTHER]
+    out: list[tuple[Rule, str]] = []
+    expected: tuple[Rule, str] | None = None
+    if kind in _SORENESS_KINDS or kind is SymptomKind.BRUISING:
+        elapsed = _elapsed_h(report_h, symptom)
+        if kind is SymptomKind.BRUISING:
+            days = policy.bruising_expected_max_days
+            limit_h = days * 24.0
+            longer, within = (_R_BRUISING_PROLONGED, _R_BRUISING_EXPECTED)
+            span = days_text(days)
+        else:
+            limit_h = policy.soreness_expected_max_h
+            longer, within = (_R_SORENESS_PROLONGED, _R_SORENESS_EXPECTED)
+            span = f"{threshold_text(limit_h)} hours"
+        if elapsed is None:
+            out.append((_R_TIMING_UNKNOWN,
+                        f"{label} was reported without saying how long it has lasted. "
+                        "Contact the clinic."))
+        elif elapsed <= limit_h:  # written so that a NaN limit fails closed
+            expected = (within, f"{label} for up to {span} after a session is expected.")
+        else:
+            out.append((longer, f"{label} has lasted longer than {span} after the session, "
+                                "which is longer than expected. Contact the clinic."))
+    elif kind in _INFECTION_KINDS:
+        out.append((_R_INFECTION, f"{label} can be a sign of infection. "
+                                 "Contact the clinic promptly."))
+    elif kind is SymptomKind.FAINTING:
+        out.append((_R_FAINTING, "Fainting after leaving the clinic is not expected. "
+                                "Contact the clinic."))
+    elif kind is SymptomKind.BLEEDING:
+        out.append((_R_BLEEDING, "Bleeding after leaving the clinic should be checked. Press on "
+                                "the spot and contact the clinic."))
+    elif kind in _CHEST_KINDS:
+        if lung is False:
+            out.append((_R_CHEST, f"{label} is not an expected effect of this session. "
+                                 "Contact the clinic."))
+        else:
+            where = ("needles were placed near the lungs" if lung
+                     else "it is not known whether needles were placed near the lungs")
+            out.append((_R_LUNG, f"{label} after a session where {where} can be a sign of a "
+                                "collapsed lung. Get emergency care now."))
+    else:
+        out.append((_R_UNLISTED, f"{label} was reported. Contact the clinic."))
+    severity = getattr(symptom, "severity", None)
+    if severity is not None and severity not in (SymptomSeverity.MILD, SymptomSeverity.MODERATE):
+        # ``severe`` and any unrecognised severity value: never expected (fail closed).
+        out.append((_R_SEVERE, f"{label} was reported as severe. Contact the clinic."))
+    if not out and expected is not None:
+        out.append(expected)
+    return out
+
+
+def _rule_path(rule: Rule, index: int) -> str:
+    if rule is _R_SEVERE:
+        return f"symptoms[{index}].severity"
+    if rule is _R_UNLISTED:
+        return f"symptoms[{index}].kind"
+    if rule is _R_TIMING_UNKNOWN:
+        return f"symptoms[{index}].duration_h"
+    return f"symptoms[{index}]"
+
+
+def triage(
+    report: SymptomReport,
+    *,
+    session: Session | None,
+    policy: Policy = DEFAULT_POLICY,
+) -> FollowUp:
+    """Classify the symptoms a patient reports after a session.
+
+    Rules (each registered, cited, and with a policy-overridable severity):
+
+    * soreness or stiffness up to 36 h after the session: expected; beyond 36 h: contact
+      (policy limit ``soreness_expected_max_h``);
+    * bruising up to 7 days: expected; beyond 7 days: contact (policy limit
+      ``bruising_expected_max_days``);
+    * soreness, stiffness or bruising with no usable timing: contact (fail closed);
+    * spreading redness, warmth, pus or fever (signs of infection): contact promptly;
+    * fainting after leaving, or bleeding after leaving: contact;
+    * shortness of breath or chest pain after a session that needled over the lung (or whose
+      muscles are not all known, or with no session given): urgent; otherwise contact;
+    * a symptom reported as severe, or of kind ``other``: contact, never expected.
+
+    Args:
+        report: The symptom report.
+        session: The session the symptoms follow; ``None`` when not known (then it counts as
+            having needled over the lung).
+        policy: Policy for the expected-course limits and per-rule severity overrides (the
+            level follows the severity: ``info`` expected, ``warning`` contact the clinic,
+            ``error`` urgent).
+
+    Returns:
+        The follow-up: the most urgent level and every reason. Never raises on bad clinical
+        data: an unusable number counts as unknown.
+    """
+    lung = needled_over_lung(session)
+    report_h = _hours(getattr(report, "hours_since_session", None))
+    reasons: list[Finding] = []
+    level = TriageLevel.EXPECTED
+    for index, symptom in enumerate(getattr(report, "symptoms", None) or ()):
+        for rule, message in _symptom_reasons(symptom, report_h, lung, policy):
+            severity = policy.severity_of(rule.id, rule.severity)
+            reasons.append(Finding(code=rule.id, severity=severity, path=_rule_path(rule, index),
+                                   message=message, sources=rule.sources))
+            candidate = _LEVEL_OF_SEVERITY[severity]
+            if TRIAGE_ORDER[candidate] > TRIAGE_ORDER[level]:
+                level = candidate
+    return FollowUp(level=level, reasons=tuple(reasons), over_lung=lung,
+                    policy=policy.fingerprint)

@@ -1,0 +1,328 @@
+"""Per-session protocol checks: one session against the policy's limits and the catalog.
+
+Private module behind :mod:`dryneedle.protocol` (import the public names from there). It holds
+:func:`check_session_findings` (screens the patient if needed) and
+:func:`check_screened_session` (the checks given the screening outcome, which the record
+validator calls directly): depth, lung, dwell, needle count and size, bleeding risk,
+screening, practitioner, pre- and post-steps and conditions. A new per-session check goes into
+:func:`check_screened_session`, its rule into :mod:`dryneedle._protocol.rules`.
+
+May import: the model, reference data, findings, policy, screening and
+:mod:`dryneedle._protocol.rules`.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import date
+from typing import Final
+
+from dryneedle._protocol.rules import (
+    BLEEDING_NO_HAEMOSTASIS,
+    BLEEDING_PRECAUTION,
+    BLEEDING_UNKNOWN,
+    CONDITION_NOT_INDICATION,
+    DEPTH_BEYOND_NEEDLE,
+    DEPTH_DEEP,
+    DEPTH_NOT_POSITIVE,
+    DEPTH_SUPERFICIAL,
+    DEPTH_UNKNOWN,
+    DWELL_RANGE,
+    DWELL_UNKNOWN,
+    GUIDE_TUBE,
+    LUNG_BOTH_SIDES,
+    LUNG_DEEP,
+    LUNG_DEPTH,
+    MUSCLE_UNKNOWN,
+    NEEDLE_IMPLAUSIBLE,
+    NEEDLES_FIRST,
+    POST_NEEDLES,
+    POST_NEEDLES_UNKNOWN,
+    POST_SKIN,
+    POST_SKIN_UNKNOWN,
+    PRACTITIONER_UNKNOWN,
+    PRACTITIONER_UNTRAINED,
+    PRE_MISSING,
+    PRE_UNKNOWN,
+    SCREENING_NOT_ELIGIBLE,
+    SCREENING_SITE_EXCLUDED,
+    ProtocolTable,
+    emit,
+    protocol_table,
+)
+from dryneedle.catalog import CONDITIONS, MUSCLES, Muscle
+from dryneedle.findings import Decision, Finding
+from dryneedle.model import Manipulation, Patient, Session, Side, Technique
+from dryneedle.policy import Policy
+from dryneedle.screening import ScreeningResult, screen
+
+__all__ = ["check_screened_session", "check_session_findings"]
+
+
+_INF: Final = math.inf
+_NOT_INDICATIONS: Final = frozenset(c.id for c in CONDITIONS.values() if not c.indication)
+# The model converts enum values to members and refuses mistyped answers, so members are
+# compared by identity. Anything that is not exactly superficial / pistoning / left / right is
+# read the unsafe way (deep, static with a dwell to check, either side).
+_SUPERFICIAL: Final = Technique.SUPERFICIAL
+_PISTONING: Final = Manipulation.PISTONING
+_LEFT: Final = Side.LEFT
+_RIGHT: Final = Side.RIGHT
+
+
+def _mm(value: float) -> str:
+    return f"{value:g} mm"
+
+
+# --- per-session checks --------------------------------------------------------------------------
+
+
+def check_session_findings(
+    session: Session,
+    *,
+    patient: Patient | None,
+    screening: ScreeningResult | None,
+    policy: Policy,
+    on: date | None = None,
+) -> list[Finding]:
+    """Return every per-session protocol finding (no series checks) for one session.
+
+    This is the function :class:`dryneedle.records.Validator` calls for each record; it makes
+    one pass over the insertions, raises no exception on the valid path and builds path
+    strings only for findings.
+
+    Patient-dependent rules (bleeding risk, screening ``not_eligible``, excluded sites, the
+    treated conditions) need the patient. When ``patient`` is ``None`` (its part of the record
+    was unreadable) they do not run: nothing is claimed safe, and the structural errors
+    already make the record invalid. When a patient is given without a ``screening`` result,
+    the patient is screened here (on the session's date, for its insertions).
+
+    Args:
+        session: The session.
+        patient: The session's patient, or ``None`` when unknown.
+        screening: The screening result for this record (from
+            :func:`dryneedle.screening.screen_for_record`), or ``None``.
+        policy: The policy.
+        on: Evaluation date when the patient must be screened here (default: the session date).
+
+    Returns:
+        The findings, in order: insertions (in order), the set of insertions, screening,
+        practitioner, pre-steps, post-steps, conditions.
+    """
+    if patient is not None and screening is None and session.insertions:
+        screening = screen(patient, on=on or session.date, sites=session.insertions,
+                           policy=policy)
+    not_eligible = screening is not None and screening.decision is Decision.NOT_ELIGIBLE
+    excluded: frozenset[int] = frozenset()
+    if screening is not None and session.insertions:
+        excluded = screening.excluded_indices
+    return check_screened_session(session, patient, not_eligible, excluded, protocol_table(policy))
+
+
+def check_screened_session(
+    session: Session,
+    patient: Patient | None,
+    not_eligible: bool,
+    excluded: frozenset[int],
+    t: ProtocolTable,
+) -> list[Finding]:
+    """Run the per-session checks, given the screening outcome (the record validator's path).
+
+    :func:`check_session_findings` calls it after screening; :class:`dryneedle.records.Validator`
+    calls it with the outcome of its own screen. Raises no exception on the valid path.
+
+    Args:
+        session: The session.
+        patient: The session's patient, or ``None`` when unknown (the patient rules do not run).
+        not_eligible: Whether screening decided ``not_eligible``.
+        excluded: Indices of the insertions screening excluded.
+        t: The policy's table (:func:`~dryneedle.protocol.protocol_table`).
+
+    Returns:
+        The findings, in the order :func:`check_session_findings` gives.
+    """
+    out: list[Finding] = []
+    insertions = session.insertions
+    n = len(insertions)
+
+    bleeding = bleeding_unknown = False
+    if patient is not None:
+        h = patient.history
+        bleeding = h.bleeding_disorder is True or h.anticoagulant_therapy is True
+        bleeding_unknown = not bleeding and (
+            h.bleeding_disorder is None or h.anticoagulant_therapy is None
+        )
+
+    sup_min, sup_max, deep_min = t.sup_min, t.sup_max, t.deep_min
+    lung_max = t.lung_max
+    dwell_min, dwell_max = t.dwell_min, t.dwell_max
+    diam_min, diam_max, len_min, len_max = t.diam_min, t.diam_max, t.len_min, t.len_max
+    muscles_get = MUSCLES.get
+    left = right = False
+    midline = lung = 0
+    for i, ins in enumerate(insertions):
+        muscle = muscles_get(ins.muscle)
+        deep = ins.technique is not _SUPERFICIAL
+        depth = ins.depth_mm
+        lung_muscle: Muscle | None = None
+        if muscle is None:
+            emit(out, t, MUSCLE_UNKNOWN, f"session.insertions[{i}].muscle",
+                  "muscle is not in the anatomy catalog: lung and haemostasis facts unknown")
+        elif muscle.over_lung:
+            lung_muscle = muscle
+            lung += 1
+            side = ins.side
+            if side is _LEFT:
+                left = True
+            elif side is _RIGHT:
+                right = True
+            else:
+                midline += 1
+
+        # Depth.
+        if depth is None:
+            emit(out, t, DEPTH_UNKNOWN, f"session.insertions[{i}].depth_mm",
+                  "depth is not recorded: depth limits cannot be checked"
+                  + (" (over the lung)" if lung_muscle is not None else ""))
+        elif not 0.0 < depth < _INF:
+            emit(out, t, DEPTH_NOT_POSITIVE, f"session.insertions[{i}].depth_mm",
+                  "depth must be a positive finite number of millimetres")
+        else:
+            if not deep:
+                if not sup_min <= depth <= sup_max:
+                    emit(out, t, DEPTH_SUPERFICIAL, f"session.insertions[{i}].depth_mm",
+                          f"superficial technique at {_mm(depth)} is outside "
+                          f"{sup_min:g}-{sup_max:g} mm")
+            elif not depth > deep_min:
+                emit(out, t, DEPTH_DEEP, f"session.insertions[{i}].depth_mm",
+                      f"deep technique at {_mm(depth)} is not deeper than {_mm(deep_min)}")
+            length = ins.needle.length_mm
+            if length is not None and not depth <= length:
+                emit(out, t, DEPTH_BEYOND_NEEDLE, f"session.insertions[{i}].depth_mm",
+                      f"depth {_mm(depth)} is beyond the needle's length {_mm(length)}")
+            if lung_muscle is not None and ins.ultrasound_guided is not True:
+                limit = lung_muscle.depth_limit_mm
+                if limit is not None:
+                    if not depth <= limit:
+                        emit(out, t, LUNG_DEPTH, f"session.insertions[{i}].depth_mm",
+                              f"{lung_muscle.id} overlies the lung: {_mm(depth)} is beyond "
+                              f"its {_mm(limit)} limit without ultrasound guidance")
+                elif not depth < lung_max:
+                    emit(out, t, LUNG_DEPTH, f"session.insertions[{i}].depth_mm",
+                          f"{lung_muscle.id} overlies the lung: {_mm(depth)} reaches the "
+                          f"{_mm(lung_max)} limit without ultrasound guidance",
+                          t.lung_policy_sources)
+        if lung_muscle is not None and deep:
+            emit(out, t, LUNG_DEEP, f"session.insertions[{i}].technique",
+                  f"deep technique over the lung ({lung_muscle.id}): superficial is preferred")
+
+        # Dwell.
+        if ins.manipulation is not _PISTONING:  # static: the dwell is checked
+            dwell = ins.dwell_s
+            if dwell is None:
+                emit(out, t, DWELL_UNKNOWN, f"session.insertions[{i}].dwell_s",
+                      "dwell time of a static insertion is not recorded")
+            elif not dwell_min <= dwell <= dwell_max:
+                emit(out, t, DWELL_RANGE, f"session.insertions[{i}].dwell_s",
+                      f"static dwell {dwell:g} s is outside {t.dwell_min:g}-{t.dwell_max:g} s")
+
+        # Needle plausibility.
+        needle = ins.needle
+        diameter = needle.diameter_mm
+        if diameter is not None and not diam_min <= diameter <= diam_max:
+            emit(out, t, NEEDLE_IMPLAUSIBLE, f"session.insertions[{i}].needle.diameter_mm",
+                  f"needle diameter {_mm(diameter)} is outside "
+                  f"{t.diam_min:g}-{t.diam_max:g} mm")
+        length = needle.length_mm
+        if length is not None and not len_min <= length <= len_max:
+            emit(out, t, NEEDLE_IMPLAUSIBLE, f"session.insertions[{i}].needle.length_mm",
+                  f"needle length {_mm(length)} is outside {t.len_min:g}-{t.len_max:g} mm")
+        if ins.guide_tube is False:
+            emit(out, t, GUIDE_TUBE, f"session.insertions[{i}].guide_tube",
+                  "no guide tube was used")
+
+        # Bleeding risk.
+        if bleeding and muscle is not None:
+            if deep and not muscle.palpable_haemostasis:
+                emit(out, t, BLEEDING_NO_HAEMOSTASIS, f"session.insertions[{i}]",
+                      f"bleeding risk: deep needling of {muscle.id}, where haemostasis by "
+                      "palpation is impossible")
+            else:
+                emit(out, t, BLEEDING_PRECAUTION, f"session.insertions[{i}]",
+                      "bleeding risk: light technique and haemostasis by palpation")
+        elif (bleeding_unknown and deep and muscle is not None
+              and not muscle.palpable_haemostasis):
+            emit(out, t, BLEEDING_UNKNOWN, f"session.insertions[{i}]",
+                  f"bleeding risk unknown: deep needling of {muscle.id}, where haemostasis by "
+                  "palpation is impossible")
+
+        # Screening.
+        if excluded and i in excluded:
+            emit(out, t, SCREENING_SITE_EXCLUDED, f"session.insertions[{i}]",
+                  "this site was excluded by screening but was needled")
+
+    # The set of insertions.
+    if lung > 1 and ((left and right) or midline):
+        emit(out, t, LUNG_BOTH_SIDES, "session.insertions",
+              "over-lung insertions on both sides of the thorax in one session"
+              + (" (a midline insertion counts as either side)" if midline else ""))
+    if session.number == 1 and n > t.first_max:
+        emit(out, t, NEEDLES_FIRST, "session.insertions",
+              f"{n} needles in the first session; at most {t.first_max}")
+
+    if n:
+        if not_eligible:
+            emit(out, t, SCREENING_NOT_ELIGIBLE, "session",
+                  "the patient was screened not_eligible but was needled")
+        trained = session.practitioner.dry_needling_trained
+        if trained is not True:
+            if trained is False:
+                emit(out, t, PRACTITIONER_UNTRAINED,
+                      "session.practitioner.dry_needling_trained",
+                      "the practitioner is not trained in dry needling")
+            else:
+                emit(out, t, PRACTITIONER_UNKNOWN, "session.practitioner.dry_needling_trained",
+                      "the practitioner's dry needling training is not recorded")
+        pre = session.pre
+        if not (pre.history_reviewed is True and pre.physical_exam is True
+                and pre.consent is True and pre.skin_disinfected is True):
+            _check_pre(out, t, pre.history_reviewed, "history_reviewed")
+            _check_pre(out, t, pre.physical_exam, "physical_exam")
+            _check_pre(out, t, pre.consent, "consent")
+            _check_pre(out, t, pre.skin_disinfected, "skin_disinfected")
+
+    post = session.post
+    removed = post.needles_removed
+    if removed is None:
+        if n:
+            emit(out, t, POST_NEEDLES_UNKNOWN, "session.post.needles_removed",
+                  f"the number of needles removed is not recorded ({n} inserted)")
+    elif removed != n:
+        emit(out, t, POST_NEEDLES, "session.post.needles_removed",
+              f"{removed} needles removed but {n} inserted")
+    skin_checked = post.skin_checked
+    if n and skin_checked is not True:
+        if skin_checked is False:
+            emit(out, t, POST_SKIN, "session.post.skin_checked",
+                  "the skin was not checked after needling")
+        else:
+            emit(out, t, POST_SKIN_UNKNOWN, "session.post.skin_checked",
+                  "the skin check after needling is not recorded")
+
+    if patient is not None:
+        conditions = patient.conditions
+        if conditions and not _NOT_INDICATIONS.isdisjoint(conditions):
+            for j, cid in enumerate(conditions):
+                if cid in _NOT_INDICATIONS:
+                    emit(out, t, CONDITION_NOT_INDICATION, f"patient.conditions[{j}]",
+                          f"{cid} is not an indication for dry needling")
+    return out
+
+
+def _check_pre(out: list[Finding], t: ProtocolTable, value: bool | None, step: str) -> None:
+    if value is False:
+        emit(out, t, PRE_MISSING[step], f"session.pre.{step}",
+              f"pre-treatment step {step} was not done")
+    elif value is not True:  # unknown (never read as done)
+        emit(out, t, PRE_UNKNOWN[step], f"session.pre.{step}",
+              f"pre-treatment step {step} is not recorded")
