@@ -3,7 +3,8 @@
 Each file is JSON (or TOML) that opens with a ``header`` (``description``, ``sources``,
 ``version``, ``date``: where the data came from, as python-stdnum's ``iban.dat`` says), then one
 list of entries. Every entry must cite at least one source id registered in
-``dryneedle.sources`` (in ``sources`` or another ``*sources`` key), and ids must be unique.
+``dryneedle.sources`` (in ``sources`` or another ``*sources`` key) -- only a record-format rule
+may instead give its ``basis`` (the format contract it enforces) -- and ids must be unique.
 
 Run it from the repository root::
 
@@ -56,7 +57,8 @@ def problems(path: Path, known_sources: set[str]) -> list[str]:
             found.append(f"{where}: repeated")
         seen.add(key)
         cited = [s for k, v in entry.items() if k.endswith("sources") for s in v]
-        if not cited:
+        if not cited and not entry.get("basis"):
+            # Only a format rule may go without a source, and it must say what it enforces.
             found.append(f"{where}: cites no source")
         found += [f"{where}: unknown source {s!r}" for s in cited if s not in known_sources]
     return found

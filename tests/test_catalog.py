@@ -5,13 +5,14 @@ from __future__ import annotations
 import importlib.util
 import json
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from dryneedle.catalog import ANATOMY_ABOUT, CONDITIONS, CONDITIONS_ABOUT, MUSCLES, muscles_in
-from dryneedle.findings import Rule, Severity, all_rules, get_rule, register
+from dryneedle.findings import Rule, Severity, all_rules, get_rule, register, rule
 from dryneedle.model import Region
 from dryneedle.sources import SOURCES
 
@@ -188,3 +189,21 @@ def test_catalog_entries_cite_their_region_source() -> None:
             assert "za-bn121" in m.sources
     assert ANATOMY_ABOUT["version"]
     assert CONDITIONS_ABOUT["sources"]
+
+
+def test_every_rule_names_the_module_that_binds_it() -> None:
+    """One hop from a finding code: ``data/rules.toml`` names the module that implements it."""
+    for r in all_rules():
+        assert r.module is not None, r.id
+        module = importlib.import_module(r.module)
+        bound = [
+            v for v in vars(module).values()
+            if v is r or (isinstance(v, Mapping) and any(x is r for x in v.values()))
+        ]
+        assert bound, f"{r.id}: not bound in {r.module}"
+
+
+def test_rule_catalog_rejects_unknown_ids() -> None:
+    """A module can bind only a declared rule."""
+    with pytest.raises(KeyError):
+        rule("screening.no_such_rule")

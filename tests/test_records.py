@@ -262,27 +262,31 @@ def _mutations() -> st.SearchStrategy[Any]:
 
 
 def _path_exists(data: Any, path: str) -> bool:
-    """True when ``path`` names a node of ``data`` or the parent of a missing field."""
+    """True when ``path`` names a node of ``data`` or the parent of a missing field.
+
+    Keys are matched against the input's own keys (longest first), so a key that itself holds
+    ``.`` or ``[`` (an unknown field such as ``"0[0"``) is read as the one key it is.
+    """
     if path == "":
         return True
-    node = data
-    tokens = re.findall(r"[^.\[\]]+|\[\d+\]", path)
-    for i, tok in enumerate(tokens):
-        last = i == len(tokens) - 1
-        if tok.startswith("["):
-            idx = int(tok[1:-1])
-            if not isinstance(node, list) or idx >= len(node):
-                return False
-            node = node[idx]
-        else:
-            if node is None:
-                return last  # an answer under a null object (unknown): its parent exists
-            if not isinstance(node, dict):
-                return False
-            if tok not in node:
-                return last  # a missing field: its parent exists
-            node = node[tok]
-    return True
+    if path.startswith("["):
+        m = re.match(r"\[(\d+)\]", path)
+        if m is None or not isinstance(data, list) or int(m[1]) >= len(data):
+            return False
+        rest = path[m.end():]
+        return _path_exists(data[int(m[1])], rest.removeprefix("."))
+    if data is None:
+        return "." not in path and "[" not in path  # an answer under a null object (unknown)
+    if not isinstance(data, dict):
+        return False
+    for key in sorted((k for k in data if isinstance(k, str)), key=len, reverse=True):
+        if path == key:
+            return True
+        if path.startswith((key + ".", key + "[")):
+            rest = path[len(key):]
+            if _path_exists(data[key], rest.removeprefix(".")):
+                return True
+    return "." not in path and "[" not in path  # a missing field: its parent exists
 
 
 @given(st.lists(_mutations() | JSON_VALUES, max_size=5))

@@ -6,9 +6,14 @@ produced it), a :class:`Severity`, a ``path`` into the input (record-format shap
 (never containing patient identifiers; message text is not API, codes are) and the ``sources``
 behind it.
 
-Rules are data: every rule is registered once with its id, title, default severity, rationale,
-sources and the policy limits it reads, so the CLI (``dryneedle rules``) and the documentation's
-rule catalog render the same registry.
+Rules are data: every rule is declared once in ``src/dryneedle/data/rules.toml`` with its id,
+title, default severity, rationale, sources, the policy limits it reads and the module that
+implements it, so the CLI (``dryneedle rules``) and the documentation's rule catalog render the
+same registry, and a finding code leads to its rule's data and code in one hop. Rule modules
+bind their rules with :func:`rule`.
+
+Layer: findings. May import :mod:`dryneedle.sources` only (never a rule module: the registry is
+data, so there is no import cycle).
 
 >>> from dryneedle.findings import Finding, Severity
 >>> f = Finding(code="structure.type", severity=Severity.ERROR, path="session.number",
@@ -20,11 +25,15 @@ rule catalog render the same registry.
 from __future__ import annotations
 
 import enum
+import tomllib
 import types
 from collections.abc import Iterable, Mapping
+from importlib import resources
 from typing import Any
 
 import attrs
+
+from dryneedle.sources import SOURCES
 
 __all__ = [
     "DECISION_ORDER",
@@ -39,6 +48,8 @@ __all__ = [
     "all_rules",
     "get_rule",
     "register",
+    "rule",
+    "rule_ids_of",
 ]
 
 
@@ -163,6 +174,8 @@ class Rule:
         effect: For screening rules, what the finding does to the decision.
         limits: Names of the :class:`~dryneedle.policy.Policy` limits the rule reads.
         category: ``structure``, ``screening``, ``protocol``, ``series`` or ``aftercare``.
+        module: The module whose code emits the rule's findings (``None`` for a rule an
+            extension registers without saying).
     """
 
     id: str
@@ -172,6 +185,7 @@ class Rule:
     sources: tuple[str, ...] = ()
     effect: Effect | None = None
     limits: tuple[str, ...] = ()
+    module: str | None = attrs.field(default=None, kw_only=True)
     category: str = attrs.field()
 
     @category.default
@@ -179,11 +193,59 @@ class Rule:
         return self.id.split(".", 1)[0]
 
 
+_RULES_FILE = ("data", "rules.toml")
 _REGISTRY: dict[str, Rule] = {}
+_loaded = False
+
+
+def _load_catalog() -> None:
+    """Read ``data/rules.toml`` once: every rule's declaration, checked against the sources."""
+    global _loaded  # noqa: PLW0603 - a load-once cache of immutable data
+    if _loaded:
+        return
+    text = resources.files("dryneedle").joinpath(*_RULES_FILE).read_text(encoding="utf-8")
+    declared = tomllib.loads(text)
+    for source in declared["header"]["sources"]:
+        if source not in SOURCES:
+            msg = f"data/rules.toml header cites unknown source {source!r}"
+            raise ValueError(msg)
+    for entry in declared["rule"]:
+        try:
+            rule = Rule(
+                id=entry["id"],
+                title=entry["title"],
+                severity=Severity(entry["severity"]),
+                rationale=entry["rationale"],
+                sources=tuple(entry["sources"]),
+                effect=Effect(entry["effect"]) if "effect" in entry else None,
+                limits=tuple(entry.get("limits", ())),
+                module=entry["module"],
+                **({"category": entry["category"]} if "category" in entry else {}),
+            )
+        except (KeyError, ValueError, TypeError) as exc:
+            msg = f"data/rules.toml: rule {entry.get('id')!r} is malformed: {exc!r}"
+            raise ValueError(msg) from exc
+        _add(rule, where="data/rules.toml")
+    _loaded = True
+
+
+def _add(rule: Rule, *, where: str) -> None:
+    existing = _REGISTRY.get(rule.id)
+    if existing is not None and existing != rule:
+        msg = f"rule id {rule.id!r} is already registered"
+        raise ValueError(msg)
+    unknown = [s for s in rule.sources if s not in SOURCES]
+    if unknown:
+        msg = f"{where}: rule {rule.id!r} cites unknown sources {unknown}"
+        raise ValueError(msg)
+    _REGISTRY[rule.id] = rule
 
 
 def register(rule: Rule) -> Rule:
-    """Register a rule (at import time of the module that implements it).
+    """Register a rule declared in code (an extension's rule; the library's own are data).
+
+    The library declares its rules in ``data/rules.toml``; :func:`register` lets an extension
+    add one with the same checks.
 
     Args:
         rule: The rule.
@@ -194,45 +256,58 @@ def register(rule: Rule) -> Rule:
     Raises:
         ValueError: If another rule already has this id, or a source id is unknown.
     """
-    from dryneedle.sources import SOURCES  # noqa: PLC0415 - avoid an import cycle
-
-    existing = _REGISTRY.get(rule.id)
-    if existing is not None and existing != rule:
-        msg = f"rule id {rule.id!r} is already registered"
-        raise ValueError(msg)
-    unknown = [s for s in rule.sources if s not in SOURCES]
-    if unknown:
-        msg = f"rule {rule.id!r} cites unknown sources {unknown}"
-        raise ValueError(msg)
-    _REGISTRY[rule.id] = rule
+    _load_catalog()
+    _add(rule, where="register()")
     return rule
 
 
-def _load_rule_modules() -> None:
-    # Importing the modules registers their rules; the list is the single place to add one.
-    import dryneedle.aftercare  # noqa: PLC0415
-    import dryneedle.protocol  # noqa: PLC0415
-    import dryneedle.records  # noqa: PLC0415
-    import dryneedle.screening  # noqa: F401, PLC0415
+def rule(rule_id: str) -> Rule:
+    """Return the declared rule with this id: how a rule module binds its rules.
+
+    A rule module writes ``PREGNANCY: Final = rule("screening.pregnancy")``; the declaration
+    (title, severity, rationale, sources, limits) lives in ``data/rules.toml``.
+
+    Raises:
+        KeyError: If ``data/rules.toml`` declares no rule with this id.
+
+    >>> from dryneedle.findings import rule
+    >>> rule("screening.pregnancy").module
+    'dryneedle._screening.rules'
+    """
+    _load_catalog()
+    return _REGISTRY[rule_id]
+
+
+def rule_ids_of(module: str) -> tuple[str, ...]:
+    """Return the ids of the rules a module implements, in declaration order.
+
+    Args:
+        module: A module name, e.g. ``"dryneedle._protocol.rules"``.
+
+    >>> from dryneedle.findings import rule_ids_of
+    >>> "protocol.lung.both_sides" in rule_ids_of("dryneedle._protocol.rules")
+    True
+    """
+    _load_catalog()
+    return tuple(r.id for r in _REGISTRY.values() if r.module == module)
 
 
 def all_rules() -> tuple[Rule, ...]:
-    """Return every registered rule, sorted by id.
+    """Return every rule, sorted by id.
 
     >>> from dryneedle.findings import all_rules
     >>> any(r.id == "structure.type" for r in all_rules())
     True
     """
-    _load_rule_modules()
+    _load_catalog()
     return tuple(sorted(_REGISTRY.values(), key=lambda r: r.id))
 
 
 def get_rule(rule_id: str) -> Rule:
-    """Return the registered rule with this id.
+    """Return the rule with this id.
 
     Raises:
         KeyError: If no rule has this id.
     """
-    if rule_id not in _REGISTRY:
-        _load_rule_modules()
+    _load_catalog()
     return _REGISTRY[rule_id]

@@ -21,7 +21,7 @@ from typing import Any, Final
 
 import attrs
 
-from dryneedle.findings import Finding, FindingsError, Rule, Severity, register
+from dryneedle.findings import Finding, FindingsError, Severity, rule
 from dryneedle.wire import converter
 
 __all__ = [
@@ -125,14 +125,7 @@ class ReportError(FindingsError):
     what = "symptom report"
 
 
-_R_REPORT_UNKNOWN_FIELD: Final = register(Rule(
-    id="aftercare.report.unknown_field",
-    title="Unknown field in a symptom report",
-    severity=Severity.ERROR,
-    rationale="A misspelt field (e.g. a severity) would otherwise be dropped and could make a "
-    "report read as expected; symptom reports reject unknown fields.",
-    sources=("policy",),
-))
+_R_REPORT_UNKNOWN_FIELD: Final = rule("aftercare.report.unknown_field")
 
 _REPORT_KEYS: Final = frozenset({"hours_since_session", "symptoms"})
 _SYMPTOM_KEYS: Final = frozenset({"kind", "duration_h", "severity"})

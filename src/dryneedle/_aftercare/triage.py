@@ -1,10 +1,11 @@
 """Triage: what a patient should do about the symptoms they report after a session.
 
 Private module behind :mod:`dryneedle.aftercare` (import the public names from there). It holds
-the triage levels, every triage rule (category ``aftercare``, registered in
-:mod:`dryneedle.findings` when this module is imported), :class:`FollowUp` and :func:`triage`.
-A new triage rule is declared here with ``_triage_rule(...)``, added to :data:`TRIAGE_RULES`
-and applied in ``_symptom_reasons`` (and ``_rule_path`` if it points below the symptom).
+the triage levels, the bindings of every triage rule (category ``aftercare``; declared in
+``data/rules.toml``, bound with :func:`dryneedle.findings.rule`), :class:`FollowUp` and
+:func:`triage`. A new triage rule is declared in ``data/rules.toml`` (``module`` naming this
+module), bound here, added to :data:`TRIAGE_RULES` and applied in ``_symptom_reasons`` (and
+``_rule_path`` if it points below the symptom).
 
 May import: the model, findings and policy, and the lower aftercare modules
 (:mod:`dryneedle._aftercare.plan`, :mod:`dryneedle._aftercare.report`).
@@ -21,10 +22,6 @@ from typing import Any, Final
 import attrs
 
 from dryneedle._aftercare.plan import (
-    BRUISING_LIMIT,
-    BRUISING_SOURCES,
-    SORENESS_LIMIT,
-    SORENESS_SOURCES,
     days_text,
     needled_over_lung,
     threshold_text,
@@ -36,7 +33,7 @@ from dryneedle._aftercare.report import (
     SymptomSeverity,
 )
 from dryneedle._version import __version__
-from dryneedle.findings import Finding, Rule, Severity, register
+from dryneedle.findings import Finding, Rule, Severity, rule
 from dryneedle.model import Session
 from dryneedle.policy import DEFAULT_POLICY, Policy
 
@@ -74,90 +71,18 @@ _LEVEL_OF_SEVERITY: Final = types.MappingProxyType(
 )
 
 
-def _triage_rule(id_: str, title: str, severity: Severity, rationale: str,
-                 *sources: str, limits: tuple[str, ...] = ()) -> Rule:
-    return register(Rule(id=id_, title=title, severity=severity, rationale=rationale,
-                         sources=sources, limits=limits))
-
-
-_W = Severity.WARNING
-_R_SORENESS_EXPECTED: Final = _triage_rule(
-    "aftercare.triage.soreness_expected", "Soreness or stiffness within the expected course",
-    Severity.INFO,
-    "Muscle soreness or stiffness for up to 24-36 hours after dry needling is expected (up to "
-    "the policy limit, inclusive).",
-    *SORENESS_SOURCES, limits=(SORENESS_LIMIT,),
-)
-_R_SORENESS_PROLONGED: Final = _triage_rule(
-    "aftercare.triage.soreness_prolonged", "Soreness or stiffness beyond the expected course", _W,
-    "Soreness usually settles within 24-36 hours; lasting strictly longer than the policy "
-    "limit is outside the expected course. Contacting the clinic is the clinic-policy "
-    "default.",
-    *SORENESS_SOURCES, "policy", limits=(SORENESS_LIMIT,),
-)
-_R_BRUISING_EXPECTED: Final = _triage_rule(
-    "aftercare.triage.bruising_expected", "Bruising within the expected course", Severity.INFO,
-    "Bruising at or near a needle site may last up to a week (the policy limit, inclusive).",
-    *BRUISING_SOURCES, limits=(BRUISING_LIMIT,),
-)
-_R_BRUISING_PROLONGED: Final = _triage_rule(
-    "aftercare.triage.bruising_prolonged", "Bruising beyond the expected course", _W,
-    "Bruising lasting strictly longer than the policy limit (a week) is outside the expected "
-    "course. Contacting the clinic is the clinic-policy default.",
-    *BRUISING_SOURCES, "policy", limits=(BRUISING_LIMIT,),
-)
-_R_TIMING_UNKNOWN: Final = _triage_rule(
-    "aftercare.triage.timing_unknown", "Unknown how long a symptom has lasted", _W,
-    "Soreness, stiffness or bruising can only be called expected when it is known to be within "
-    "the expected course; unknown timing never reads as expected (clinic-policy default, fail "
-    "closed).",
-    "policy",
-)
-_R_INFECTION: Final = _triage_rule(
-    "aftercare.triage.infection_signs", "Signs of infection", _W,
-    "Infection is a possible side effect of dry needling; spreading redness, warmth, pus or "
-    "fever should be seen promptly (contacting the clinic is the clinic-policy default).",
-    "seed", "policy",
-)
-_R_FAINTING: Final = _triage_rule(
-    "aftercare.triage.fainting", "Fainting after leaving the clinic", _W,
-    "Fainting is a possible side effect of dry needling, managed at the clinic by lying down "
-    "with raised legs; fainting after leaving should be reported (clinic-policy default).",
-    "seed", "za-bn121", "policy",
-)
-_R_BLEEDING: Final = _triage_rule(
-    "aftercare.triage.bleeding", "Bleeding after leaving the clinic", _W,
-    "Needle sites are closed by pressure before the patient leaves; bleeding afterwards should "
-    "be reported (clinic-policy default).",
-    "za-bn121", "policy",
-)
-_R_LUNG: Final = _triage_rule(
-    "aftercare.triage.lung_symptoms",
-    "Breathlessness or chest pain after needling over the lung", Severity.ERROR,
-    "Needling over the thorax carries a risk of pneumothorax (a collapsed lung); shortness of "
-    "breath or chest pain after such a session needs emergency care. A session whose muscles "
-    "are not all known counts as over the lung (fail closed).",
-    "za-bn121",
-)
-_R_CHEST: Final = _triage_rule(
-    "aftercare.triage.chest_symptoms",
-    "Breathlessness or chest pain after a session not over the lung", _W,
-    "Shortness of breath or chest pain is not an expected effect of needling away from the "
-    "lung; it is never expected (clinic-policy default).",
-    "policy",
-)
-_R_SEVERE: Final = _triage_rule(
-    "aftercare.triage.severe_symptom", "A symptom reported as severe", _W,
-    "A symptom the patient calls severe is never read as the expected course (clinic-policy "
-    "default, fail closed).",
-    "policy",
-)
-_R_UNLISTED: Final = _triage_rule(
-    "aftercare.triage.unlisted_symptom", "A symptom outside the triage vocabulary", _W,
-    "A symptom the triage rules do not know is never read as expected (clinic-policy default, "
-    "fail closed).",
-    "policy",
-)
+_R_SORENESS_EXPECTED: Final = rule("aftercare.triage.soreness_expected")
+_R_SORENESS_PROLONGED: Final = rule("aftercare.triage.soreness_prolonged")
+_R_BRUISING_EXPECTED: Final = rule("aftercare.triage.bruising_expected")
+_R_BRUISING_PROLONGED: Final = rule("aftercare.triage.bruising_prolonged")
+_R_TIMING_UNKNOWN: Final = rule("aftercare.triage.timing_unknown")
+_R_INFECTION: Final = rule("aftercare.triage.infection_signs")
+_R_FAINTING: Final = rule("aftercare.triage.fainting")
+_R_BLEEDING: Final = rule("aftercare.triage.bleeding")
+_R_LUNG: Final = rule("aftercare.triage.lung_symptoms")
+_R_CHEST: Final = rule("aftercare.triage.chest_symptoms")
+_R_SEVERE: Final = rule("aftercare.triage.severe_symptom")
+_R_UNLISTED: Final = rule("aftercare.triage.unlisted_symptom")
 
 TRIAGE_RULES: Final[tuple[Rule, ...]] = (
     _R_SORENESS_EXPECTED, _R_SORENESS_PROLONGED, _R_BRUISING_EXPECTED, _R_BRUISING_PROLONGED,
@@ -355,10 +280,11 @@ def triage(
     reasons: list[Finding] = []
     level = TriageLevel.EXPECTED
     for index, symptom in enumerate(getattr(report, "symptoms", None) or ()):
-        for rule, message in _symptom_reasons(symptom, report_h, lung, policy):
-            severity = policy.severity_of(rule.id, rule.severity)
-            reasons.append(Finding(code=rule.id, severity=severity, path=_rule_path(rule, index),
-                                   message=message, sources=rule.sources))
+        for applied, message in _symptom_reasons(symptom, report_h, lung, policy):
+            severity = policy.severity_of(applied.id, applied.severity)
+            reasons.append(Finding(code=applied.id, severity=severity,
+                                   path=_rule_path(applied, index), message=message,
+                                   sources=applied.sources))
             candidate = _LEVEL_OF_SEVERITY[severity]
             if TRIAGE_ORDER[candidate] > TRIAGE_ORDER[level]:
                 level = candidate

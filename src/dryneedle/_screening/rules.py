@@ -1,15 +1,16 @@
 """Screening rules: their declarations and the per-policy table the screen reads.
 
 Private module behind :mod:`dryneedle.screening` (import the public names from there). Every
-``screening.*`` rule is declared here with ``_rule(...)``, which registers it in
-:mod:`dryneedle.findings` when this module is imported; :func:`rule_ids` lists them.
+``screening.*`` rule is declared in ``data/rules.toml`` and bound here with
+:func:`dryneedle.findings.rule`; :func:`rule_ids` lists them.
 :class:`ScreeningTable` holds, per policy, each rule's severity, sources and decision rank, and
 shares equal findings instead of rebuilding them.
 
-A new screening rule is declared here (its id, title, effect, rationale, sources and the policy
-limits it reads) and added to :func:`rule_ids`; a history answer rule also to
-:data:`HISTORY_BOOL_RULES`. It is applied in :mod:`dryneedle.screening` (patient-level rules)
-or :mod:`dryneedle._screening.sites` (site rules).
+A new screening rule is declared in ``data/rules.toml`` (its id, title, effect, rationale,
+sources, the policy limits it reads and ``module``), bound here and added to :func:`rule_ids`; a
+history answer rule also to :data:`HISTORY_BOOL_RULES`. It is applied in
+:mod:`dryneedle.screening` (patient-level rules) or :mod:`dryneedle._screening.sites` (site
+rules).
 
 May import: the model, findings and policy; no other screening module (this is the lowest).
 """
@@ -19,12 +20,11 @@ from __future__ import annotations
 from typing import Any, Final
 
 from dryneedle.findings import (
-    EFFECT_SEVERITY,
     Effect,
     Finding,
     Rule,
     Severity,
-    register,
+    rule,
 )
 from dryneedle.policy import Policy
 
@@ -65,158 +65,30 @@ __all__ = [
 # --- rules -----------------------------------------------------------------------------------
 
 
-def _rule(
-    id_: str,
-    title: str,
-    effect: Effect,
-    rationale: str,
-    sources: tuple[str, ...],
-    limits: tuple[str, ...] = (),
-    severity: Severity | None = None,
-) -> Rule:
-    default_severity = severity or EFFECT_SEVERITY[effect]
-    return register(
-        Rule(
-            id=id_, title=title, severity=default_severity, rationale=rationale,
-            sources=sources, effect=effect, limits=limits,
-        )
-    )
-
-
-_X, _R, _P = Effect.EXCLUDE, Effect.REVIEW, Effect.PRECAUTION
-
-AGE_MINIMUM = _rule(
-    "screening.age_minimum", "Patient younger than the minimum age", _X,
-    "Dry needling is not recommended for children under 12.", ("seed",), ("min_age_years",),
-)
-AGE_MINOR = _rule(
-    "screening.age_minor", "Minor patient: guardian consent", _P,
-    "Patients from the minimum age up to adulthood need a guardian's consent and extra care "
-    "(clinic policy default for the adult age).",
-    ("seed", "policy"), ("min_age_years", "adult_age_years"),
-)
-BIRTH_DATE_IMPLAUSIBLE = _rule(
-    "screening.birth_date_implausible", "Birth date after the evaluation date", _R,
-    "A birth date after the evaluation date is a data error; the age is unknown and the "
-    "patient goes to review (clinic policy default; unknown is never safe).", ("policy",),
-)
-PREGNANCY = _rule(
-    "screening.pregnancy", "Pregnancy", _X,
-    "Dry needling is not recommended during pregnancy.", ("seed",),
-)
-BLEEDING_DISORDER = _rule(
-    "screening.bleeding_disorder", "Bleeding or clotting disorder", _X,
-    "Blood clotting problems are a contraindication (seed); the guideline sources treat "
-    "abnormal bleeding as relative: light technique and haemostasis by palpation.",
-    ("seed", "za-bn121", "apta-2013"),
-)
-ANTICOAGULANT = _rule(
-    "screening.anticoagulant_therapy", "Anticoagulant or antiplatelet therapy", _X,
-    "Antithrombotic therapy impairs clotting (seed); munoz-2022 finds it is not an absolute "
-    "contraindication when deep non-compressible muscles are avoided.",
-    ("seed", "za-bn121", "munoz-2022"),
-)
-IMMUNOCOMPROMISED = _rule(
-    "screening.immunocompromised", "Compromised immunity", _X,
-    "A compromised immune system raises the risk of infection (seed; relative in za-bn121).",
-    ("seed", "za-bn121"),
-)
-METAL_ALLERGY = _rule(
-    "screening.metal_allergy", "Metal allergy", _X,
-    "Needles are metal; a metal allergy is a contraindication.", ("seed",),
-)
-NEEDLE_PHOBIA_SEVERE = _rule(
-    "screening.needle_phobia_severe", "Severe needle phobia", _X,
-    "Severe needle phobia is a contraindication.", ("seed", "za-bn121"),
-)
-NEEDLE_PHOBIA_MILD = _rule(
-    "screening.needle_phobia_mild", "Mild needle phobia", _P,
-    "The seed excludes only severe needle phobia; za-bn121 lists needle phobia of any degree "
-    "as absolute. Treating mild phobia as a precaution (explain, lying position, watch for "
-    "fainting) is a clinic policy default: a clinic can make it an exclusion.",
-    ("seed", "policy"),
-)
-CONSENT_REFUSED = _rule(
-    "screening.consent_refused", "Consent refused", _X,
-    "A patient who is unwilling or unable to consent must not be needled.", ("za-bn121",),
-)
-PRIOR_REACTION = _rule(
-    "screening.prior_adverse_reaction", "Prior abnormal reaction to needling or injection", _X,
-    "A prior abnormal reaction to dry needling or injection is an absolute contraindication.",
-    ("za-bn121",),
-)
-ACUTE_ILLNESS = _rule(
-    "screening.acute_illness", "Acute illness or medical emergency today", _X,
-    "Do not needle a patient who is acutely ill or in a medical emergency (SPEC §3 with "
-    "za-bn121; the clause is not quoted in our source list, so this is also a clinic policy "
-    "default).",
-    ("za-bn121", "policy"),
-)
-EPILEPSY = _rule(
-    "screening.epilepsy", "Epilepsy", _P,
-    "Epilepsy calls for precautions and supervision. None of our sources states it, so this "
-    "is a clinic policy default.",
-    ("policy",),
-)
-DIABETES = _rule(
-    "screening.diabetes", "Diabetes", _P,
-    "Diabetes is a relative contraindication (healing and infection risk).", ("za-bn121",),
-)
-VASCULAR = _rule(
-    "screening.vascular_disease", "Vascular disease", _P,
-    "Vascular disease is a relative contraindication.", ("za-bn121",),
-)
-LYMPH_NODES = _rule(
-    "screening.lymph_node_removal", "Lymph node removal", _P,
-    "After lymph node removal, needling is a relative contraindication (lymphoedema risk).",
-    ("za-bn121",),
-)
-UNKNOWN = _rule(
-    "screening.unknown_answer", "Screening answer unknown", _R,
-    "Unknown is never safe: an unanswered screening question blocks a decision until a "
-    "clinician reviews it.",
-    ("policy", "fda-cds-2026"),
-)
-SITE_FINDING = _rule(
-    "screening.site_finding",
-    "Planned site has a wound, scar, tattoo, injury, infection or implant",
-    _P,
-    "Do not needle an area with wounds, scars, tattoos or other injuries (seed); infections "
-    "and implants are excluded too (clinic policy default). The site is excluded, other sites "
-    "remain.",
-    ("seed", "policy"), severity=Severity.ERROR,
-)
-SITE_LYMPHOEDEMA = _rule(
-    "screening.site_lymphoedema", "Planned site in a lymphoedema area or limb", _P,
-    "Do not needle a lymphoedematous area or limb: a finding in an arm, forearm or hand "
-    "region excludes that whole upper limb on its side, one in the thigh, knee, leg or foot "
-    "the whole lower limb.", ("za-bn121",), severity=Severity.ERROR,
-)
-SITE_RECENT_SURGERY = _rule(
-    "screening.site_recent_surgery", "Planned site had recent surgery", _P,
-    "Recently operated areas are excluded (seed); how recent is a clinic policy default "
-    "(undated surgery counts as recent).",
-    ("seed", "policy"), ("recent_surgery_days",), severity=Severity.ERROR,
-)
-SITE_BLEEDING_RISK = _rule(
-    "screening.bleeding_risk_site",
-    "Deep needling without palpable haemostasis under bleeding risk",
-    _P,
-    "With a bleeding disorder or antithrombotics, deep needling of a muscle where haemostasis "
-    "by palpation is impossible (e.g. psoas, tibialis posterior) is excluded under every policy.",
-    ("za-bn121", "apta-2013", "munoz-2022"), severity=Severity.ERROR,
-)
-ALL_SITES_EXCLUDED = _rule(
-    "screening.all_sites_excluded", "Every planned site is excluded", _X,
-    "Nothing can be needled as planned when every planned site is excluded.",
-    ("seed", "za-bn121"),
-)
-OVER_LUNG_SITE = _rule(
-    "screening.over_lung_site", "Planned site overlies the lung", _P,
-    "Over the lung prefer the superficial technique and respect depth limits; direct the "
-    "needle away from the lung.",
-    ("za-bn121", "kalichman-2010"),
-)
+AGE_MINIMUM: Final = rule("screening.age_minimum")
+AGE_MINOR: Final = rule("screening.age_minor")
+BIRTH_DATE_IMPLAUSIBLE: Final = rule("screening.birth_date_implausible")
+PREGNANCY: Final = rule("screening.pregnancy")
+BLEEDING_DISORDER: Final = rule("screening.bleeding_disorder")
+ANTICOAGULANT: Final = rule("screening.anticoagulant_therapy")
+IMMUNOCOMPROMISED: Final = rule("screening.immunocompromised")
+METAL_ALLERGY: Final = rule("screening.metal_allergy")
+NEEDLE_PHOBIA_SEVERE: Final = rule("screening.needle_phobia_severe")
+NEEDLE_PHOBIA_MILD: Final = rule("screening.needle_phobia_mild")
+CONSENT_REFUSED: Final = rule("screening.consent_refused")
+PRIOR_REACTION: Final = rule("screening.prior_adverse_reaction")
+ACUTE_ILLNESS: Final = rule("screening.acute_illness")
+EPILEPSY: Final = rule("screening.epilepsy")
+DIABETES: Final = rule("screening.diabetes")
+VASCULAR: Final = rule("screening.vascular_disease")
+LYMPH_NODES: Final = rule("screening.lymph_node_removal")
+UNKNOWN: Final = rule("screening.unknown_answer")
+SITE_FINDING: Final = rule("screening.site_finding")
+SITE_LYMPHOEDEMA: Final = rule("screening.site_lymphoedema")
+SITE_RECENT_SURGERY: Final = rule("screening.site_recent_surgery")
+SITE_BLEEDING_RISK: Final = rule("screening.bleeding_risk_site")
+ALL_SITES_EXCLUDED: Final = rule("screening.all_sites_excluded")
+OVER_LUNG_SITE: Final = rule("screening.over_lung_site")
 
 HISTORY_BOOL_RULES: tuple[tuple[str, Rule], ...] = (
     ("bleeding_disorder", BLEEDING_DISORDER),

@@ -27,7 +27,7 @@ import attrs
 
 from dryneedle import model
 from dryneedle.catalog import CONDITIONS, MUSCLES
-from dryneedle.findings import Finding, FindingsError, Rule, Severity, register
+from dryneedle.findings import Finding, FindingsError, Rule, Severity, rule
 from dryneedle.records._fields import FORMAT, FieldSpec, field_specs
 from dryneedle.wire import converter
 
@@ -58,45 +58,15 @@ _MISSING: Final = object()
 
 _FORMAT_SRC: tuple[str, ...] = ()
 
-R_JSON = register(Rule(
-    id="structure.json", title="Input is not valid JSON", severity=Severity.ERROR,
-    rationale="A line that cannot be parsed cannot be checked; it is reported, never dropped.",
-))
-R_NOT_OBJECT = register(Rule(
-    id="structure.not_object", title="Record is not a JSON object", severity=Severity.ERROR,
-    rationale="Each record of format v1 is one JSON object.",
-))
-R_FORMAT = register(Rule(
-    id="structure.format", title="Missing or unsupported format tag", severity=Severity.ERROR,
-    rationale='Records carry "format": "dryneedle.session/1" so that future versions can be '
-    "told apart.",
-))
-R_MISSING = register(Rule(
-    id="structure.missing", title="Required field is missing", severity=Severity.ERROR,
-    rationale="Identity, dates and the shape of each insertion are needed to check anything "
-    "about a record.",
-))
-R_TYPE = register(Rule(
-    id="structure.type", title="Field has the wrong JSON type", severity=Severity.ERROR,
-    rationale="Values must have the type the record format gives them (units are in the names).",
-))
-R_ENUM = register(Rule(
-    id="structure.enum", title="Value is not in the closed vocabulary", severity=Severity.ERROR,
-    rationale="Enumerations (sex, side, technique, muscle ids, condition ids, ...) are closed "
-    "lists; an unknown value cannot be interpreted safely.",
-))
-R_DATE = register(Rule(
-    id="structure.date", title="Date is not an ISO calendar date", severity=Severity.ERROR,
-    rationale="Dates are ISO YYYY-MM-DD; ages and surgery windows are computed from them.",
-))
-R_RANGE = register(Rule(
-    id="structure.range", title="Number outside its structural range", severity=Severity.ERROR,
-    rationale="Numbers must be finite; counts cannot be negative and session numbers start at 1.",
-))
-R_UNKNOWN_FIELD = register(Rule(
-    id="structure.unknown_field", title="Unknown field", severity=Severity.WARNING,
-    rationale="Unknown fields are reported, not silently dropped: they may be misspelt answers.",
-))
+R_JSON: Final = rule("structure.json")
+R_NOT_OBJECT: Final = rule("structure.not_object")
+R_FORMAT: Final = rule("structure.format")
+R_MISSING: Final = rule("structure.missing")
+R_TYPE: Final = rule("structure.type")
+R_ENUM: Final = rule("structure.enum")
+R_DATE: Final = rule("structure.date")
+R_RANGE: Final = rule("structure.range")
+R_UNKNOWN_FIELD: Final = rule("structure.unknown_field")
 
 
 def _json_kind(value: Any) -> str:
