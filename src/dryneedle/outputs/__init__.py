@@ -13,7 +13,7 @@ What ``dryneedle validate`` and ``dryneedle report`` write besides the JSON repo
 
 Layer: above :mod:`dryneedle.records`, beside :mod:`dryneedle.fhir`. May import the public
 names of :mod:`dryneedle.findings`, :mod:`dryneedle.sources`, :mod:`dryneedle.policy`,
-:mod:`dryneedle.aftercare`, :mod:`dryneedle.model` and :mod:`dryneedle._version`; optional
+:mod:`dryneedle.aftercare`, :mod:`dryneedle.model` and ``dryneedle._version``; optional
 dependencies (pyarrow, matplotlib) are imported only when their output is asked for.
 """
 

@@ -14,7 +14,7 @@ report line contract (SPEC §7: ``index``, ``line``, ``record_id``, ``valid``, `
   escaped as the GitHub Actions toolkit escapes them.
 
 May import: the standard library, :mod:`dryneedle.findings`, :mod:`dryneedle.sources`,
-:mod:`dryneedle.policy`, :mod:`dryneedle._version`.
+:mod:`dryneedle.policy`, ``dryneedle._version``.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ run's metadata. Memory is bounded by the number of distinct codes, paths and dep
 the number of records.
 
 May import: the standard library, :mod:`dryneedle.aftercare`, :mod:`dryneedle.model`,
-:mod:`dryneedle.policy`, :mod:`dryneedle.outputs.stats`, :mod:`dryneedle._version`.
+:mod:`dryneedle.policy`, :mod:`dryneedle.outputs.stats`, ``dryneedle._version``.
 """
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ from __future__ import annotations
 import io
 import json
 import re
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Generator
 from typing import IO, BinaryIO, Final
 
 __all__ = ["InputSplitter", "SplitError", "compact_json"]
@@ -44,7 +44,7 @@ def compact_json(text: str) -> str:
     return _BLANKS.sub(lambda m: m.group(1) or "", text)
 
 
-def _array_elements(stream: IO[bytes]) -> Iterator[tuple[int, str | None]]:
+def _array_elements(stream: IO[bytes]) -> Generator[tuple[int, str | None], None, None]:
     """``(start line, compact text)`` of each element; ``(line, None)`` where decoding stops."""
     reader = io.TextIOWrapper(stream, encoding="utf-8", errors="strict")
     decoder = json.JSONDecoder()
