@@ -430,3 +430,13 @@ def test_rates_report_the_wilson_intervals(capsys: pytest.CaptureFixture[str]) -
     _, text, _ = run(capsys, "rates", EXAMPLES)
     assert "95 % confidence intervals of the observed rates (Wilson score interval):" in text
     assert "  bruising          3.32 % - 8.77 %" in text
+
+
+def test_documented_constants_are_the_code() -> None:
+    """docs/api/outputs.md spells out the module's constants: they must match the code."""
+    from dryneedle import outputs  # noqa: PLC0415
+
+    page = (ROOT / "docs" / "api" / "outputs.md").read_text(encoding="utf-8")
+    for name in ("FAILURE_COLUMNS", "FAIL_ON", "SARIF_SCHEMA", "Z_95"):
+        value = getattr(outputs, name)
+        assert f".. py:data:: {name}\n   :module: dryneedle.outputs\n   :value: {value!r}" in page

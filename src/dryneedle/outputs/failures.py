@@ -48,7 +48,8 @@ class FailureCasesWriter:
     ...          "findings": [{"code": "structure.json", "severity": "error", "path": "",
     ...                        "message": "not valid JSON", "sources": []}]})
     >>> w.close()
-    >>> print(open(path, encoding="utf-8").read(), end="")
+    >>> with open(path, encoding="utf-8") as f:
+    ...     print(f.read(), end="")
     index,line,record_id,code,severity,path,message
     0,1,,structure.json,error,,not valid JSON
     """
