@@ -7,7 +7,8 @@ The CLI is the only place that prints or exits. Exit codes are part of the inter
 * ``2`` -- usage error or unreadable input.
 
 Sub-commands: ``validate``, ``screen``, ``rules``, ``schema``, ``aftercare``, ``triage``,
-``rates``, ``fhir`` (``screen``, ``procedure``) and ``serve`` (the reference CDS Hooks service).
+``rates``, ``report`` (a static HTML page), ``fhir`` (``screen``, ``procedure``) and ``serve``
+(the reference CDS Hooks service).
 """
 
 from __future__ import annotations
@@ -127,9 +128,10 @@ Registrar = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], No
 
 
 def _registrars() -> list[Registrar]:
-    from dryneedle.cli import _aftercare, _fhir, _screen, _validate  # noqa: PLC0415
+    from dryneedle.cli import _aftercare, _fhir, _report, _screen, _validate  # noqa: PLC0415
 
-    return [_validate.register, _screen.register, _aftercare.register, _fhir.register]
+    return [_validate.register, _screen.register, _aftercare.register, _fhir.register,
+            _report.register]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -8,7 +8,8 @@
   Without ``--session`` the session counts as having needled over the lung (fail closed). Exit
   0 when the level is ``expected``; 1 for ``contact_clinic`` / ``urgent`` or an invalid report.
 * ``rates FILE...`` -- streams JSONL records (or a JSON array; gzip and ``-`` work) and prints
-  adverse-event rates beside the published ones. Exit 0, or 1 when some records were invalid
+  adverse-event rates beside the published ones, with the 95 % Wilson interval of each.
+  Exit 0, or 1 when some records were invalid
   (they are listed on stderr and left out of the rates).
 
 Exit code 2: usage error or unreadable input. Inputs may be ``-`` for standard input.
@@ -40,6 +41,7 @@ from dryneedle.cli import (
 )
 from dryneedle.findings import Finding, Severity
 from dryneedle.model import Patient, Session, SessionRecord
+from dryneedle.outputs import rates_intervals_text, rates_with_intervals
 from dryneedle.records import Validator, _input, loads
 
 __all__ = ["register"]
@@ -190,11 +192,12 @@ def _cmd_rates(args: argparse.Namespace) -> int:
     except (OSError, EOFError) as exc:
         return _error(f"unreadable input: {exc}")
     if args.format == "json":
-        data = rates.as_dict()
+        data = rates_with_intervals(rates)  # as_dict() plus each rate's 95 % Wilson interval
         data["invalid_records"] = stream.invalid
         write_json(sys.stdout, data)
     else:
         sys.stdout.write(rates.to_text())
+        sys.stdout.write(rates_intervals_text(rates))
         if stream.invalid:
             sys.stdout.write(f"{stream.invalid} invalid record(s) left out\n")
     return EXIT_ERRORS if stream.invalid else EXIT_OK
@@ -242,7 +245,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="adverse-event rates of session records beside the published rates",
         description="Stream session records (JSONL or a JSON array; gzip and '-' work) and "
         "print adverse events per kind, per session, beside the rates published by "
-        "brady-2014 and boyce-2020. Exit 0, 1 when some records were invalid (left out and "
+        "brady-2014 and boyce-2020, with the 95 %% Wilson confidence interval of each observed "
+        "rate. Exit 0, 1 when some records were invalid (left out and "
         "listed on stderr), 2 for usage errors.",
     )
     p.add_argument("files", nargs="+", metavar="FILE", help="JSONL or JSON array, or '-'")

@@ -1,13 +1,21 @@
-"""``dryneedle validate``: stream records, print one JSON report line per record."""
+"""``dryneedle validate``: stream records, print one JSON report line per record.
+
+Besides the report lines (or JUnit, SARIF, GitHub annotations), a run can split its input into
+valid and invalid records, write a failure-cases table and apply thresholds; the writers live
+in :mod:`dryneedle.outputs`, this module wires them to the options.
+"""
 
 from __future__ import annotations
 
 import argparse
+import io
 import json
+import shutil
 import sys
+import tempfile
 import time
 from collections.abc import Callable
-from typing import Any, BinaryIO
+from typing import IO, Any, BinaryIO
 
 from dryneedle.cli import (
     EXIT_ERRORS,
@@ -17,6 +25,19 @@ from dryneedle.cli import (
     _iso_date,
     add_policy_option,
     resolve_policy,
+)
+from dryneedle.outputs import (
+    FAIL_ON,
+    FailureCasesWriter,
+    GitHubWriter,
+    InputSplitter,
+    JUnitWriter,
+    ParquetUnavailableError,
+    ReportWriter,
+    SarifWriter,
+    SplitError,
+    Threshold,
+    exit_status,
 )
 from dryneedle.records import CHECKS, Validator, _input, _pipeline
 
@@ -80,6 +101,107 @@ class _Progress:
             self._bar.stop()
 
 
+class _Outputs:
+    """What a run writes besides the report lines (opened before the run: bad paths fail early)."""
+
+    def __init__(self, args: argparse.Namespace, policy: Any, out: BinaryIO) -> None:
+        self.files: list[BinaryIO] = []
+        self.threshold = _threshold(args)
+        self.writer: ReportWriter | None = None
+        if args.format == "junit":
+            self.writer = JUnitWriter(out)
+        elif args.format == "sarif":
+            self.writer = SarifWriter(out, policy)
+        elif args.format == "github":
+            self.writer = GitHubWriter(out)
+        self.failures: FailureCasesWriter | None = None
+        if args.failure_cases:
+            try:
+                self.failures = FailureCasesWriter(args.failure_cases)
+            except ParquetUnavailableError as exc:
+                raise UsageError(f"--failure-cases: {exc}") from exc
+            except OSError as exc:
+                msg = f"--failure-cases: {args.failure_cases}: {exc.strerror or exc}"
+                raise UsageError(msg) from exc
+        self.splitter: InputSplitter | None = None
+        self.spool: Any = None
+        self._stdin: Any = None
+        if args.valid_out or args.invalid_out:
+            valid = self._open("--valid-out", args.valid_out)
+            invalid = self._open("--invalid-out", args.invalid_out)
+            self.splitter = InputSplitter(self._open_input, valid, invalid)
+        self.reads_reports = args.format not in {"jsonl", "summary"} or bool(
+            self.failures or self.splitter or self.threshold.reads_findings)
+        self.failing = 0
+
+    def _open(self, option: str, name: str | None) -> BinaryIO | None:
+        if not name:
+            return None
+        try:
+            f = open(name, "wb")  # noqa: SIM115 - closed by close()
+        except OSError as exc:
+            raise UsageError(f"{option}: {name}: {exc.strerror or exc}") from exc
+        self.files.append(f)
+        return f
+
+    def _open_input(self, name: str) -> IO[bytes]:
+        if name == "-" and self.spool is not None:
+            return _input.open_input(self.spool.name)
+        return _input.open_input(name)
+
+    def spool_stdin(self, names: list[str]) -> None:
+        """With a split of standard input, keep a copy of it to read the records again."""
+        if self.splitter is None or "-" not in names:
+            return
+        self.spool = tempfile.NamedTemporaryFile(prefix="dryneedle-stdin-")  # noqa: SIM115
+        shutil.copyfileobj(sys.stdin.buffer, self.spool)
+        self.spool.flush()
+        self._stdin = sys.stdin
+        sys.stdin = io.TextIOWrapper(open(self.spool.name, "rb"))  # noqa: SIM115 - close()
+
+    def add(self, report: dict[str, Any], source: str, *, array: bool) -> None:
+        """Hand one report to every output."""
+        if self.writer is not None:
+            self.writer.write(report, source)
+        if self.splitter is not None:
+            self.splitter.add(source, report["line"], report["valid"], array=array)
+        if self.failures is not None:
+            self.failures.write(report)
+        if self.threshold.reads_findings and self.threshold.fails(report):
+            self.failing += 1
+
+    def close(self, *, complete: bool) -> None:
+        """Finish the documents (only when the run completed) and close the files."""
+        if complete and self.writer is not None:
+            self.writer.close()
+        if self.splitter is not None:
+            self.splitter.close()
+        if self.failures is not None:
+            self.failures.close()
+        for f in self.files:
+            f.close()
+        if self.spool is not None:
+            sys.stdin.close()
+            sys.stdin = self._stdin
+            self.spool.close()
+
+
+def _threshold(args: argparse.Namespace) -> Threshold:
+    rate = args.max_invalid_rate
+    if rate is not None and not 0.0 <= rate <= 1.0:
+        raise UsageError(f"--max-invalid-rate must be between 0 and 1, got {rate}")
+    return Threshold(fail_on=args.fail_on, max_invalid_rate=rate)
+
+
+def _open_output(name: str | None) -> BinaryIO:
+    if not name or name == "-":
+        return sys.stdout.buffer
+    try:
+        return open(name, "wb")
+    except OSError as exc:
+        raise UsageError(f"--output: {name}: {exc.strerror or exc}") from exc
+
+
 def _cmd_validate(args: argparse.Namespace) -> int:
     policy = resolve_policy(args.policy)
     checks = tuple(args.checks.split(",")) if args.checks else CHECKS
@@ -96,8 +218,17 @@ def _cmd_validate(args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from exc
     sizes = [_input.input_size(n) for n in names]
     total = sum(s for s in sizes if s is not None) if all(s is not None for s in sizes) else None
+    summary_file = None
+    if args.summary_json:  # opened first: an unwritable path fails before the run, not after
+        try:
+            summary_file = open(args.summary_json, "w", encoding="utf-8")  # noqa: SIM115
+        except OSError as exc:
+            msg = f"--summary-json: {args.summary_json}: {exc.strerror or exc}"
+            raise UsageError(msg) from exc
+    out = _open_output(args.output)
+    outputs = _Outputs(args, policy, out)
+    outputs.spool_stdin(names)
     progress = _Progress(total, enabled=not args.quiet and sys.stderr.isatty())
-    out: BinaryIO = sys.stdout.buffer
     write: Callable[[_pipeline.ChunkResult], None]
     if args.format == "jsonl":
         def write(result: _pipeline.ChunkResult) -> None:
@@ -109,38 +240,63 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     else:
         def write(result: _pipeline.ChunkResult) -> None:
             pass
-    summary_file = None
-    if args.summary_json:  # opened first: an unwritable path fails before the run, not after
-        try:
-            summary_file = open(args.summary_json, "w", encoding="utf-8")  # noqa: SIM115
-        except OSError as exc:
-            msg = f"--summary-json: {args.summary_json}: {exc.strerror or exc}"
-            raise UsageError(msg) from exc
     summary = _pipeline.Summary()
+    complete = False
     try:
         for result, summary in _pipeline.run(  # noqa: B007 - the last summary is the total
             names, policy=policy, on=args.on, checks=checks, jobs=jobs,
             progress=progress.update,
         ):
             write(result)
+            if outputs.reads_reports:
+                array = result.newlines is None
+                for line in result.lines:
+                    outputs.add(json.loads(line), result.source, array=array)
+        complete = True
+    except BrokenPipeError:  # stdout closed early (`| head`): handled by main()
+        raise
     except (_input.InputError, OSError, EOFError) as exc:
-        progress.close()
-        out.flush()
-        if summary_file is not None:
-            summary_file.close()
         sys.stderr.write(f"dryneedle: error: unreadable input: {exc}\n")
+    except SplitError as exc:
+        sys.stderr.write(f"dryneedle: error: --valid-out/--invalid-out: {exc}\n")
+    finally:
+        progress.close()
+        outputs.close(complete=complete)
+        out.flush()
+        if out is not sys.stdout.buffer:
+            out.close()
+        if summary_file is not None and not complete:
+            summary_file.close()
+    if not complete:
         return EXIT_USAGE
-    progress.close()
-    out.flush()
+    failing = outputs.failing if outputs.threshold.reads_findings else summary.invalid
+    code, rate_line = exit_status(outputs.threshold, summary.records, failing)
+    text = summary.to_text() + (rate_line or "")
+    if outputs.splitter is not None and outputs.splitter.unwritten:
+        text += (f"{outputs.splitter.unwritten} report(s) had no record text to copy to "
+                 "--valid-out/--invalid-out (an undecodable JSON array)\n")
     if args.format == "summary":
-        sys.stdout.write(summary.to_text())
+        if args.output and args.output != "-":
+            with open(args.output, "a", encoding="utf-8") as f:
+                f.write(text)
+        else:
+            sys.stdout.write(text)
     elif not args.quiet:
-        sys.stderr.write(summary.to_text())
+        sys.stderr.write(text)
     if summary_file is not None:
         with summary_file:
-            json.dump(summary.as_dict(), summary_file, indent=2)
+            data = summary.as_dict()
+            if not outputs.threshold.is_default:
+                data["threshold"] = {
+                    "fail_on": outputs.threshold.fail_on,
+                    "max_invalid_rate": outputs.threshold.max_invalid_rate,
+                    "failing": failing,
+                    "failing_rate": failing / summary.records if summary.records else 0.0,
+                    "passed": code == EXIT_OK,
+                }
+            json.dump(data, summary_file, indent=2)
             summary_file.write("\n")
-    return EXIT_ERRORS if summary.invalid else EXIT_OK
+    return EXIT_ERRORS if code else EXIT_OK
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -157,9 +313,27 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     add_policy_option(p)
     p.add_argument("--on", type=_iso_date, metavar="DATE",
                    help="evaluate screening on this date instead of each session's date")
-    p.add_argument("--format", choices=("jsonl", "text", "summary"), default="jsonl",
+    p.add_argument("--format", choices=("jsonl", "text", "summary", "junit", "sarif", "github"),
+                   default="jsonl",
                    help="jsonl: one JSON report per line (default); text: human-readable; "
-                   "summary: only the summary, on stdout")
+                   "summary: only the summary, on stdout; junit: JUnit XML, one test case per "
+                   "record; sarif: SARIF 2.1.0; github: GitHub workflow annotations")
+    p.add_argument("-o", "--output", metavar="FILE",
+                   help="write the reports to FILE instead of stdout (the summary stays on "
+                   "stderr)")
+    p.add_argument("--valid-out", metavar="FILE",
+                   help="copy each valid record here, in input order (JSONL lines byte for "
+                   "byte; JSON-array elements as compact JSONL lines)")
+    p.add_argument("--invalid-out", metavar="FILE",
+                   help="copy each invalid record here, in input order (a dead-letter queue)")
+    p.add_argument("--failure-cases", metavar="FILE",
+                   help="one row per finding (index, line, record_id, code, severity, path, "
+                   "message): Parquet when FILE ends with .parquet (extra 'parquet'), else CSV")
+    p.add_argument("--fail-on", choices=FAIL_ON, default="error",
+                   help="exit 1 for records with an error (default) or also a warning")
+    p.add_argument("--max-invalid-rate", type=float, metavar="R",
+                   help="exit 0 while the share of failing records is at most R (0 to 1); "
+                   "the rate is added to the summary")
     p.add_argument("--checks", metavar="LIST",
                    help=f"comma-separated subset of {','.join(CHECKS)} (structure always runs)")
     p.add_argument("-j", "--jobs", type=int, default=1, metavar="N",
