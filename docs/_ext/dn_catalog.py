@@ -183,6 +183,9 @@ class RulesDirective(_Generated):
         fields: list[tuple[str, Content]] = [
             ("Default", [nodes.Text(default)]),
         ]
+        if rule.module is not None:
+            # One hop from a finding code to the code that emits it (docs/architecture.md).
+            fields.append(("Implemented in", [code(rule.module)]))
         overridden = nodes.bullet_list()
         for p in policies:
             o = p.rule_override(rule.id)
