@@ -62,7 +62,7 @@ from datetime import date
 from typing import Final
 
 from dryneedle.fhir import _terminology
-from dryneedle.fhir._cds import cds_cards, cds_response
+from dryneedle.fhir._cds import OVERRIDE_REASONS, cds_cards, cds_response, rank
 from dryneedle.fhir._inbound import patient_from_fhir, planned_sites_from_fhir
 from dryneedle.fhir._outbound import detected_issues, operation_outcome, procedure
 from dryneedle.fhir._provenance import Action, FhirInputError, FhirPatientInputs, Provenance
@@ -82,6 +82,7 @@ __all__ = [
     "FLAG_CODES",
     "ICD10CM",
     "LOINC",
+    "OVERRIDE_REASONS",
     "PREGNANCY_ANSWERS",
     "PREGNANCY_LOINC",
     "SYSTEMS",
@@ -97,6 +98,7 @@ __all__ = [
     "patient_from_fhir",
     "planned_sites_from_fhir",
     "procedure",
+    "rank",
     "screen_fhir",
 ]
 
