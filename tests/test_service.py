@@ -11,7 +11,6 @@ import json
 import socket
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path

@@ -51,6 +51,7 @@ from dryneedle.service._hooks import (
 )
 from dryneedle.service._limits import BodyLimitMiddleware
 from dryneedle.service._openapi import openapi
+from dryneedle.service._server import server_config
 from dryneedle.service._sites import SNOMED, SNOMED_BODY_SITES, SNOMED_LATERALITY, planned_sites
 
 __all__ = [
@@ -81,4 +82,5 @@ __all__ = [
     "parse_feedback",
     "parse_json",
     "planned_sites",
+    "server_config",
 ]

@@ -200,11 +200,14 @@ class AuditLog:
         with self._lock:
             fetched = self._db.execute(sql + " ORDER BY id", args).fetchall()
         for row in fetched:
-            yield {k: json.loads(row[k]) if k in _JSON_COLUMNS else row[k] for k in row.keys()}
+            yield {k: json.loads(row[k]) if k in _JSON_COLUMNS else row[k] for k in row}
 
     def stats(self) -> dict[str, Any]:
-        """Return counts: cards by decision, feedback by outcome and by override reason code,
-        and overrides by finding code (how often a rule's card was overridden)."""
+        """Return counts of cards by decision and of feedback by outcome and reason.
+
+        ``overridden_by_code`` counts the overridden cards by finding code (how often the card
+        of a rule was overridden).
+        """
         with self._lock:
             cards = dict(self._db.execute(
                 "SELECT decision, COUNT(*) FROM cards GROUP BY decision ORDER BY decision"))

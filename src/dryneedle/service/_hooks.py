@@ -18,8 +18,9 @@ May import: the standard library, :mod:`dryneedle.fhir`, :mod:`dryneedle.model`,
 >>> status, body = handle_hook("dryneedle-screening", {
 ...     "hook": "patient-view", "hookInstance": "0c6d0e44-6a1a-4c2e-9a53-3b1f2f7b1f00",
 ...     "context": {"patientId": "p1"}, "prefetch": {"patient": None}})
->>> status, [i["expression"][0] for i in body["issue"]]
-(412, ['prefetch.medicationRequests', 'prefetch.conditions', 'prefetch.allergies', 'prefetch.pregnancy'])
+>>> status, [i["expression"][0] for i in body["issue"]]  # doctest: +NORMALIZE_WHITESPACE
+(412, ['prefetch.medicationRequests', 'prefetch.conditions', 'prefetch.allergies',
+       'prefetch.pregnancy'])
 """
 
 from __future__ import annotations
