@@ -200,7 +200,8 @@ class AuditLog:
         with self._lock:
             fetched = self._db.execute(sql + " ORDER BY id", args).fetchall()
         for row in fetched:
-            yield {k: json.loads(row[k]) if k in _JSON_COLUMNS else row[k] for k in row}
+            yield {k: json.loads(row[k]) if k in _JSON_COLUMNS else row[k]
+                   for k in row.keys()}  # noqa: SIM118 - sqlite3.Row iterates values
 
     def stats(self) -> dict[str, Any]:
         """Return counts of cards by decision and of feedback by outcome and reason.
