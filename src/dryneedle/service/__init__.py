@@ -31,17 +31,15 @@ May import: the standard library, :mod:`dryneedle.fhir` and the layers below, an
 
 from __future__ import annotations
 
-from dryneedle.service._app import LOOPBACK, create_app
+from collections.abc import Mapping
+from typing import Final
+
+from dryneedle.service import _app, _auth, _hooks, _sites
+from dryneedle.service._app import create_app
 from dryneedle.service._audit import AuditLog, UnknownCardError
-from dryneedle.service._auth import ALGORITHMS, AuthError, JwtAuth
+from dryneedle.service._auth import AuthError, JwtAuth
 from dryneedle.service._fetch import FetchError, FhirFetcher
 from dryneedle.service._hooks import (
-    EXTENSION,
-    LEGACY_KEYS,
-    MAX_DEPTH,
-    PREFETCH,
-    REQUIRED_PREFETCH,
-    SERVICES,
     HookError,
     discovery,
     handle_hook,
@@ -52,7 +50,7 @@ from dryneedle.service._hooks import (
 from dryneedle.service._limits import BodyLimitMiddleware
 from dryneedle.service._openapi import openapi
 from dryneedle.service._server import server_config
-from dryneedle.service._sites import SNOMED, SNOMED_BODY_SITES, SNOMED_LATERALITY, planned_sites
+from dryneedle.service._sites import planned_sites
 
 __all__ = [
     "ALGORITHMS",
@@ -84,3 +82,37 @@ __all__ = [
     "planned_sites",
     "server_config",
 ]
+
+# Bound here with their documentation (what the API reference and the guides link to).
+PREFETCH: Final[Mapping[str, str]] = _hooks.PREFETCH
+"""Prefetch templates (``cds-hooks-2.0``), by key: the US Core searches (``us-core``) for the
+patient, active MedicationRequests (required), MedicationStatements (used when given),
+Conditions, AllergyIntolerances, the pregnancy-status Observation (LOINC 82810-3) and
+Procedures."""
+EXTENSION: Final = _hooks.EXTENSION
+"""Key of the request ``extension`` object dryneedle reads (all optional): ``on`` (evaluation
+date ``YYYY-MM-DD``), ``answers`` (screening answers collected outside FHIR) and ``sites``
+(``[{"muscle": "upper_trapezius", "side": "left"}]``)."""
+MAX_DEPTH: Final = _hooks.MAX_DEPTH
+"""Deepest JSON nesting accepted in a request body (deeper is a 400)."""
+SNOMED_BODY_SITES: Final[Mapping[str, str]] = _sites.SNOMED_BODY_SITES
+"""SNOMED CT body-structure concept id -> anatomy-catalog muscle id, exact equivalents only
+(concept ids and names as published in DICOM PS3.16 CID 6116, ``snomed-ct``); a SNOMED code
+not listed is an unknown site."""
+REQUIRED_PREFETCH: Final[tuple[str, ...]] = _hooks.REQUIRED_PREFETCH
+"""Prefetch keys that must be given (``null`` allowed) or fetchable; otherwise 412."""
+LEGACY_KEYS: Final[Mapping[str, str]] = _hooks.LEGACY_KEYS
+"""Prefetch keys of dryneedle 0.1 still read: ``medications`` held MedicationStatements."""
+SERVICES: Final = _hooks.SERVICES
+"""The CDS services offered (the discovery response's ``services``), one hook each."""
+ALGORITHMS: Final = _auth.ALGORITHMS
+"""JWT signature algorithms accepted: asymmetric only (``cds-hooks-2.0`` forbids none and
+HMAC)."""
+LOOPBACK: Final = _app.LOOPBACK
+"""Host names and addresses that are the local machine (``insecure_no_auth`` serves only
+these)."""
+SNOMED: Final = _sites.SNOMED
+"""SNOMED CT code system URI (``snomed-ct``)."""
+SNOMED_LATERALITY: Final = _sites.SNOMED_LATERALITY
+"""SNOMED CT laterality qualifier -> side (7771000 left, 24028007 right, 51440002 right and
+left, read as midline)."""
