@@ -11,7 +11,6 @@ import json
 import socket
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
@@ -29,6 +28,7 @@ uvicorn = pytest.importorskip("uvicorn")
 pytest.importorskip("starlette")
 httpx = pytest.importorskip("httpx")
 
+from cds_conformance import check_card, check_response  # noqa: E402
 from dryneedle.service import create_app  # noqa: E402 - after the optional-extra checks
 
 DATA = Path(__file__).parent / "data" / "fhir"
@@ -43,18 +43,6 @@ def _history_names() -> list[str]:
 
 ALL_NO: dict[str, Any] = dict.fromkeys(_history_names(), False) | {
     "needle_phobia": "none", "consent": True}
-
-
-def check_card(card: dict[str, Any]) -> None:
-    """Check a card against the CDS Hooks 2.0 card attributes."""
-    assert set(card) <= {"uuid", "summary", "detail", "indicator", "source", "suggestions",
-                         "selectionBehavior", "overrideReasons", "links", "extension"}
-    assert 0 < len(card["summary"]) < 140
-    assert card["indicator"] in {"info", "warning", "critical"}
-    assert card["source"]["label"]
-    uuid.UUID(card["uuid"])
-    assert all(r["display"] and r["code"] for r in card.get("overrideReasons", []))
-    assert "suggestions" not in card or card["selectionBehavior"] in {"at-most-one", "any"}
 
 
 class _Server:
@@ -88,7 +76,7 @@ class _Server:
 @pytest.fixture(scope="module")
 def base_url() -> Iterator[str]:
     """The reference service on a free local port (the evaluation date fixed for the tests)."""
-    with _Server(create_app(today=lambda: TODAY)) as url:
+    with _Server(create_app(today=lambda: TODAY, insecure_no_auth=True)) as url:
         yield url
 
 
@@ -124,10 +112,11 @@ def prefetch_from(bundle_file: str, patient_id: str) -> dict[str, Any]:
     return {
         "patient": next(r for r in resources if r["resourceType"] == "Patient"),
         "conditions": _searchset(of("Condition")),
-        "medications": _searchset(of("MedicationStatement")),
+        "medicationStatements": _searchset(of("MedicationStatement")),
         "medicationRequests": _searchset(of("MedicationRequest")),
         "allergies": _searchset(of("AllergyIntolerance")),
         "pregnancy": _searchset(pregnancy),
+        "procedures": _searchset(of("Procedure")),
     }
 
 
@@ -152,7 +141,10 @@ def test_discovery(client: Any) -> None:
     services = response.json()["services"]
     assert [(s["id"], s["hook"]) for s in services] == [
         ("dryneedle-screening", "patient-view"),
-        ("dryneedle-screening-order-select", "order-select")]
+        ("dryneedle-screening-order-select", "order-select"),
+        ("dryneedle-screening-order-sign", "order-sign"),
+        ("dryneedle-screening-appointment-book", "appointment-book")]
+    check_response(200, response.json())
     for s in services:
         assert s["description"]
         assert s["prefetch"] == dict(PREFETCH)
@@ -160,6 +152,10 @@ def test_discovery(client: Any) -> None:
     assert response.json() == discovery()
     assert PREFETCH["pregnancy"].endswith("code=http://loinc.org|82810-3")
     assert PREFETCH["patient"] == "Patient/{{context.patientId}}"
+    assert PREFETCH["medicationRequests"] == (
+        "MedicationRequest?patient={{context.patientId}}&status=active")
+    assert "medicationRequests" in REQUIRED_PREFETCH
+    assert "medicationStatements" not in REQUIRED_PREFETCH
 
 
 # --- patient-view -----------------------------------------------------------------------------
@@ -197,13 +193,28 @@ def test_null_prefetch_is_unknown_not_no(client: Any) -> None:
 
 
 def test_missing_required_prefetch_is_412(client: Any) -> None:
-    """Without a required prefetch key the service (which never fetches) answers 412."""
+    """Without a required prefetch key (and no fhirAuthorization to fetch it) the answer is 412.
+
+    MedicationStatement is optional (US Core EHRs expose MedicationRequest only).
+    """
     prefetch = prefetch_from("realistic.json", "p-001")
-    del prefetch["medications"]
+    del prefetch["medicationRequests"]
     response = client.post("/cds-services/dryneedle-screening",
                            json=hook_request("patient-view", "p-001", prefetch))
     assert response.status_code == 412
-    assert response.json()["missingPrefetch"] == ["medications"]
+    check_response(412, response.json())
+    assert [i["expression"] for i in response.json()["issue"]] == [
+        ["prefetch.medicationRequests"]]
+    outcome = prefetch_from("realistic.json", "p-001")
+    outcome["conditions"] = {"resourceType": "OperationOutcome", "issue": [
+        {"severity": "error", "code": "forbidden"}]}  # the client could not run the query
+    response = client.post("/cds-services/dryneedle-screening",
+                           json=hook_request("patient-view", "p-001", outcome))
+    assert response.status_code == 412
+    del prefetch["medicationStatements"]
+    prefetch["medicationRequests"] = None
+    assert client.post("/cds-services/dryneedle-screening", json=hook_request(
+        "patient-view", "p-001", prefetch)).status_code == 200
     no_prefetch = hook_request("patient-view", "p-001", {})
     del no_prefetch["prefetch"]
     assert client.post("/cds-services/dryneedle-screening",
@@ -325,7 +336,8 @@ def test_malformed_requests(client: Any, path: str, body: Any, status: int) -> N
     response = client.post(path, content=content,
                            headers={"content-type": "application/json"})
     assert response.status_code == status
-    assert response.json()["error"]
+    check_response(status, response.json())
+    assert response.json()["issue"][0]["diagnostics"]
 
 
 def test_clock_read_once_per_request() -> None:
@@ -383,7 +395,8 @@ def test_extension_errors(extension: dict[str, Any]) -> None:
     status, body = handle_hook("dryneedle-screening", _plain_request(**extension),
                                today=lambda: TODAY)
     assert status == 400
-    assert body["error"]
+    check_response(status, body)
+    assert body["issue"][0]["diagnostics"]
 
 
 def test_extension_must_be_an_object() -> None:

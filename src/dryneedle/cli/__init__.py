@@ -7,8 +7,8 @@ The CLI is the only place that prints or exits. Exit codes are part of the inter
 * ``2`` -- usage error or unreadable input.
 
 Sub-commands: ``validate``, ``screen``, ``rules``, ``schema``, ``aftercare``, ``triage``,
-``rates``, ``report`` (a static HTML page), ``fhir`` (``screen``, ``procedure``) and ``serve``
-(the reference CDS Hooks service).
+``rates``, ``report`` (a static HTML page), ``fhir`` (``screen``, ``procedure``), ``serve``
+(the CDS Hooks service) and ``audit``.
 """
 
 from __future__ import annotations

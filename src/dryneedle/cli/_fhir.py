@@ -1,4 +1,4 @@
-"""``dryneedle fhir screen|procedure`` and ``dryneedle serve`` (FHIR R4 and CDS Hooks)."""
+"""``dryneedle fhir screen|procedure``, ``dryneedle serve`` and ``dryneedle audit``."""
 
 from __future__ import annotations
 
@@ -103,42 +103,162 @@ def _cmd_procedure(args: argparse.Namespace) -> int:
     return EXIT_OK if ok else EXIT_ERRORS
 
 
-def _cmd_serve(args: argparse.Namespace) -> int:  # pragma: no cover - blocks until stopped
+_LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def _serve_app(args: argparse.Namespace) -> Any:
+    """Build the application from the ``serve`` options (raises :class:`UsageError`)."""
     try:
-        import uvicorn  # noqa: PLC0415 - optional extra
-
-        from dryneedle.service import create_app  # noqa: PLC0415
-
-        app = create_app(resolve_policy(args.policy), always=args.always_card,
-                         cors_origins=tuple(args.cors_origin or ()))
-    except ImportError as exc:
+        from dryneedle.service import AuditLog, FhirFetcher, JwtAuth, create_app  # noqa: PLC0415
+    except ImportError as exc:  # pragma: no cover - without the extra
         msg = "the reference service needs the 'service' extra: pip install 'dryneedle[service]'"
         raise UsageError(msg) from exc
-    if args.host not in ("127.0.0.1", "localhost", "::1"):
-        sys.stderr.write("dryneedle: warning: the reference service has no authentication; "
-                         "expose it only behind a gateway that authenticates callers\n")
-    uvicorn.run(app, host=args.host, port=args.port, log_level="info")
+    auth = None
+    if args.insecure_no_auth:
+        if args.host not in _LOOPBACK:
+            msg = "--insecure-no-auth binds to loopback only (--host 127.0.0.1 or ::1)"
+            raise UsageError(msg)
+        if args.jwks or args.jku:
+            msg = "--insecure-no-auth cannot be combined with --jwks / --jku"
+            raise UsageError(msg)
+    elif args.jwks or args.jku:
+        if not args.issuer:
+            msg = "JWT authentication needs at least one --issuer"
+            raise UsageError(msg)
+        try:
+            jwks = _read_json(args.jwks) if args.jwks else None
+            auth = JwtAuth(issuers=args.issuer, jwks=jwks, jku_allowlist=args.jku or ())
+        except (ValueError, KeyError, TypeError) as exc:
+            msg = f"--jwks: {exc}"
+            raise UsageError(msg) from exc
+    host = f"[{args.host}]" if ":" in args.host else args.host
+    base_url = args.public_url or f"http://{host}:{args.port}"
+    key = None
+    if args.audit_key_file:
+        try:
+            with open(args.audit_key_file, "rb") as f:
+                key = f.read().strip()
+        except OSError as exc:
+            msg = f"--audit-key-file: {exc}"
+            raise UsageError(msg) from exc
+    try:
+        audit = AuditLog(args.audit_db, hash_key=key)
+    except Exception as exc:
+        msg = f"--audit-db {args.audit_db}: {exc}"
+        raise UsageError(msg) from exc
+    fetcher = FhirFetcher(allowed_servers=args.fhir_server or ())
+    return create_app(
+        resolve_policy(args.policy), always=args.always_card,
+        cors_origins=tuple(args.cors_origin or ()), auth=auth, base_url=base_url,
+        insecure_no_auth=args.insecure_no_auth, audit=audit, fetcher=fetcher,
+        max_body=args.max_body, body_timeout=args.body_timeout, workers=args.workers,
+    )
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    app = _serve_app(args)
+    if not args.insecure_no_auth and not (args.jwks or args.jku):
+        sys.stderr.write("dryneedle: warning: no CDS client keys (--jwks / --jku): every hook "
+                         "and feedback call will be refused with 401\n")
+    import uvicorn  # noqa: PLC0415 - optional extra
+
+    from dryneedle.service import server_config  # noqa: PLC0415
+
+    config = server_config(app, host=args.host, port=args.port, log_level="info",
+                           header_timeout=args.header_timeout,
+                           max_connections=args.max_connections)
+    uvicorn.Server(config).run()  # pragma: no cover - blocks until stopped
+    return EXIT_OK  # pragma: no cover
+
+
+def _cmd_audit(args: argparse.Namespace) -> int:
+    import os  # noqa: PLC0415
+
+    from dryneedle.service import AuditLog  # noqa: PLC0415
+
+    if not os.path.exists(args.db):
+        msg = f"--db {args.db}: no such audit database"
+        raise UsageError(msg)
+    log = AuditLog(args.db)
+    try:
+        if args.action == "stats":
+            rows: Any = [log.stats()]
+        elif args.action == "show":
+            if not args.card:
+                msg = "audit show needs a card uuid"
+                raise UsageError(msg)
+            rows = [{"table": t, **r} for t in ("cards", "feedback")
+                    for r in log.rows(t, card=args.card)]
+        else:
+            rows = ({"table": args.table, **r} for r in log.rows(args.table))
+        for row in rows:
+            sys.stdout.write(json.dumps(row, ensure_ascii=False, sort_keys=True) + "\n")
+    finally:
+        log.close()
     return EXIT_OK
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add the ``fhir`` (``screen``, ``procedure``) and ``serve`` sub-commands."""
+    """Add the ``fhir`` (``screen``, ``procedure``), ``serve`` and ``audit`` sub-commands."""
     p = sub.add_parser(
         "serve",
         help="run the reference CDS Hooks service (extra 'service')",
-        description="Run the reference CDS Hooks 2.0 service: discovery at /cds-services, "
-        "screening at /cds-services/dryneedle-screening (patient-view) and "
-        "/cds-services/dryneedle-screening-order-select (order-select). No authentication: "
-        "localhost by default.",
+        description="Run the CDS Hooks 2.0 service: discovery at /cds-services, hooks "
+        "patient-view, order-select, order-sign and appointment-book at "
+        "/cds-services/{id}, feedback at /cds-services/{id}/feedback, OpenAPI at "
+        "/openapi.json. Hook and feedback calls need a JWT signed by a trusted CDS client "
+        "(--jwks / --jku, --issuer); without keys they are refused unless --insecure-no-auth "
+        "(loopback only).",
     )
     p.add_argument("--host", default="127.0.0.1", help="interface (default: %(default)s)")
     p.add_argument("--port", type=int, default=8080, help="port (default: %(default)s)")
+    p.add_argument("--public-url", metavar="URL",
+                   help="the service's public base URL, the JWT aud (default: http://HOST:PORT)")
+    p.add_argument("--jwks", metavar="FILE", help="JWK Set of trusted CDS clients (JSON)")
+    p.add_argument("--jku", action="append", metavar="URL",
+                   help="a JWK Set URL a token's jku may name (allow-list, repeatable)")
+    p.add_argument("--issuer", action="append", metavar="ISS",
+                   help="an accepted JWT iss (allow-list, repeatable)")
+    p.add_argument("--insecure-no-auth", action="store_true",
+                   help="accept unauthenticated calls (loopback host and clients only)")
+    p.add_argument("--audit-db", default="dryneedle-audit.sqlite", metavar="FILE",
+                   help="SQLite audit log of cards and feedback (default: %(default)s)")
+    p.add_argument("--audit-key-file", metavar="FILE",
+                   help="key for the patient-id HMAC stored in the audit log (default: none "
+                   "stored)")
+    p.add_argument("--fhir-server", action="append", metavar="URL",
+                   help="fhirServer base URL the service may fetch from (allow-list; default: "
+                   "any https server)")
+    p.add_argument("--max-body", type=int, default=1024 * 1024, metavar="BYTES",
+                   help="largest request body (default: %(default)s)")
+    p.add_argument("--body-timeout", type=float, default=10.0, metavar="S",
+                   help="seconds to receive a body (default: %(default)s)")
+    p.add_argument("--header-timeout", type=float, default=10.0, metavar="S",
+                   help="seconds to receive the headers (default: %(default)s)")
+    p.add_argument("--max-connections", type=int, default=2048, metavar="N",
+                   help="concurrent connections (503 beyond; default: %(default)s)")
+    p.add_argument("--workers", type=int, default=8, metavar="N",
+                   help="requests screened at once (threads; default: %(default)s)")
     add_policy_option(p)
     p.add_argument("--always-card", action="store_true",
                    help="return an info card even when there is nothing to say")
     p.add_argument("--cors-origin", action="append", metavar="ORIGIN",
                    help="allow browser calls from this origin (repeatable)")
     p.set_defaults(func=_cmd_serve)
+
+    a = sub.add_parser(
+        "audit",
+        help="query the CDS service's audit log (cards issued, feedback)",
+        description="Read the append-only audit log of 'dryneedle serve' (SQLite). 'list' "
+        "prints the rows of a table, 'show' every row of one card uuid, 'stats' counts: one "
+        "JSON object per line.",
+    )
+    a.add_argument("action", choices=("list", "show", "stats"))
+    a.add_argument("card", nargs="?", help="the card uuid (show)")
+    a.add_argument("--db", required=True, metavar="FILE", help="the audit database")
+    a.add_argument("--table", choices=("cards", "feedback"), default="feedback",
+                   help="table to list (default: %(default)s)")
+    a.set_defaults(func=_cmd_audit)
 
     f = sub.add_parser(
         "fhir",

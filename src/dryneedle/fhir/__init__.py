@@ -61,8 +61,8 @@ from collections.abc import Mapping
 from datetime import date
 from typing import Final
 
-from dryneedle.fhir import _terminology
-from dryneedle.fhir._cds import cds_cards, cds_response
+from dryneedle.fhir import _cds, _terminology
+from dryneedle.fhir._cds import cds_cards, cds_response, rank
 from dryneedle.fhir._inbound import patient_from_fhir, planned_sites_from_fhir
 from dryneedle.fhir._outbound import detected_issues, operation_outcome, procedure
 from dryneedle.fhir._provenance import Action, FhirInputError, FhirPatientInputs, Provenance
@@ -82,6 +82,7 @@ __all__ = [
     "FLAG_CODES",
     "ICD10CM",
     "LOINC",
+    "OVERRIDE_REASONS",
     "PREGNANCY_ANSWERS",
     "PREGNANCY_LOINC",
     "SYSTEMS",
@@ -97,6 +98,7 @@ __all__ = [
     "patient_from_fhir",
     "planned_sites_from_fhir",
     "procedure",
+    "rank",
     "screen_fhir",
 ]
 
@@ -154,3 +156,7 @@ Matched case-insensitively in ``code.text``, coding displays and reaction substa
 source gives a code for metal or nickel allergy (source ``policy``); pass ``allergy_terms=``
 or code it in ``flag_codes["metal_allergy"]``.
 """
+OVERRIDE_REASONS: Final[tuple[tuple[str, str, str | None], ...]] = _cds.OVERRIDE_REASONS
+"""The cards' override reasons ``(code, display, aligned)`` in ``SYSTEMS["override-reason"]``;
+``aligned`` is the CDS Hooks 3.0 ballot's non-adherence-reason code of the same meaning, or
+``None``."""

@@ -13,17 +13,17 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
 from dryneedle.fhir._outbound import rule_title
 from dryneedle.fhir._provenance import Action, FhirPatientInputs
 from dryneedle.fhir._terminology import BASE_URL, SYSTEMS
-from dryneedle.findings import Decision, Finding, Severity
+from dryneedle.findings import Decision, Effect, Finding, Severity, all_rules
 from dryneedle.screening import ScreeningResult
-from dryneedle.sources import SOURCES
+from dryneedle.sources import SOURCES, Source
 
-__all__ = ["cds_cards", "cds_response"]
+__all__ = ["OVERRIDE_REASONS", "cds_cards", "cds_response", "rank"]
 
 _UUID_NAMESPACE: Final = uuid.uuid5(uuid.NAMESPACE_URL, BASE_URL)
 _INDICATOR: Final[Mapping[Decision, str]] = {
@@ -35,12 +35,18 @@ _INDICATOR: Final[Mapping[Decision, str]] = {
 _DECISION_LABEL: Final[Mapping[Decision, str]] = {
     d: d.value.replace("_", " ") for d in Decision
 }
-_OVERRIDE_REASONS: Final = (
-    ("data-outdated", "Patient data shown is incorrect or outdated"),
-    ("answers-confirmed", "Missing answers were confirmed with the patient"),
-    ("clinician-judgement", "Clinician judgement: benefit outweighs the risk"),
-    ("no-needling-planned", "No dry needling is planned"),
+OVERRIDE_REASONS: Final[tuple[tuple[str, str, str | None], ...]] = (
+    ("data-outdated", "Patient data shown is incorrect or outdated", None),
+    ("answers-confirmed", "Missing answers were confirmed with the patient", None),
+    ("clinician-judgement", "Clinician judgement: benefit outweighs the risk",
+     "risk-benefit-ratio"),
+    ("no-needling-planned", "No dry needling is planned", "cds-not-applicable"),
 )
+"""dryneedle's override reasons (code system ``SYSTEMS["override-reason"]``): ``(code, display,
+aligned)``. CDS Hooks 2.0 prescribes no override reasons (``cds-hooks-2.0``); ``aligned`` is the
+code of the CDS Hooks 3.0 ballot's suggested categories
+(``http://terminology.hl7.org/CodeSystem/non-adherence-reason-codes``, STU, HL7/cds-hooks
+3.0.0-ballot) with the same meaning, or ``None`` where that set has none."""
 _SUMMARY_MAX: Final = 139  # CDS Hooks: summary < 140 characters
 _DOCS_URL: Final = "https://dryneedle.readthedocs.io/"
 
@@ -91,73 +97,128 @@ def _resource_label(label: str) -> str:
     return "Patient" if label.startswith("Patient/") or "/Patient/" in label else label
 
 
+_UNKNOWN: Final = "screening.unknown_answer"
+_EFFECTS: Final[Mapping[str, Effect | None]] = {r.id: r.effect for r in all_rules()}
+_LEAD_SOURCES: Final = ("za-bn121", "munoz-2022", "apta-2013")
+"""Primary clinical sources a card may lead with, in order of preference (``SOURCES.md``)."""
+_LABEL_MAX: Final = 80
+
+
+def rank(finding: Finding) -> int:
+    """Return the display rank of a finding: lower is more important (shown first).
+
+    Exclusions (errors) come first, then the answers and findings that need review, then
+    precautions (other warnings), then information -- the order in which a clinician must act,
+    as jsonschema's ``best_match`` puts the most relevant error first.
+    """
+    if finding.severity == Severity.ERROR:
+        return 0
+    if finding.code == _UNKNOWN or _EFFECTS.get(finding.code) is Effect.REVIEW:
+        return 1
+    return 2 if finding.severity == Severity.WARNING else 3
+
+
+def _ranked(findings: Sequence[Finding]) -> list[Finding]:
+    return sorted(findings, key=rank)  # stable: rule order within a rank
+
+
+def _trail(f: Finding, inputs: FhirPatientInputs | None) -> str:
+    if inputs is None:
+        return ""
+    out = ""
+    trail = inputs.provenance_for(f.path)
+    used = [p for p in trail if p.action is Action.USED]
+    if used:
+        out += " From: " + "; ".join(
+            _md(_resource_label(p.resource)) + (f" (`{_md(p.code)}`)" if p.code else "")
+            for p in used
+        ) + "."
+    unusable = [p for p in trail if p.action in (Action.CONFLICT, Action.IGNORED)]
+    if unusable:
+        out += " Not usable: " + "; ".join(
+            f"{_md(_resource_label(p.resource))} ({p.reason})" for p in unusable
+        ) + "."
+    superseded = [p for p in trail if p.action is Action.SUPERSEDED]
+    if superseded:
+        out += " Superseded: " + "; ".join(
+            f"{_md(_resource_label(p.resource))} {json.dumps(p.value)} ({p.reason})"
+            for p in superseded
+        ) + "."
+    return out
+
+
+def _finding_line(f: Finding, inputs: FhirPatientInputs | None) -> str:
+    title = rule_title(f.code) or f.code
+    line = f"- **{_md(title)}** (`{f.code}`) at `{_md(f.path) or '(input)'}`"
+    if title.lower() not in f.message.lower():
+        line += f": {_md(f.message)}"
+    return line + "." + _trail(f, inputs)
+
+
+def _unknown_line(unknown: Sequence[Finding], inputs: FhirPatientInputs | None) -> str:
+    names = []
+    for f in unknown:
+        name = f.path.rsplit(".", 1)[-1].replace("_", " ")
+        if f.path.endswith(".muscle"):
+            name = f"site {f.path.rsplit('.', 1)[0].rsplit('.', 1)[-1]} (muscle not recognised)"
+        trail = _trail(f, inputs).strip().rstrip(".")
+        names.append(f"{name} ({trail[0].lower()}{trail[1:]})" if trail else name)
+    paths = ", ".join(f"`{_md(f.path)}`" for f in unknown)
+    return f"- **Ask before needling**: {', '.join(names)} (`{_UNKNOWN}`: {paths})."
+
+
 def _detail(result: ScreeningResult, inputs: FhirPatientInputs | None) -> str:
     lines = [
-        f"**Decision: {_DECISION_LABEL[result.decision]}**, evaluated on "
-        f"{result.on.isoformat()} under policy `{_md(result.policy_name)}` (fingerprint "
-        f"`{result.policy}`), dryneedle {result.version}.",
+        f"**{_DECISION_LABEL[result.decision].capitalize()}** on {result.on.isoformat()}; "
+        f"policy `{_md(result.policy_name)}` (`{result.policy}`), dryneedle {result.version}.",
         "",
     ]
-    cited: list[str] = []
-    if result.findings:
-        lines += ["**Findings** (most serious first)", ""]
-    order = {Severity.ERROR: 0, Severity.WARNING: 1, Severity.INFO: 2}
-    for f in sorted(result.findings, key=lambda f: order[Severity(f.severity)]):
-        if f.code == "screening.unknown_answer":
-            name = "Unknown answer: " + f.path.rsplit(".", 1)[-1].replace("_", " ")
-        else:
-            name = rule_title(f.code) or f.code
-        line = (f"- **{_md(name)}** (`{f.code}`, {Severity(f.severity).value}) at "
-                f"`{_md(f.path) or '(input)'}`: {_md(f.message)}.")
-        if inputs is not None:
-            trail = inputs.provenance_for(f.path)
-            used = [p for p in trail if p.action is Action.USED]
-            if used:
-                line += " From: " + "; ".join(
-                    _md(_resource_label(p.resource)) + (f" (`{_md(p.code)}`)" if p.code else "")
-                    for p in used
-                ) + "."
-            unusable = [p for p in trail if p.action in (Action.CONFLICT, Action.IGNORED)]
-            if unusable:
-                line += " Not usable: " + "; ".join(
-                    f"{_md(_resource_label(p.resource))} ({p.reason})" for p in unusable
-                ) + "."
-            superseded = [p for p in trail if p.action is Action.SUPERSEDED]
-            if superseded:
-                line += " Superseded: " + "; ".join(
-                    f"{_md(_resource_label(p.resource))} {json.dumps(p.value)} ({p.reason})"
-                    for p in superseded
-                ) + "."
-        if f.sources:
-            line += " Sources: " + ", ".join(f.sources) + "."
-        lines.append(line)
-        cited.extend(f.sources)
-    if result.missing:
-        lines += ["", "**Answers to collect** before needling: "
-                  + ", ".join(f"`{p}`" for p in result.missing) + "."]
+    ranked = _ranked(result.findings)
+    unknown = [f for f in ranked if f.code == _UNKNOWN]
+    grouped = False
+    for f in ranked:
+        if f.code != _UNKNOWN:
+            lines.append(_finding_line(f, inputs))
+        elif not grouped:
+            lines.append(_unknown_line(unknown, inputs))
+            grouped = True
     if inputs is not None:
         n_used = len({p.resource for p in inputs.provenance
                       if p.action is Action.USED and p.resource != "answers"})
         reasons: dict[str, int] = {}
         for p in inputs.ignored:
             reasons[p.reason] = reasons.get(p.reason, 0) + 1
-        line = f"**FHIR inputs**: {n_used} resource{'s' if n_used != 1 else ''} used"
+        line = f"FHIR: {n_used} resource{'s' if n_used != 1 else ''} used"
         if reasons:
             line += ", ignored: " + ", ".join(f"{k} ({v})" for k, v in sorted(reasons.items()))
         conflicts = sorted({p.path for p in inputs.provenance if p.action is Action.CONFLICT})
         if conflicts:
             line += "; conflicting data left unknown: " + ", ".join(f"`{c}`" for c in conflicts)
-        lines += ["", line + ". Absent FHIR data is read as unknown, never as no."]
-    sources = [s for s in dict.fromkeys(cited) if s in SOURCES]
-    if sources:
-        lines += ["", "**Sources**", ""]
-        for sid in sources:
-            src = SOURCES[sid]
-            ref = f"- `{sid}` ({src.grade}): {_md(src.reference)}"
-            if src.url:
-                ref += f" <{src.url}>"
-            lines.append(ref)
+        lines += ["", line + ". Absent data is unknown, never no."]
+    cited = _cited(ranked)
+    if cited:
+        lines += ["", "Sources: " + ", ".join(f"`{sid}`" for sid in cited)
+                  + f" (see {_DOCS_URL}sources.html)."]
     return "\n".join(lines)
+
+
+def _cited(ranked: Sequence[Finding]) -> list[str]:
+    cited = [s for s in dict.fromkeys(s for f in ranked for s in f.sources) if s in SOURCES]
+    return sorted(cited, key=lambda s: SOURCES[s].grade != "P")  # primary sources first
+
+
+def _lead_source(ranked: Sequence[Finding]) -> Source | None:
+    cited = _cited(ranked)
+    for sid in _LEAD_SOURCES:
+        if sid in cited:
+            return SOURCES[sid]
+    return None
+
+
+def _short(text: str, limit: int) -> str:
+    if len(text) <= limit:
+        return text
+    return text[: limit - 1].rsplit(" ", 1)[0].rstrip(",;:") + "\u2026"
 
 
 def cds_cards(
@@ -188,23 +249,29 @@ def cds_cards(
     """
     if result.decision is Decision.ELIGIBLE and not result.findings and not always:
         return []
+    lead = _lead_source(_ranked(result.findings))
+    label = f"dryneedle {result.version} screening"
+    url = _DOCS_URL
+    if lead is not None:  # the primary clinical source of the guidance (cds-hooks-2.0 Source)
+        label = _short(lead.reference, _LABEL_MAX)
+        url = lead.url or url
     card: dict[str, Any] = {
         "summary": _summary(result),
         "indicator": _INDICATOR[result.decision],
         "detail": _detail(result, inputs),
         "source": {
-            "label": f"dryneedle {result.version} screening",
-            "url": _DOCS_URL,
+            "label": label,
+            "url": url,
             "topic": {"system": SYSTEMS["decision"], "code": result.decision.value,
                       "display": _DECISION_LABEL[result.decision].capitalize()},
         },
         "overrideReasons": [
             {"system": SYSTEMS["override-reason"], "code": code, "display": display}
-            for code, display in _OVERRIDE_REASONS
+            for code, display, _ in OVERRIDE_REASONS
         ],
         "extension": {"io.readthedocs.dryneedle": {
             "decision": result.decision.value,
-            "codes": list(dict.fromkeys(f.code for f in result.findings)),
+            "codes": list(dict.fromkeys(f.code for f in _ranked(result.findings))),
             "missing": list(result.missing),
             "policy": {"name": result.policy_name, "fingerprint": result.policy},
         }},

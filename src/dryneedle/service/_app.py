@@ -1,0 +1,209 @@
+"""The Starlette application of the CDS Hooks service (:func:`create_app`).
+
+What it is for: routes ``GET /cds-services`` (discovery), ``POST /cds-services/{id}`` (a hook
+call), ``POST /cds-services/{id}/feedback`` and ``GET /openapi.json``; authenticates hook and
+feedback calls (:class:`~._auth.JwtAuth`; without it every such call is refused with 401
+unless the application is made with ``insecure_no_auth``, which then answers loopback clients
+only); bounds bodies (:class:`~._limits.BodyLimitMiddleware`); runs screening, JWT checks,
+FHIR fetches and audit writes in worker threads through a bounded limiter, never on the event
+loop; records issued cards and feedback in the audit log.
+
+May import: the standard library, starlette / anyio (the ``service`` extra),
+:mod:`dryneedle._version`, :mod:`dryneedle.fhir`, :mod:`dryneedle.policy` and this package.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, date, datetime
+from typing import TYPE_CHECKING, Any, Final
+
+from dryneedle._version import __version__
+from dryneedle.fhir import ALLERGY_TERMS, FLAG_CODES
+from dryneedle.policy import DEFAULT_POLICY, Policy
+from dryneedle.service._audit import AuditLog, UnknownCardError
+from dryneedle.service._auth import AuthError, JwtAuth
+from dryneedle.service._fetch import FhirFetcher
+from dryneedle.service._hooks import (
+    REQUIRED_PREFETCH,
+    HookError,
+    discovery,
+    handle_hook,
+    operation_outcome_error,
+    parse_feedback,
+)
+from dryneedle.service._limits import BodyLimitMiddleware
+from dryneedle.service._openapi import openapi
+
+if TYPE_CHECKING:
+    from starlette.applications import Starlette
+
+__all__ = ["LOOPBACK", "create_app"]
+
+LOOPBACK: Final = frozenset({"127.0.0.1", "::1", "localhost"})
+"""Host names and addresses that are the local machine."""
+
+
+def _utc_today() -> date:
+    return datetime.now(UTC).date()
+
+
+def create_app(
+    policy: Policy = DEFAULT_POLICY,
+    *,
+    today: Callable[[], date] = _utc_today,
+    required_prefetch: Sequence[str] = REQUIRED_PREFETCH,
+    flag_codes: Mapping[str, Mapping[str, Sequence[str]]] = FLAG_CODES,
+    allergy_terms: Sequence[str] = ALLERGY_TERMS,
+    always: bool = False,
+    cors_origins: Sequence[str] = (),
+    auth: JwtAuth | None = None,
+    base_url: str | None = None,
+    insecure_no_auth: bool = False,
+    audit: AuditLog | None = None,
+    fetcher: FhirFetcher | None = None,
+    max_body: int = 1024 * 1024,
+    body_timeout: float = 10.0,
+    workers: int = 8,
+) -> Starlette:
+    """Return the Starlette application of the CDS Hooks 2.0 service.
+
+    Args:
+        policy: The screening policy.
+        today: Returns today's date (default: UTC), read once per request.
+        required_prefetch: Prefetch keys whose absence (when not fetchable) gives 412.
+        flag_codes: Coded data that sets history answers.
+        allergy_terms: Words marking a metal allergy.
+        always: Return an ``info`` card even when there is nothing to say.
+        cors_origins: Browser origins allowed to call the service (e.g. a CDS Hooks sandbox).
+        auth: The JWT verifier of CDS clients; ``None`` refuses hook and feedback calls (401)
+            unless ``insecure_no_auth``.
+        base_url: The service's public URL (e.g. ``https://cds.example.org``): the JWT ``aud``
+            must be ``{base_url}/cds-services/{id}``. Required with ``auth``.
+        insecure_no_auth: Accept unauthenticated calls, from loopback clients only
+            (development and tests).
+        audit: Where issued cards and feedback are recorded; ``None`` records nothing and
+            answers feedback with 503.
+        fetcher: Fetches omitted prefetch data from ``fhirServer``; ``None`` never calls out.
+        max_body: Largest request body in bytes (413 beyond).
+        body_timeout: Seconds to receive a request body (408 beyond).
+        workers: Requests screened at the same time (worker threads); others wait their turn.
+
+    Returns:
+        The ASGI application (serve it with uvicorn: ``dryneedle serve``).
+
+    Raises:
+        ImportError: When the ``service`` extra (starlette) is not installed.
+        ValueError: With ``auth`` but no ``base_url``.
+    """
+    try:
+        import anyio  # noqa: PLC0415 - optional extra
+        from starlette.applications import Starlette  # noqa: PLC0415
+        from starlette.middleware import Middleware  # noqa: PLC0415
+        from starlette.middleware.cors import CORSMiddleware  # noqa: PLC0415
+        from starlette.requests import Request  # noqa: PLC0415
+        from starlette.responses import JSONResponse  # noqa: PLC0415
+        from starlette.routing import Route  # noqa: PLC0415
+    except ImportError as exc:  # pragma: no cover - exercised without the extra
+        msg = "the reference service needs the 'service' extra: pip install 'dryneedle[service]'"
+        raise ImportError(msg) from exc
+    if auth is not None and not base_url:
+        msg = "JWT authentication needs the service's base_url (the JWT aud)"
+        raise ValueError(msg)
+    base = (base_url or "").rstrip("/")
+    limiter: list[Any] = []
+
+    def _limiter() -> Any:
+        if not limiter:
+            limiter.append(anyio.CapacityLimiter(workers))
+        return limiter[0]
+
+    def _authenticate(request: Request, audience: Sequence[str]) -> str | None:
+        """Return the client (JWT ``iss``), or raise :class:`AuthError`."""
+        if auth is not None:
+            claims = auth.verify(request.headers.get("authorization"), audience)
+            return str(claims["iss"])
+        if not insecure_no_auth:
+            raise AuthError("this service has no CDS client key configuration: it refuses "
+                            "every call (configure JWT keys, or --insecure-no-auth on loopback)")
+        host = request.client.host if request.client is not None else None
+        if host not in LOOPBACK:
+            raise AuthError("unauthenticated calls are accepted from loopback only", 403)
+        return None
+
+    def _error(exc: AuthError | HookError) -> JSONResponse:
+        if isinstance(exc, HookError):
+            return JSONResponse(exc.body, status_code=exc.status)
+        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else {}
+        return JSONResponse(operation_outcome_error(exc.status, str(exc)),
+                            status_code=exc.status, headers=headers)
+
+    async def services(request: Request) -> JSONResponse:
+        return JSONResponse(discovery())
+
+    async def describe(request: Request) -> JSONResponse:
+        return JSONResponse(openapi(base or None))
+
+    async def call(request: Request) -> JSONResponse:
+        service_id = str(request.path_params["service_id"])
+        body = await request.body()
+
+        def work() -> tuple[int, dict[str, Any]]:
+            client = _authenticate(request, [f"{base}/cds-services/{service_id}"])
+
+            def record(cards: list[dict[str, Any]], req: Mapping[str, Any]) -> None:
+                if audit is not None:
+                    audit.record_cards(
+                        cards, service=service_id, hook=str(req["hook"]),
+                        hook_instance=str(req["hookInstance"]),
+                        patient_id=str(req["context"]["patientId"]), version=__version__,
+                        client=client)
+
+            return handle_hook(
+                service_id, body, policy=policy, today=today,
+                required_prefetch=required_prefetch, flag_codes=flag_codes,
+                allergy_terms=allergy_terms, always=always,
+                fetch=fetcher.fetch if fetcher is not None else None, on_cards=record)
+
+        try:
+            status, payload = await anyio.to_thread.run_sync(work, limiter=_limiter())
+        except AuthError as exc:
+            return _error(exc)
+        return JSONResponse(payload, status_code=status)
+
+    async def feedback(request: Request) -> JSONResponse:
+        service_id = str(request.path_params["service_id"])
+        body = await request.body()
+
+        def work() -> int:
+            own = f"{base}/cds-services/{service_id}"
+            client = _authenticate(request, [own, f"{own}/feedback"])
+            entries = parse_feedback(service_id, body)
+            if audit is None:
+                raise HookError(503, "this service keeps no audit log: feedback not stored")
+            try:
+                return audit.record_feedback(entries, service=service_id, client=client)
+            except UnknownCardError as exc:
+                raise HookError(404, str(exc), ["feedback.card"]) from None
+
+        try:
+            stored = await anyio.to_thread.run_sync(work, limiter=_limiter())
+        except (AuthError, HookError) as exc:
+            return _error(exc)
+        return JSONResponse({"stored": stored})
+
+    middleware = [Middleware(BodyLimitMiddleware, max_body=max_body, body_timeout=body_timeout)]
+    if cors_origins:
+        middleware.insert(0, Middleware(
+            CORSMiddleware, allow_origins=list(cors_origins), allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "Content-Type"],
+        ))
+    return Starlette(
+        routes=[
+            Route("/cds-services", services, methods=["GET"]),
+            Route("/openapi.json", describe, methods=["GET"]),
+            Route("/cds-services/{service_id}", call, methods=["POST"]),
+            Route("/cds-services/{service_id}/feedback", feedback, methods=["POST"]),
+        ],
+        middleware=middleware,
+    )
