@@ -40,9 +40,16 @@ def _read_json(name: str) -> Any:
 
 
 def _cmd_screen(args: argparse.Namespace) -> int:
-    from dryneedle.fhir import FhirInputError, screen_fhir  # noqa: PLC0415
+    from dryneedle.fhir import FhirInputError, read_code_table_file, screen_fhir  # noqa: PLC0415
 
     policy = resolve_policy(args.policy)
+    codes = []
+    for name in args.codes or ():
+        try:
+            codes.append(read_code_table_file(name))
+        except ValueError as exc:
+            msg = f"--codes {name}: {exc}"
+            raise UsageError(msg) from exc
     bundle = _read_json(args.file)
     answers = _read_json(args.answers) if args.answers else None
     if answers is not None and not isinstance(answers, dict):
@@ -52,12 +59,14 @@ def _cmd_screen(args: argparse.Namespace) -> int:
     on = args.on or datetime.now(UTC).date()
     try:
         screening = screen_fhir(bundle, on=on, sites=args.site or (), policy=policy,
-                                patient_id=args.patient_id, answers=answers)
+                                patient_id=args.patient_id, answers=answers, codes=codes)
     except FhirInputError as exc:
         msg = f"{args.file}: {exc}"
         raise UsageError(msg) from exc
     outputs: dict[str, Any] = {
         "result": screening.result.as_dict(),
+        "origins": screening.inputs.origins(),
+        "unclassified_medications": list(screening.inputs.unclassified_medications),
         "provenance": [p.as_dict() for p in screening.inputs.provenance],
         "cards": {"cards": screening.cards(always=True)},
         "detected-issues": screening.detected_issues(),
@@ -66,7 +75,8 @@ def _cmd_screen(args: argparse.Namespace) -> int:
     if args.output == "all":
         write_json(sys.stdout, {k.replace("-", "_"): v for k, v in outputs.items()})
     elif args.output == "result":
-        write_json(sys.stdout, {"result": outputs["result"], "provenance": outputs["provenance"]})
+        write_json(sys.stdout, {k: outputs[k] for k in
+                                ("result", "origins", "unclassified_medications", "provenance")})
     else:
         write_json(sys.stdout, outputs[args.output])
     blocked = screening.result.decision in (Decision.NOT_ELIGIBLE, Decision.NEEDS_REVIEW)
@@ -160,6 +170,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     s.add_argument("--patient-id", help="the patient's FHIR id (default: found in the bundle)")
     s.add_argument("--answers", metavar="FILE",
                    help="JSON object of answers collected outside FHIR (e.g. intake form)")
+    s.add_argument("--codes", action="append", metavar="FILE",
+                   help="a clinic's own answer-code table (the JSON format of the shipped "
+                   "fhir/data/answer-codes-*.json), merged on top (repeatable)")
     s.add_argument("--site", action="append", type=_site, metavar="MUSCLE:SIDE",
                    help="a planned site (repeatable)")
     s.add_argument("--output", choices=_OUTPUTS, default="all",

@@ -67,7 +67,7 @@ from dryneedle.fhir._inbound import patient_from_fhir, planned_sites_from_fhir
 from dryneedle.fhir._outbound import detected_issues, operation_outcome, procedure
 from dryneedle.fhir._provenance import Action, FhirInputError, FhirPatientInputs, Provenance
 from dryneedle.fhir._screen import FhirScreening, screen_fhir
-from dryneedle.fhir._terminology import AnswerCodes, read_code_table
+from dryneedle.fhir._terminology import read_code_table
 from dryneedle.model import Pregnancy
 
 __all__ = [
@@ -161,7 +161,9 @@ Matched case-insensitively in ``code.text``, coding displays and reaction substa
 source gives a code for metal or nickel allergy (source ``policy``); pass ``allergy_terms=``
 or code it in ``flag_codes["metal_allergy"]``.
 """
-ANSWER_CODES: Final[_terminology.AnswerCodes] = _terminology.ANSWER_CODES
+ANSWER_CODES: Final[
+    Mapping[str, Mapping[str, tuple[tuple[str, str | None], ...]]]
+] = _terminology.ANSWER_CODES
 """Codes that set a screening answer, ``{system URI: {code: ((flag, display), ...)}}``.
 
 Built from ``answer-codes-snomed-ct.json``, ``answer-codes-icd10cm.json`` and
@@ -182,7 +184,9 @@ ANTITHROMBOTIC_NAMES: Final[tuple[str, ...]] = _terminology.ANTITHROMBOTIC_NAMES
 an unclassified medication naming one makes ``anticoagulant_therapy`` unknown."""
 
 
-def read_code_table_file(path: str) -> AnswerCodes:
+def read_code_table_file(
+    path: str,
+) -> Mapping[str, Mapping[str, tuple[tuple[str, str | None], ...]]]:
     """Read a clinic's answer-code table from a file (see :func:`read_code_table`).
 
     Args:

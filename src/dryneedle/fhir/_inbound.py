@@ -40,7 +40,6 @@ from dryneedle.fhir._terminology import (
     EXT_BODY_SIDE,
     FLAG_CODES,
     SYSTEMS,
-    AnswerCodes,
     merge_codes,
 )
 from dryneedle.model import History, NeedlePhobia, Patient, Pregnancy, SiteFinding
@@ -110,7 +109,7 @@ def patient_from_fhir(
     flag_codes: Mapping[str, Mapping[str, Sequence[str]]] = FLAG_CODES,
     allergy_terms: Sequence[str] = ALLERGY_TERMS,
     on: date | None = None,
-    codes: Iterable[AnswerCodes] = (),
+    codes: Iterable[Mapping[str, Mapping[str, tuple[tuple[str, str | None], ...]]]] = (),
     pregnancy_status_max_age_days: int = 30,
 ) -> FhirPatientInputs:
     """Build the screening patient from FHIR R4 resources, with a provenance trail.

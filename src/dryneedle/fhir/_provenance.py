@@ -101,9 +101,10 @@ class FhirPatientInputs:
     record a finding, never prove the absence of one."""
 
     def origin(self, path: str) -> str:
-        """Where the answer at ``path`` came from: ``fhir``, ``answers``, ``fhir+answers``
-        (both agreed or FHIR overrode the form), ``unread`` (FHIR evidence left it unknown) or
-        ``none``.
+        """Where the answer at ``path`` came from.
+
+        Returns ``fhir``, ``answers``, ``fhir+answers`` (both agreed, or FHIR overrode the
+        form), ``unread`` (FHIR evidence left it unknown) or ``none``.
         """
         trail = self.provenance_for(path)
         fhir = any(p.action is Action.USED and p.resource != "answers" for p in trail)

@@ -21,7 +21,7 @@ from dryneedle.fhir._cds import cds_cards
 from dryneedle.fhir._inbound import patient_from_fhir
 from dryneedle.fhir._outbound import detected_issues, operation_outcome
 from dryneedle.fhir._provenance import FhirPatientInputs
-from dryneedle.fhir._terminology import ALLERGY_TERMS, FLAG_CODES, AnswerCodes
+from dryneedle.fhir._terminology import ALLERGY_TERMS, FLAG_CODES
 from dryneedle.findings import Decision, Effect, Finding, Severity, get_rule
 from dryneedle.model import SiteFinding
 from dryneedle.policy import DEFAULT_POLICY, Policy
@@ -76,7 +76,7 @@ def screen_fhir(
     site_findings: Iterable[SiteFinding] | None = None,
     flag_codes: Mapping[str, Mapping[str, Sequence[str]]] = FLAG_CODES,
     allergy_terms: Sequence[str] = ALLERGY_TERMS,
-    codes: Iterable[AnswerCodes] = (),
+    codes: Iterable[Mapping[str, Mapping[str, tuple[tuple[str, str | None], ...]]]] = (),
 ) -> FhirScreening:
     """Map FHIR resources to a patient and screen it (see :func:`patient_from_fhir`).
 

@@ -240,13 +240,15 @@ def merge_codes(*tables: AnswerCodes) -> dict[str, dict[str, tuple[tuple[str, st
     return out
 
 
-def read_code_table(text: str, *, name: str = "codes") -> AnswerCodes:
+def read_code_table(
+    text: str, *, name: str = "codes",
+) -> Mapping[str, Mapping[str, tuple[tuple[str, str | None], ...]]]:
     """Read a clinic's own answer-code table (the format of ``answer-codes-*.json``).
 
     The file is a JSON object with a ``header`` (``description``, ``sources``, ``version``,
     ``date`` and, optionally, ``system``) and ``entries``, each with ``code``, ``flag`` (a
     :class:`~dryneedle.model.History` field name, ``pregnancy`` for pregnant, or
-    :data:`NO_ANSWER` for a code reviewed as bearing on no answer), ``sources`` (ids of
+    ``none`` for a code reviewed as bearing on no answer), ``sources`` (ids of
     :mod:`dryneedle.sources`, ``policy`` for the clinic's own decision), and optionally
     ``display``, ``system`` (when the header has none) and ``note``.
 
@@ -255,11 +257,12 @@ def read_code_table(text: str, *, name: str = "codes") -> AnswerCodes:
         name: The file name, for error messages.
 
     Returns:
-        The table, to merge over :data:`ANSWER_CODES` (see :func:`merge_codes`).
+        The table, merged over :data:`ANSWER_CODES` when passed as ``codes=``.
 
     Raises:
         ValueError: When the file breaks a rule above (the message names the file and entry).
 
+    >>> from dryneedle.fhir import RXNORM, read_code_table
     >>> table = read_code_table('''{"header": {"description": "Our clinic's own codes, reviewed.",
     ...   "sources": ["policy"], "version": "1", "date": "2026-12-01",
     ...   "system": "http://www.nlm.nih.gov/research/umls/rxnorm"},
