@@ -29,7 +29,7 @@ from dryneedle.model import Pregnancy, SiteFinding
 from dryneedle.screening import screen
 
 SYNTHEA = Path(__file__).parents[2] / "shared" / "fhir" / "synthea"
-EXPECT = json.loads((Path(__file__).parent / "data" / "fhir" / "synthea_expectations.json")
+EXPECT = json.loads((Path(__file__).parent / "data" / "synthea_expectations.json")
                     .read_text(encoding="utf-8"))["bundles"]
 ON = date(2026, 11, 27)
 RANK = {Decision.ELIGIBLE: 0, Decision.ELIGIBLE_WITH_PRECAUTIONS: 1,
@@ -277,11 +277,10 @@ def test_cli_codes_option(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
         "header": {"description": "Clinic review of common medications.", "sources": ["policy"],
                    "version": "1", "date": "2026-12-01", "system": RXNORM},
         "entries": [{"code": "197361", "flag": "none", "sources": ["policy"]}]}))
-    assert main(["fhir", "screen", str(bundle), "--on", "2026-11-27", "--output", "result",
-                 "--codes", str(good)]) == 1
+    assert main(["fhir", "screen", str(bundle), "--on", "2026-11-27", "--codes", str(good)]) == 1
     out = json.loads(capsys.readouterr().out)
     assert out["unclassified_medications"] == []
-    main(["fhir", "screen", str(bundle), "--on", "2026-11-27", "--output", "result"])
+    main(["fhir", "screen", str(bundle), "--on", "2026-11-27"])
     assert json.loads(capsys.readouterr().out)["unclassified_medications"]
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({"header": {}, "entries": []}))

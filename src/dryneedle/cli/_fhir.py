@@ -75,8 +75,7 @@ def _cmd_screen(args: argparse.Namespace) -> int:
     if args.output == "all":
         write_json(sys.stdout, {k.replace("-", "_"): v for k, v in outputs.items()})
     elif args.output == "result":
-        write_json(sys.stdout, {k: outputs[k] for k in
-                                ("result", "origins", "unclassified_medications", "provenance")})
+        write_json(sys.stdout, {"result": outputs["result"], "provenance": outputs["provenance"]})
     else:
         write_json(sys.stdout, outputs[args.output])
     blocked = screening.result.decision in (Decision.NOT_ELIGIBLE, Decision.NEEDS_REVIEW)
