@@ -333,15 +333,19 @@ def test_pregnancy_most_recent_instant_wins() -> None:
     assert [p.resource for p in superseded] == ["Observation/early"]
 
 
-def test_pregnancy_preliminary_and_unknown_values_ignored() -> None:
-    """Only final/amended/corrected observations with a LOINC answer count."""
+def test_pregnancy_preliminary_and_unknown_values() -> None:
+    """SPEC 1.1 §8: a preliminary "pregnant" counts; an unreadable value is unread evidence
+    (the status is unknown), a preliminary "not pregnant" too: never silently dropped."""
     prelim = _obs("prelim", "LA15173-0", "2026-05-01") | {"status": "preliminary"}
+    assert patient_from_fhir([PATIENT_X, prelim]).patient.pregnancy is Pregnancy.PREGNANT
     absent = _obs("absent", "LA15173-0", "2026-05-01")
     del absent["valueCodeableConcept"]
-    inputs = patient_from_fhir([PATIENT_X, prelim, absent])
-    assert inputs.patient.pregnancy is None
-    reasons = {p.resource: p.reason for p in inputs.ignored}
-    assert reasons == {"Observation/prelim": "status:preliminary",
+    prelim_no = _obs("prelim-no", "LA26683-5", "2026-05-01") | {"status": "preliminary"}
+    inputs = patient_from_fhir([PATIENT_X, prelim_no, absent],
+                               answers={"pregnancy": "not_pregnant"})
+    assert inputs.patient.pregnancy is Pregnancy.UNKNOWN
+    reasons = {p.resource: p.reason for p in inputs.provenance if p.action is Action.UNREAD}
+    assert reasons == {"Observation/prelim-no": "status:preliminary",
                        "Observation/absent": "unmapped-value"}
 
 
@@ -480,9 +484,14 @@ def test_atc_only_under_b01a() -> None:
                 "subject": {"reference": "Patient/p-x"},
                 "medicationCodeableConcept": {"coding": [{"system": ATC, "code": code}]}}
     assert patient_from_fhir([PATIENT_X, med("B01AE")]).patient.history.anticoagulant_therapy
-    inputs = patient_from_fhir([PATIENT_X, med("B01B")])
+    inputs = patient_from_fhir([PATIENT_X, med("B01B")],
+                               answers={"anticoagulant_therapy": False})
+    # SPEC 1.1 §8: an active medication nothing classifies is unread evidence, never "no".
     assert inputs.patient.history.anticoagulant_therapy is None
-    assert inputs.ignored[0].reason == "unmapped-code"
+    (unread,) = [p for p in inputs.provenance if p.action is Action.UNREAD]
+    assert (unread.path, unread.reason) == ("patient.history.anticoagulant_therapy",
+                                            "unclassified-medication")
+    assert inputs.unclassified_medications == ("MedicationStatement[1] (http://www.whocc.no/atc|B01B)",)
 
 
 def test_planned_sites_from_orders() -> None:
@@ -871,10 +880,15 @@ def test_medication_references_and_request_states() -> None:
     assert inputs.evidence_for("patient.history.anticoagulant_therapy") == (
         "MedicationRequest/draft",)
     assert {p.resource: p.reason for p in inputs.ignored} == {
-        "MedicationRequest/unresolved": "unresolved-medication",
         "MedicationRequest/refused": "doNotPerform",
-        "MedicationRequest/no-code": "no-code",
     }
+    # SPEC 1.1 §8: what cannot be classified is unread evidence, listed for the clinician.
+    assert {p.resource: p.reason for p in inputs.provenance if p.action is Action.UNREAD} == {
+        "MedicationRequest/unresolved": "unclassified-medication",
+        "MedicationRequest/no-code": "antithrombotic-name-in-text:warfarin",
+    }
+    assert inputs.unclassified_medications == (
+        "MedicationRequest/unresolved (no code)", "MedicationRequest/no-code (warfarin)")
 
 
 def test_inputs_serialise_to_json() -> None:

@@ -44,13 +44,21 @@ def raw(name: str) -> dict[str, Any]:
 
 
 def test_the_expected_files_are_packaged() -> None:
-    """Exactly the five tables the mapping reads are shipped (no orphan, none missing)."""
+    """Exactly the tables the mapping reads are shipped (no orphan, none missing)."""
     assert FILES == [
         "allergy-terms.json",
+        "answer-codes-icd10cm.json",
+        "answer-codes-rxnorm.json",
+        "answer-codes-snomed-ct.json",
         "antithrombotic-atc.json",
+        "antithrombotic-names.json",
+        "body-site-laterality.json",
+        "body-sites.json",
+        "code-system-oids.json",
         "cpt-dry-needling.json",
         "history-flag-codes.json",
         "pregnancy-status.json",
+        "site-finding-kinds.json",
     ]
 
 
@@ -88,8 +96,13 @@ def test_loaded_tables_are_the_files_content() -> None:
     assert preg["header"]["system"] == LOINC
     assert [e["code"] for e in preg["entries"] if e["role"] == "observation"] == [PREGNANCY_LOINC]
     assert {
-        e["code"]: Pregnancy(e["pregnancy"]) for e in preg["entries"] if e["role"] == "answer"
+        e["code"]: Pregnancy(e["pregnancy"]) for e in preg["entries"]
+        if e["role"] == "answer" and "system" not in e
     } == PREGNANCY_ANSWERS
+    assert {
+        (e.get("system", LOINC), e["code"]): Pregnancy(e["pregnancy"]) for e in preg["entries"]
+        if e["role"] == "answer"
+    } == _terminology.PREGNANCY_VALUES
 
     atc = raw("antithrombotic-atc.json")
     assert atc["header"]["system"] == ATC

@@ -379,8 +379,9 @@ def test_extension_sites() -> None:
                                {"muscle": "deltoid"}]), today=lambda: TODAY)
     assert status == 200
     (card,) = body["cards"]
+    # SPEC 1.1 §3/§8: no inspection given and FHIR cannot prove the sites clear: review.
     assert card["summary"] == (
-        "Dry needling: eligible with precautions (planned site overlies the lung)")
+        "Dry needling: needs review, 1 answer unknown (planned site overlies the lung)")
 
 
 @pytest.mark.parametrize("extension", [

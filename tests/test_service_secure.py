@@ -370,7 +370,8 @@ def test_snomed_sites_are_mapped_or_reviewed(service: str, hook_name: str, key: 
         url = f"{svc.url}/cds-services/{service}"
         answers: dict[str, Any] = dict.fromkeys(_history_fields(), False) | {
             "needle_phobia": "none", "consent": True}
-        ext = {"io.readthedocs.dryneedle": {"answers": answers}}
+        # The clinician inspected the sites (SPEC §3 1.1: without it, the sites are unknown).
+        ext = {"io.readthedocs.dryneedle": {"answers": answers, "site_findings": []}}
         deltoid = _order({"coding": [{"system": SNOMED, "code": "35259002"},
                                      {"system": SNOMED, "code": "7771000"}]})
         orders: Any = deltoid
@@ -504,3 +505,36 @@ def test_limits() -> None:
         assert time.monotonic() - start < 6
         ok = httpx.post(url, json=hook("patient-view"), timeout=TIMEOUT)
         assert ok.status_code == 200
+
+
+def test_uninspected_sites_are_reviewed_and_inspection_is_read() -> None:
+    """No inspection (absent or null) leaves the planned sites unknown: never "nothing to say".
+
+    A tattoo over the planned deltoid, given in the request's inspection, excludes the site.
+    """
+    with _fetching_service() as svc:
+        url = f"{svc.url}/cds-services/dryneedle-screening-order-select"
+        answers: dict[str, Any] = dict.fromkeys(_history_fields(), False) | {
+            "needle_phobia": "none", "consent": True}
+        deltoid = _order({"coding": [{"system": SNOMED, "code": "35259002"},
+                                     {"system": SNOMED, "code": "7771000"}]})
+        prefetch = prefetch_all()
+        prefetch["patient"] |= {"gender": "male"}
+        for inspection in ({}, {"site_findings": None}):
+            ext = {"io.readthedocs.dryneedle": {"answers": answers} | inspection}
+            response = post(url, hook("order-select", context={"draftOrders": deltoid},
+                                      extension=ext, prefetch=prefetch))
+            (card,) = response.json()["cards"]
+            assert "needs review" in card["summary"]
+            assert "site_findings" in card["detail"]
+        tattoo = [{"region": "shoulder", "side": "left", "kind": "tattoo", "date": None}]
+        ext = {"io.readthedocs.dryneedle": {"answers": answers, "site_findings": tattoo}}
+        response = post(url, hook("order-select", context={"draftOrders": deltoid},
+                                  extension=ext, prefetch=prefetch))
+        (card,) = response.json()["cards"]
+        assert "not eligible" in card["summary"]
+        bad = {"io.readthedocs.dryneedle": {"answers": answers, "site_findings": [{"x": 1}]}}
+        response = post(url, hook("order-select", context={"draftOrders": deltoid},
+                                  extension=bad, prefetch=prefetch))
+        assert response.status_code == 400
+        assert response.json()["resourceType"] == "OperationOutcome"

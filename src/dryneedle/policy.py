@@ -172,6 +172,13 @@ class Policy:
         doc="A surgery at a site within this many days excludes the site (undated surgery "
         "counts as recent). Clinic policy default.",
     )
+    pregnancy_status_max_age_days: int = _limit(
+        30, unit="days", sources=("policy",),
+        doc="A pregnancy status read from an EHR (FHIR Observation) counts only when dated "
+        "within this many days before the evaluation date; older or undated ones leave the "
+        "answer unknown (SPEC 8). Plausible range 0-280 days (a pregnancy lasts about 40 "
+        "weeks). Clinic policy default.",
+    )
     superficial_min_depth_mm: float = _limit(
         5.0, unit="mm", sources=("seed", "baldry-2002"),
         doc="Smallest depth of the superficial technique (inclusive).",

@@ -39,10 +39,25 @@ def _read_json(name: str) -> Any:
         raise UsageError(msg) from exc
 
 
+def _code_tables(names: list[str] | None) -> list[Any]:
+    """Read every ``--codes FILE`` (a clinic's answer-code tables); a bad one is a usage error."""
+    from dryneedle.fhir import read_code_table_file  # noqa: PLC0415
+
+    codes = []
+    for name in names or ():
+        try:
+            codes.append(read_code_table_file(name))
+        except ValueError as exc:
+            msg = f"--codes {name}: {exc}"
+            raise UsageError(msg) from exc
+    return codes
+
+
 def _cmd_screen(args: argparse.Namespace) -> int:
     from dryneedle.fhir import FhirInputError, screen_fhir  # noqa: PLC0415
 
     policy = resolve_policy(args.policy)
+    codes = _code_tables(args.codes)
     bundle = _read_json(args.file)
     answers = _read_json(args.answers) if args.answers else None
     if answers is not None and not isinstance(answers, dict):
@@ -52,12 +67,14 @@ def _cmd_screen(args: argparse.Namespace) -> int:
     on = args.on or datetime.now(UTC).date()
     try:
         screening = screen_fhir(bundle, on=on, sites=args.site or (), policy=policy,
-                                patient_id=args.patient_id, answers=answers)
+                                patient_id=args.patient_id, answers=answers, codes=codes)
     except FhirInputError as exc:
         msg = f"{args.file}: {exc}"
         raise UsageError(msg) from exc
     outputs: dict[str, Any] = {
         "result": screening.result.as_dict(),
+        "origins": screening.inputs.origins(),
+        "unclassified_medications": list(screening.inputs.unclassified_medications),
         "provenance": [p.as_dict() for p in screening.inputs.provenance],
         "cards": {"cards": screening.cards(always=True)},
         "detected-issues": screening.detected_issues(),
@@ -152,6 +169,7 @@ def _serve_app(args: argparse.Namespace) -> Any:
         cors_origins=tuple(args.cors_origin or ()), auth=auth, base_url=base_url,
         insecure_no_auth=args.insecure_no_auth, audit=audit, fetcher=fetcher,
         max_body=args.max_body, body_timeout=args.body_timeout, workers=args.workers,
+        codes=_code_tables(args.codes),
     )
 
 
@@ -211,6 +229,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "(loopback only).",
     )
     p.add_argument("--host", default="127.0.0.1", help="interface (default: %(default)s)")
+    p.add_argument("--codes", action="append", metavar="FILE",
+                   help="a clinic's answer-code table (the format of the shipped "
+                   "fhir/data/answer-codes-*.json), merged on top (repeatable)")
     p.add_argument("--port", type=int, default=8080, help="port (default: %(default)s)")
     p.add_argument("--public-url", metavar="URL",
                    help="the service's public base URL, the JWT aud (default: http://HOST:PORT)")
@@ -280,6 +301,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     s.add_argument("--patient-id", help="the patient's FHIR id (default: found in the bundle)")
     s.add_argument("--answers", metavar="FILE",
                    help="JSON object of answers collected outside FHIR (e.g. intake form)")
+    s.add_argument("--codes", action="append", metavar="FILE",
+                   help="a clinic's own answer-code table (the JSON format of the shipped "
+                   "fhir/data/answer-codes-*.json), merged on top (repeatable)")
     s.add_argument("--site", action="append", type=_site, metavar="MUSCLE:SIDE",
                    help="a planned site (repeatable)")
     s.add_argument("--output", choices=_OUTPUTS, default="all",

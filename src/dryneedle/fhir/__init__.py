@@ -67,11 +67,14 @@ from dryneedle.fhir._inbound import patient_from_fhir, planned_sites_from_fhir
 from dryneedle.fhir._outbound import detected_issues, operation_outcome, procedure
 from dryneedle.fhir._provenance import Action, FhirInputError, FhirPatientInputs, Provenance
 from dryneedle.fhir._screen import FhirScreening, screen_fhir
+from dryneedle.fhir._terminology import read_code_table
 from dryneedle.model import Pregnancy
 
 __all__ = [
     "ALLERGY_TERMS",
+    "ANSWER_CODES",
     "ANTITHROMBOTIC_ATC",
+    "ANTITHROMBOTIC_NAMES",
     "ATC",
     "BASE_URL",
     "CPT",
@@ -85,6 +88,8 @@ __all__ = [
     "OVERRIDE_REASONS",
     "PREGNANCY_ANSWERS",
     "PREGNANCY_LOINC",
+    "RXNORM",
+    "SNOMED",
     "SYSTEMS",
     "Action",
     "FhirInputError",
@@ -99,6 +104,8 @@ __all__ = [
     "planned_sites_from_fhir",
     "procedure",
     "rank",
+    "read_code_table",
+    "read_code_table_file",
     "screen_fhir",
 ]
 
@@ -160,3 +167,47 @@ OVERRIDE_REASONS: Final[tuple[tuple[str, str, str | None], ...]] = _cds.OVERRIDE
 """The cards' override reasons ``(code, display, aligned)`` in ``SYSTEMS["override-reason"]``;
 ``aligned`` is the CDS Hooks 3.0 ballot's non-adherence-reason code of the same meaning, or
 ``None``."""
+ANSWER_CODES: Final[
+    Mapping[str, Mapping[str, tuple[tuple[str, str | None], ...]]]
+] = _terminology.ANSWER_CODES
+"""Codes that set a screening answer, ``{system URI: {code: ((flag, display), ...)}}``.
+
+Built from ``answer-codes-snomed-ct.json``, ``answer-codes-icd10cm.json`` and
+``answer-codes-rxnorm.json``: the codes of published VSAC value sets (Diabetes, HIV,
+Immunocompromised Conditions, Epilepsy, Seizure Disorder, Bleeding Disorder, Coagulation
+Disorders, Antithrombotic / Anticoagulant Therapy, Long Term Anticoagulant Use, Atherosclerosis
+and Peripheral Arterial Disease, Pregnancy, Pregnant State, Acute Pharyngitis), each with its
+code system's display (``snomed-ct``, ``icd10cm``, ``rxnorm``). A flag is a
+:class:`~dryneedle.model.History` field name, ``pregnancy`` (pregnant) or ``none`` (reviewed:
+bears on no answer). Extend it with :func:`read_code_table` and ``codes=``.
+"""
+SNOMED: Final = _terminology.SNOMED
+"""SNOMED CT code system URI."""
+RXNORM: Final = _terminology.RXNORM
+"""RxNorm code system URI."""
+ANTITHROMBOTIC_NAMES: Final[tuple[str, ...]] = _terminology.ANTITHROMBOTIC_NAMES
+"""INN names of the ATC B01A agents (``atc-b01a``), matched as whole words in medication text:
+an unclassified medication naming one makes ``anticoagulant_therapy`` unknown."""
+
+
+def read_code_table_file(
+    path: str,
+) -> Mapping[str, Mapping[str, tuple[tuple[str, str | None], ...]]]:
+    """Read a clinic's answer-code table from a file (see :func:`read_code_table`).
+
+    Args:
+        path: The JSON file (UTF-8).
+
+    Returns:
+        The table, to pass as ``codes=[table]`` to :func:`screen_fhir`.
+
+    Raises:
+        ValueError: When the file cannot be read or breaks a rule of :func:`read_code_table`.
+    """
+    try:
+        with open(path, encoding="utf-8") as stream:
+            text = stream.read()
+    except (OSError, UnicodeDecodeError) as exc:
+        msg = f"code table {path}: {exc}"
+        raise ValueError(msg) from None
+    return read_code_table(text, name=path)

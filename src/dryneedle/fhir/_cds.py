@@ -182,6 +182,11 @@ def _detail(result: ScreeningResult, inputs: FhirPatientInputs | None) -> str:
         elif not grouped:
             lines.append(_unknown_line(unknown, inputs))
             grouped = True
+    if inputs is not None and inputs.unclassified_medications:
+        n = len(inputs.unclassified_medications)
+        lines.append(f"- **{n} medication{'s' if n != 1 else ''} could not be classified: check "
+                     "for antithrombotics**: "
+                     + "; ".join(_md(m) for m in inputs.unclassified_medications) + ".")
     if inputs is not None:
         n_used = len({p.resource for p in inputs.provenance
                       if p.action is Action.USED and p.resource != "answers"})
@@ -274,6 +279,8 @@ def cds_cards(
             "codes": list(dict.fromkeys(f.code for f in _ranked(result.findings))),
             "missing": list(result.missing),
             "policy": {"name": result.policy_name, "fingerprint": result.policy},
+            **({"unclassified_medications": list(inputs.unclassified_medications)}
+               if inputs is not None and inputs.unclassified_medications else {}),
         }},
     }
     blob = json.dumps([uuid_seed, card], sort_keys=True, separators=(",", ":"))

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Iterable, Mapping, Sequence
+from datetime import date
 from typing import Any, Final
 
 import attrs
@@ -32,7 +33,15 @@ from dryneedle.fhir._reading import (
     jstr,
     ref_patient_id,
 )
-from dryneedle.fhir._terminology import ALLERGY_TERMS, EXT_BODY_SIDE, FLAG_CODES, SYSTEMS
+from dryneedle.fhir._terminology import (
+    ALLERGY_TERMS,
+    ANSWER_CODES,
+    ANTITHROMBOTIC_NAMES,
+    EXT_BODY_SIDE,
+    FLAG_CODES,
+    SYSTEMS,
+    merge_codes,
+)
 from dryneedle.model import History, NeedlePhobia, Patient, Pregnancy, SiteFinding
 from dryneedle.screening import PlannedSite
 
@@ -96,9 +105,12 @@ def patient_from_fhir(
     *,
     patient_id: str | None = None,
     answers: Mapping[str, bool | str | None] | None = None,
-    site_findings: Iterable[SiteFinding] = (),
+    site_findings: Iterable[SiteFinding] | None = (),
     flag_codes: Mapping[str, Mapping[str, Sequence[str]]] = FLAG_CODES,
     allergy_terms: Sequence[str] = ALLERGY_TERMS,
+    on: date | None = None,
+    codes: Iterable[Mapping[str, Mapping[str, tuple[tuple[str, str | None], ...]]]] = (),
+    pregnancy_status_max_age_days: int = 30,
 ) -> FhirPatientInputs:
     """Build the screening patient from FHIR R4 resources, with a provenance trail.
 
@@ -113,9 +125,20 @@ def patient_from_fhir(
             only make an answer more cautious: a form ``False`` is overridden by a FHIR
             ``True`` (recorded as superseded), a form ``not_pregnant`` by a pregnant
             observation.
-        site_findings: Site findings (not derived from FHIR).
+        site_findings: Site findings from the clinician's inspection (``()``: inspected,
+            none; ``None``: not inspected, so the site findings are unknown). Findings read
+            from FHIR (a Procedure with a body site, a Condition or Observation with one) are
+            added to them.
         flag_codes: Coded data that sets history answers (default :data:`FLAG_CODES`).
         allergy_terms: Words marking a metal allergy (default :data:`ALLERGY_TERMS`).
+        on: The evaluation date: a pregnancy status counts only when dated within
+            ``pregnancy_status_max_age_days`` before it, conditions are read against it
+            (onset, abatement). Without it (mapping only) neither is checked: screen through
+            :func:`screen_fhir`, which always passes its ``on``.
+        codes: A clinic's own answer-code tables (see :func:`read_code_table`), merged on top
+            of :data:`ANSWER_CODES`.
+        pregnancy_status_max_age_days: How old a pregnancy status may be (the policy's
+            ``pregnancy_status_max_age_days``; :func:`screen_fhir` passes it).
 
     Returns:
         The :class:`FhirPatientInputs` (patient and provenance).
@@ -143,7 +166,9 @@ def patient_from_fhir(
             patient_urls[r.full_url] = pid
     form = _coerce_answers(answers or {})
     m = Mapper(items, patient_id=pid, flag_codes=flag_codes, allergy_terms=allergy_terms,
-                patient_urls=patient_urls)
+               patient_urls=patient_urls, answer_codes=merge_codes(ANSWER_CODES, *codes),
+               antithrombotic_names=ANTITHROMBOTIC_NAMES, on=on,
+               pregnancy_max_age_days=pregnancy_status_max_age_days)
     m.run()
     birth_date = m.resolve_demographic("patient.birth_date")
     sex = m.resolve_demographic("patient.sex")
@@ -153,12 +178,22 @@ def patient_from_fhir(
     history: dict[str, Any] = {}
     for name in (a.name for a in attrs.fields(History)):
         form_value = form.get(name)
-        history[name] = True if m.flags.get(name) is True else form_value
+        if m.flags.get(name) is True:
+            history[name] = True
+        elif name in m.unread and form_value is not True:
+            history[name] = None  # unread evidence: a form's "no" cannot settle it
+        else:
+            history[name] = form_value
         if form_value is not None:
             overridden = history[name] != form_value
             m.note(None, path=f"patient.history.{name}", value=_json(form_value),
                    action=Action.SUPERSEDED if overridden else Action.USED,
-                   reason="fhir-evidence" if overridden else "answers")
+                   reason=("fhir-evidence" if history[name] is True else "unread-fhir-evidence")
+                   if overridden else "answers")
+    if m.pregnant_conditions:
+        fhir_pregnancy = Pregnancy.PREGNANT
+    elif m.pregnancy_unread and fhir_pregnancy is None and not m.pregnancy:
+        fhir_pregnancy = Pregnancy.UNKNOWN
     pregnancy = fhir_pregnancy
     if fhir_pregnancy is None and m.pregnancy:
         # Conflicting observations: the status is unknown, and no form answer can make it
@@ -186,11 +221,15 @@ def patient_from_fhir(
         sex=sex,
         pregnancy=pregnancy,
         history=History(**history),
-        site_findings=tuple(site_findings),
+        site_findings=(*(site_findings or ()), *m.site_findings),
         conditions=tuple(c for c in CONDITIONS if c in m.conditions),
     )
     trail = [p for _, p in sorted(m.trail, key=lambda t: t[0])]
-    return FhirPatientInputs(patient=patient, provenance=tuple(trail))
+    return FhirPatientInputs(
+        patient=patient, provenance=tuple(trail),
+        unclassified_medications=tuple(m.unclassified),
+        site_findings_known=site_findings is not None and not m.site_unknown,
+    )
 
 
 def _json(value: Any) -> Any:

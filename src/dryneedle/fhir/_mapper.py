@@ -2,8 +2,9 @@
 
 What it is for: :class:`Mapper` reads the flattened input once, resource type by resource
 type (Patient, Observation, Condition, AllergyIntolerance, MedicationStatement /
-MedicationRequest), collects the values they give (flags, conditions, pregnancy observations,
-demographics) and records every decision as a :class:`~dryneedle.fhir.Provenance`. It only
+MedicationRequest, Procedure), collects the values they give (answers set or left unknown,
+conditions, pregnancy observations, site findings, unclassified medications, demographics)
+and records every decision as a :class:`~dryneedle.fhir.Provenance`. It only
 collects: merging with form answers and building the patient is :mod:`._inbound`'s job.
 
 May import: the standard library, :mod:`dryneedle.catalog`, :mod:`dryneedle.model` and, in
@@ -39,16 +40,28 @@ from dryneedle.fhir._reading import (
 from dryneedle.fhir._terminology import (
     ANTITHROMBOTIC_ATC,
     ATC,
+    BODY_SITES,
     ICD10CM,
+    LATERALITY,
     LOINC,
-    PREGNANCY_ANSWERS,
+    NO_ANSWER,
     PREGNANCY_LOINC,
+    PREGNANCY_VALUES,
+    RXNORM,
+    SITE_KINDS,
+    SNOMED,
+    SYSTEMS,
+    AnswerCodes,
+    canonical_system,
     code_matches,
     match_flags,
 )
-from dryneedle.model import Pregnancy, Sex
+from dryneedle.model import Pregnancy, Sex, SiteFinding, SiteFindingKind, SiteSide
 
 __all__ = ["Mapper"]
+
+MUSCLE_SYSTEM = SYSTEMS["muscle"]
+_SOURCE_OF = {SNOMED: "snomed-ct", ICD10CM: "icd10cm", RXNORM: "rxnorm", ATC: "atc-b01a"}
 
 
 @attrs.frozen(kw_only=True)
@@ -70,8 +83,23 @@ class Mapper:
         flag_codes: Mapping[str, Mapping[str, Sequence[str]]],
         allergy_terms: Sequence[str],
         patient_urls: Mapping[str, str],
+        answer_codes: AnswerCodes,
+        antithrombotic_names: Sequence[str],
+        on: date | None,
+        pregnancy_max_age_days: int,
     ) -> None:
         self.items = items
+        self.answer_codes = answer_codes
+        self.on = on
+        self.pregnancy_max_age_days = pregnancy_max_age_days
+        names = "|".join(re.escape(t) for t in antithrombotic_names if t)
+        self.names_re = re.compile(rf"\b({names})\b", re.IGNORECASE) if names else None
+        self.unread: set[str] = set()
+        self.pregnancy_unread = False
+        self.pregnant_conditions: list[InputResource] = []
+        self.unclassified: list[str] = []
+        self.site_findings: list[SiteFinding] = []
+        self.site_unknown = False
         self.patient_id = patient_id
         self.flag_codes = flag_codes
         self.patient_urls = patient_urls
@@ -110,6 +138,7 @@ class Mapper:
             "AllergyIntolerance": self.allergy,
             "MedicationStatement": self.medication,
             "MedicationRequest": self.medication,
+            "Procedure": self.procedure,
         }
         for r in self.items:
             if not r.valid:
@@ -153,30 +182,115 @@ class Mapper:
                 self.note(r, path="patient.sex", action=Action.IGNORED, reason="unmapped-value",
                           sources=("fhir-r4",))
 
-    # Observation (pregnancy) ----------------------------------------------------------------
+    # Codes ---------------------------------------------------------------------------------------
+
+    def codings(self, concept: Any) -> list[tuple[str | None, str]]:
+        """The (canonical system, code) pairs of a CodeableConcept (OID systems as URIs)."""
+        return [(canonical_system(system), code) for system, code in codings_of(concept)]
+
+    def answers_of(self, codings: list[tuple[str | None, str]]) -> list[tuple[str, str | None,
+                                                                               str, str]]:
+        """Return (flag, system, code, source) for every coding an answer table names."""
+        hits: list[tuple[str, str | None, str, str]] = []
+        for system, code in codings:
+            for flag, _ in self.answer_codes.get(system or "", {}).get(code, ()):
+                hits.append((flag, system, code, _SOURCE_OF.get(system or "", "policy")))
+            if system == ATC and code_matches(code, ANTITHROMBOTIC_ATC):
+                hits.append(("anticoagulant_therapy", system, code, "atc-b01a"))
+        hits += [(flag, system, code, "policy")
+                 for flag, system, code in match_flags(codings, self.flag_codes)]
+        return hits
+
+    def mark_unread(self, r: InputResource, flag: str, *, reason: str,
+                    code: str | None = None, sources: tuple[str, ...] = ("fhir-r4",)) -> None:
+        """Record that ``r`` bears on ``flag`` but cannot settle it: the answer is unknown."""
+        path = "patient.pregnancy" if flag == "pregnancy" else f"patient.history.{flag}"
+        if flag == "pregnancy":
+            self.pregnancy_unread = True
+        else:
+            self.unread.add(flag)
+        self.note(r, path=path, action=Action.UNREAD, reason=reason, code=code, sources=sources)
+
+    def apply(self, r: InputResource, hits: list[tuple[str, str | None, str, str]], *,
+              confirmed: bool, reason: str) -> bool:
+        """Set (or, when not ``confirmed``, make unknown) the answers ``hits`` name."""
+        used = False
+        for flag, system, code, source in hits:
+            if flag == NO_ANSWER:
+                self.note(r, path="", action=Action.IGNORED, reason="reviewed-no-answer",
+                          code=token(system, code), sources=(source,))
+                used = True
+                continue
+            if not confirmed:
+                self.mark_unread(r, flag, reason=reason, code=token(system, code),
+                                 sources=(source,))
+            elif flag == "pregnancy":
+                self.pregnant_conditions.append(r)
+                self.note(r, path="patient.pregnancy", value=Pregnancy.PREGNANT.value,
+                          action=Action.USED, reason=reason, code=token(system, code),
+                          sources=(source,))
+            else:
+                why = {"policy": "flag-codes", "atc-b01a": "atc-b01a"}.get(source, reason)
+                self.set_flag(r, flag, reason=why, code=token(system, code), sources=(source,))
+            used = True
+        return used
+
+    # Observation (pregnancy, site findings) ---------------------------------------------------
 
     def observation(self, r: InputResource) -> None:
-        """Collect a final pregnancy-status observation (LOINC 82810-3) and its answer."""
+        """Pregnancy status (LOINC 82810-3) or a finding at a body site."""
         res = r.resource
-        if (LOINC, PREGNANCY_LOINC) not in codings_of(res.get("code")):
+        if (LOINC, PREGNANCY_LOINC) not in self.codings(res.get("code")):
+            if res.get("bodySite") is not None and jstr(res.get("status")) not in (
+                    "entered-in-error", "cancelled"):
+                self.site(r, res.get("bodySite"), self.codings(res.get("code")),
+                          observation_when(res))
+                return
             self.ignore(r, "unmapped-code")
             return
+        tok = token(LOINC, PREGNANCY_LOINC)
         status = jstr(res.get("status")) or "missing"
-        if status not in ("final", "amended", "corrected"):
-            self.ignore(r, f"status:{status}", token(LOINC, PREGNANCY_LOINC))
-            return
         answers = [
-            (code, PREGNANCY_ANSWERS[code])
-            for system, code in codings_of(res.get("valueCodeableConcept"))
-            if system == LOINC and code in PREGNANCY_ANSWERS
+            (token(system, code), PREGNANCY_VALUES[(system or "", code)])
+            for system, code in self.codings(res.get("valueCodeableConcept"))
+            if (system or "", code) in PREGNANCY_VALUES
         ]
-        if len({v for _, v in answers}) != 1:
-            self.ignore(r, "unmapped-value" if not answers else "contradictory-value",
-                        token(LOINC, PREGNANCY_LOINC))
+        values = {v for _, v in answers}
+        if status in ("entered-in-error", "cancelled"):
+            self.ignore(r, f"status:{status}", tok)
+            return
+        if status == "preliminary" and values == {Pregnancy.PREGNANT}:
+            pass  # a preliminary "pregnant" counts as pregnant (the cautious reading)
+        elif status not in ("final", "amended", "corrected"):
+            self.mark_unread(r, "pregnancy", reason=f"status:{status}", code=tok,
+                             sources=("ips-pregnancy",))
+            return
+        if len(values) != 1:
+            self.mark_unread(r, "pregnancy", code=tok, sources=("ips-pregnancy",),
+                             reason="unmapped-value" if not answers else "contradictory-value")
             return
         code, value = answers[0]
-        self.pregnancy.append(
-            _PregnancyObs(res=r, value=value, when=observation_when(res), code=code))
+        when = observation_when(res)
+        if value is Pregnancy.NOT_PREGNANT:  # a "pregnant" status always counts (SPEC 8)
+            stale = self.stale(when)
+            if stale is not None:
+                self.mark_unread(r, "pregnancy", reason=stale, code=code,
+                                 sources=("ips-pregnancy", "policy"))
+                return
+        self.pregnancy.append(_PregnancyObs(res=r, value=value, when=when, code=code))
+
+    def stale(self, when: tuple[date, datetime | None] | None) -> str | None:
+        """Why a pregnancy status dated ``when`` cannot count on the evaluation date, or None."""
+        if self.on is None:
+            return None  # mapping only (patient_from_fhir without on=): no recency to check
+        if when is None:
+            return "undated"
+        age = (self.on - when[0]).days
+        if age < 0:
+            return "dated-after-evaluation-date"
+        if age > self.pregnancy_max_age_days:
+            return f"older-than-{self.pregnancy_max_age_days}-days"
+        return None
 
     def resolve_pregnancy(self) -> Pregnancy | None:
         """The most recent observation wins; a tie or an undated disagreement is a conflict."""
@@ -198,13 +312,86 @@ class Mapper:
             else:
                 action, reason = Action.SUPERSEDED, "older-observation"
             self.note(o.res, path="patient.pregnancy", value=o.value.value, action=action,
-                      reason=reason, code=token(LOINC, o.code), sources=("ips-pregnancy",))
+                      reason=reason, code=o.code, sources=("ips-pregnancy",))
         return decided
+
+    # Site findings --------------------------------------------------------------------------------
+
+    def site(self, r: InputResource, body_sites: Any, codings: list[tuple[str | None, str]],
+             when: tuple[date, datetime | None] | None, *, surgery: bool = False) -> bool:
+        """Turn a resource at a body site into site findings; return whether it was one.
+
+        The kind is surgery for a Procedure, else looked up in :data:`SITE_KINDS`; the region
+        and side come from :data:`BODY_SITES` and :data:`LATERALITY` (no side: both sides). A
+        site or kind that cannot be read makes the site findings unknown.
+        """
+        sites = [s for s in (body_sites if isinstance(body_sites, list) else [body_sites])
+                 if not any(sys == MUSCLE_SYSTEM for sys, _ in codings_of(s))]
+        if not sites:
+            return False
+        kind = SiteFindingKind.SURGERY if surgery else next(
+            (SITE_KINDS[c] for sys, c in codings if sys == SNOMED and c in SITE_KINDS), None)
+        tok = token(*codings[0]) if codings else None
+        if kind is None:
+            self.site_unread(r, "unmapped-site-finding-kind", tok)
+            return True
+        for site in sites:
+            site_codings = self.codings(site)
+            placed = [BODY_SITES[c] for sys, c in site_codings
+                      if sys == SNOMED and c in BODY_SITES]
+            if not placed:
+                self.site_unread(r, "unmapped-body-site", tok)
+                continue
+            lateral = [LATERALITY[c] for sys, c in site_codings
+                       if sys == SNOMED and c in LATERALITY]
+            for regions, fixed in placed:
+                side = fixed or (lateral[0] if len(set(lateral)) == 1 else SiteSide.BILATERAL)
+                for region in regions:
+                    finding = SiteFinding(region=region, side=side, kind=kind,
+                                          date=when[0] if when else None)
+                    self.site_findings.append(finding)
+                    self.note(r, path="patient.site_findings",
+                              value={"region": region.value, "side": side.value,
+                                     "kind": kind.value,
+                                     "date": when[0].isoformat() if when else None},
+                              action=Action.USED, reason="body-site", code=tok,
+                              sources=("snomed-ct",))
+        return True
+
+    def site_unread(self, r: InputResource, reason: str, code: str | None) -> None:
+        """A resource at a body site that cannot be placed: the site findings are unknown."""
+        self.site_unknown = True
+        self.note(r, path="patient.site_findings", action=Action.UNREAD, reason=reason,
+                  code=code, sources=("fhir-r4",))
+
+    def procedure(self, r: InputResource) -> None:
+        """A Procedure with a body site is surgery there (undated: counts as recent)."""
+        res = r.resource
+        status = jstr(res.get("status")) or "missing"
+        if status in ("entered-in-error", "not-done", "preparation", "stopped"):
+            self.ignore(r, f"status:{status}")
+            return
+        if res.get("bodySite") is None:
+            self.ignore(r, "no-body-site")
+            return
+        period = jobj(res.get("performedPeriod"))
+        when = parse_when(res.get("performedDateTime") or period.get("start"))
+        if not self.site(r, res.get("bodySite"), self.codings(res.get("code")), when,
+                         surgery=True):
+            self.ignore(r, "dryneedle-muscle-site")
 
     # Condition ----------------------------------------------------------------------------------
 
     def condition(self, r: InputResource) -> None:
-        """Map an active, unrefuted ``Condition`` to catalog conditions and history flags."""
+        """Map a current, unrefuted ``Condition`` to catalog conditions, answers, site findings.
+
+        Verification ``refuted`` / ``entered-in-error`` and clinical status ``inactive`` /
+        ``resolved`` / ``remission`` are ignored, as is a condition abated on or before the
+        evaluation date or with an onset after it; ``unconfirmed`` / ``provisional`` /
+        ``differential`` make the answers they name unknown (not ``True``: a suspicion is not
+        a fact, but a form cannot rule it out); an acute illness counts as today's only with
+        an onset on the evaluation date, else it is unknown.
+        """
         res = r.resource
         verification = status_codes(res.get("verificationStatus"))
         for bad in ("entered-in-error", "refuted"):
@@ -216,7 +403,18 @@ class Mapper:
             if bad in clinical:
                 self.ignore(r, f"clinicalStatus:{bad}")
                 return
-        codings = codings_of(res.get("code"))
+        abated = parse_when(res.get("abatementDateTime")
+                            or jobj(res.get("abatementPeriod")).get("end"))
+        onset = parse_when(res.get("onsetDateTime")
+                           or jobj(res.get("onsetPeriod")).get("start"))
+        if self.on is not None and abated is not None and abated[0] <= self.on:
+            self.ignore(r, "abated")
+            return
+        if self.on is not None and onset is not None and onset[0] > self.on:
+            self.ignore(r, "onset-after-evaluation-date")
+            return
+        confirmed = not verification & {"unconfirmed", "provisional", "differential"}
+        codings = self.codings(res.get("code"))
         used = False
         for system, code in codings:
             if system != ICD10CM:
@@ -229,18 +427,20 @@ class Mapper:
                               reason="icd10cm-catalog", code=token(system, code),
                               sources=("icd10cm",))
                     used = True
-        used = self.flag_hits(r, codings) or used
+        hits = self.answers_of(codings)
+        today = self.on is not None and onset is not None and onset[0] == self.on
+        acute = [h for h in hits if h[0] == "acute_illness"]
+        if acute and not today:
+            self.apply(r, acute, confirmed=False, reason="acute-illness-onset-not-today")
+            hits = [h for h in hits if h[0] != "acute_illness"]
+            used = True
+        reason = "value-set" if confirmed else "verificationStatus:unconfirmed"
+        used = self.apply(r, hits, confirmed=confirmed, reason=reason) or used
+        if res.get("bodySite") is not None:
+            used = self.site(r, res.get("bodySite"), codings, onset) or used
         if not used:
             self.ignore(r, "unmapped-code" if codings else "no-code",
                         token(*codings[0]) if codings else None)
-
-    def flag_hits(self, r: InputResource, codings: list[tuple[str | None, str]]) -> bool:
-        """Set the history flags whose codes match; return whether any did."""
-        hits = match_flags(codings, self.flag_codes)
-        for flag, system, code in hits:
-            self.set_flag(r, flag, reason="flag-codes", code=token(system, code),
-                          sources=("policy",))
-        return bool(hits)
 
     def set_flag(self, r: InputResource, flag: str, *, reason: str, code: str | None,
                  sources: tuple[str, ...]) -> None:
@@ -264,16 +464,23 @@ class Mapper:
             if bad in clinical:
                 self.ignore(r, f"clinicalStatus:{bad}")
                 return
+        confirmed = "unconfirmed" not in verification
         concepts = [res.get("code")]
         concepts += [jobj(reaction).get("substance") for reaction in jlist(res.get("reaction"))]
-        codings = [c for concept in concepts for c in codings_of(concept)]
-        used = self.flag_hits(r, codings)
+        codings = [c for concept in concepts for c in self.codings(concept)]
+        used = self.apply(r, self.answers_of(codings), confirmed=confirmed,
+                          reason="value-set" if confirmed else "verificationStatus:unconfirmed")
         if self.allergy_re is not None and "metal_allergy" not in self.flags_from(r):
             for text in (t for concept in concepts for t in texts_of(concept)):
                 m = self.allergy_re.search(text)
                 if m is not None:
-                    self.set_flag(r, "metal_allergy", reason=f"allergy-term:{m.group(1).lower()}",
-                                  code=None, sources=("policy",))
+                    if confirmed:
+                        self.set_flag(r, "metal_allergy",
+                                      reason=f"allergy-term:{m.group(1).lower()}", code=None,
+                                      sources=("policy",))
+                    else:
+                        self.mark_unread(r, "metal_allergy", reason="verificationStatus:"
+                                         "unconfirmed", sources=("policy",))
                     used = True
                     break
         if not used:
@@ -289,12 +496,21 @@ class Mapper:
     # MedicationStatement / MedicationRequest ----------------------------------------------------
 
     def medication(self, r: InputResource) -> None:
-        """Map an active medication coded in ATC B01A (or in the flag table) to flags."""
+        """Classify a current medication (RxNorm, ATC URI or OID, the answer tables).
+
+        Taken or ordered (``active``, ``on-hold``, ``intended`` / ``draft``): a recognised
+        antithrombotic makes ``anticoagulant_therapy`` ``True``. Status ``unknown`` or none:
+        whatever it is, the answers it names are unknown. A current medication no table
+        classifies could be an antithrombotic (no complete drug list exists offline): it is
+        listed in :attr:`FhirPatientInputs.unclassified_medications` and makes
+        ``anticoagulant_therapy`` unknown (the reason says when its text names a B01A agent).
+        """
         res = r.resource
         status = jstr(res.get("status")) or "missing"
         ok = ("active", "on-hold", "intended") if r.type == "MedicationStatement" else (
             "active", "on-hold", "draft")
-        if status not in ok:
+        uncertain = status in ("unknown", "missing")
+        if status not in ok and not uncertain:
             self.ignore(r, f"status:{status}")
             return
         if res.get("doNotPerform") is True:
@@ -310,21 +526,24 @@ class Mapper:
                             if jobj(c).get("id") == ref[1:]), None)
             elif ref is not None:
                 med = self.medications.get(ref)
-            if med is None:
-                self.ignore(r, "unresolved-medication")
-                return
-            concept = med.get("code")
-        codings = codings_of(concept)
-        used = False
-        for system, code in codings:
-            if system == ATC and code_matches(code, ANTITHROMBOTIC_ATC):
-                self.set_flag(r, "anticoagulant_therapy", reason="atc-b01a",
-                              code=token(system, code), sources=("atc-b01a",))
-                used = True
-        used = self.flag_hits(r, codings) or used
-        if not used:
-            self.ignore(r, "unmapped-code" if codings else "no-code",
-                        token(*codings[0]) if codings else None)
+            concept = None if med is None else med.get("code")
+        codings = self.codings(concept)
+        hits = self.answers_of(codings)
+        texts = texts_of(concept) + [t for t in [jstr(jobj(res.get("medicationReference"))
+                                                      .get("display"))] if t]
+        if hits:
+            reason = f"status:{status}" if uncertain else "value-set"
+            self.apply(r, hits, confirmed=not uncertain, reason=reason)
+            return
+        named = next((m.group(1).lower() for t in texts
+                      if self.names_re is not None and (m := self.names_re.search(t))), None)
+        what = texts[0] if texts else (token(*codings[0]) if codings else "no code")
+        self.unclassified.append(f"{r.label} ({what})")
+        reason = (f"antithrombotic-name-in-text:{named}" if named is not None
+                  else f"status:{status}" if uncertain else "unclassified-medication")
+        self.mark_unread(r, "anticoagulant_therapy", reason=reason,
+                         code=token(*codings[0]) if codings else None,
+                         sources=("atc-b01a", "rxnorm"))
 
     # Demographics ---------------------------------------------------------------------------------
 

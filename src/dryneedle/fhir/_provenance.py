@@ -32,6 +32,11 @@ class Action(enum.StrEnum):
     """A value that lost to a more recent or more cautious one."""
     CONFLICT = "conflict"
     """Values that disagreed with no way to choose: the answer stays unknown."""
+    UNREAD = "unread"
+    """Evidence that could bear on the answer but cannot be read (a medication with status
+    ``unknown``, an unclassified active medication, a stale or undated pregnancy status, an
+    unconfirmed diagnosis, a body site that cannot be placed): the answer is unknown, so a
+    form's "no" cannot settle it."""
 
 
 @attrs.frozen(kw_only=True)
@@ -86,6 +91,38 @@ class FhirPatientInputs:
 
     patient: Patient
     provenance: tuple[Provenance, ...]
+    unclassified_medications: tuple[str, ...] = ()
+    """Active (or status-unknown) medications the mapper could not classify, as ``Type/id``
+    with their coding display or text: each makes ``anticoagulant_therapy`` unknown unless a
+    recognised antithrombotic makes it ``True``. Check them for antithrombotics."""
+    site_findings_known: bool = True
+    """Whether the site findings are known: ``False`` when no inspection was given
+    (``site_findings=None``) or a FHIR resource at a body site could not be read. FHIR can
+    record a finding, never prove the absence of one."""
+
+    def origin(self, path: str) -> str:
+        """Where the answer at ``path`` came from.
+
+        Returns ``fhir``, ``answers``, ``fhir+answers`` (both agreed, or FHIR overrode the
+        form), ``unread`` (FHIR evidence left it unknown) or ``none``.
+        """
+        trail = self.provenance_for(path)
+        fhir = any(p.action is Action.USED and p.resource != "answers" for p in trail)
+        form = any(p.resource == "answers" for p in trail)
+        unread = any(p.action in (Action.UNREAD, Action.CONFLICT) for p in trail)
+        if fhir and form:
+            return "fhir+answers"
+        if fhir:
+            return "fhir"
+        if unread:
+            return "unread"
+        return "answers" if form else "none"
+
+    def origins(self) -> dict[str, str]:
+        """:meth:`origin` of every screening answer (history fields and ``pregnancy``)."""
+        names = [f"patient.history.{a.name}" for a in attrs.fields(type(self.patient.history))]
+        return {path: self.origin(path) for path in [*names, "patient.pregnancy",
+                                                      "patient.site_findings"]}
 
     def provenance_for(self, path: str) -> tuple[Provenance, ...]:
         """Return the mapping decisions about one answer path."""
@@ -112,6 +149,9 @@ class FhirPatientInputs:
         return {
             "patient": converter.unstructure(self.patient),
             "provenance": [p.as_dict() for p in self.provenance],
+            "origins": self.origins(),
+            "unclassified_medications": list(self.unclassified_medications),
+            "site_findings_known": self.site_findings_known,
         }
 
 

@@ -182,6 +182,7 @@ SUBJECT_KEY: Final[Mapping[str, str]] = {
     "MedicationStatement": "subject",
     "MedicationRequest": "subject",
     "AllergyIntolerance": "patient",
+    "Procedure": "subject",
 }
 """The element naming the patient, by resource type (the types the reader maps)."""
 

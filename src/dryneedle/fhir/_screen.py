@@ -4,7 +4,8 @@ What it is for: :func:`screen_fhir` (:func:`~._inbound.patient_from_fhir` then
 :func:`~dryneedle.screening.screen`) and its result :class:`FhirScreening`, whose methods
 write the result back as CDS Hooks cards, ``DetectedIssue`` or ``OperationOutcome``.
 
-May import: the standard library, ``attrs``, :mod:`dryneedle.model`, :mod:`dryneedle.policy`,
+May import: the standard library, ``attrs``, :mod:`dryneedle.findings`, :mod:`dryneedle.model`,
+:mod:`dryneedle.policy`,
 :mod:`dryneedle.screening` and, in this package, every other module (it sits on top of them).
 """
 
@@ -21,6 +22,7 @@ from dryneedle.fhir._inbound import patient_from_fhir
 from dryneedle.fhir._outbound import detected_issues, operation_outcome
 from dryneedle.fhir._provenance import FhirPatientInputs
 from dryneedle.fhir._terminology import ALLERGY_TERMS, FLAG_CODES
+from dryneedle.findings import Decision, Effect, Finding, Severity, get_rule
 from dryneedle.model import SiteFinding
 from dryneedle.policy import DEFAULT_POLICY, Policy
 from dryneedle.screening import ScreeningResult, screen
@@ -54,9 +56,11 @@ class FhirScreening:
         return operation_outcome(self.result.findings)
 
     def as_dict(self) -> dict[str, Any]:
-        """Return the result and the provenance as JSON-ready data."""
+        """Return the result, where each answer came from, and the provenance (JSON-ready)."""
         return {
             "result": self.result.as_dict(),
+            "origins": self.inputs.origins(),
+            "unclassified_medications": list(self.inputs.unclassified_medications),
             "provenance": [p.as_dict() for p in self.inputs.provenance],
         }
 
@@ -69,9 +73,10 @@ def screen_fhir(
     policy: Policy = DEFAULT_POLICY,
     patient_id: str | None = None,
     answers: Mapping[str, bool | str | None] | None = None,
-    site_findings: Iterable[SiteFinding] = (),
+    site_findings: Iterable[SiteFinding] | None = None,
     flag_codes: Mapping[str, Mapping[str, Sequence[str]]] = FLAG_CODES,
     allergy_terms: Sequence[str] = ALLERGY_TERMS,
+    codes: Iterable[Mapping[str, Mapping[str, tuple[tuple[str, str | None], ...]]]] = (),
 ) -> FhirScreening:
     """Map FHIR resources to a patient and screen it (see :func:`patient_from_fhir`).
 
@@ -82,9 +87,13 @@ def screen_fhir(
         policy: The policy.
         patient_id: The patient's FHIR id (default: found in the input).
         answers: Answers collected outside FHIR.
-        site_findings: Site findings.
+        site_findings: Site findings from the clinician's inspection (``[]``: inspected,
+            none). ``None`` (the default): not inspected; FHIR findings still exclude their
+            sites, but with sites planned the site findings are unknown (``needs_review``,
+            SPEC §3): FHIR records findings, it never proves their absence.
         flag_codes: Coded data that sets history answers.
         allergy_terms: Words marking a metal allergy.
+        codes: A clinic's own answer-code tables (:func:`read_code_table`), merged on top.
 
     Returns:
         The :class:`FhirScreening`.
@@ -94,8 +103,40 @@ def screen_fhir(
     """
     inputs = patient_from_fhir(
         resources, patient_id=patient_id, answers=answers, site_findings=site_findings,
-        flag_codes=flag_codes, allergy_terms=allergy_terms,
+        flag_codes=flag_codes, allergy_terms=allergy_terms, on=on, codes=tuple(codes),
+        pregnancy_status_max_age_days=policy.pregnancy_status_max_age_days,
     )
-    return FhirScreening(inputs=inputs,
-                         result=screen(inputs.patient, on=on, sites=sites, policy=policy))
+    sites = tuple(sites)
+    result = screen(inputs.patient, on=on, sites=sites, policy=policy)
+    if sites and not inputs.site_findings_known:
+        result = _site_findings_unknown(result, policy)
+    return FhirScreening(inputs=inputs, result=result)
+
+
+_RANK = {Decision.ELIGIBLE: 0, Decision.ELIGIBLE_WITH_PRECAUTIONS: 1,
+         Decision.NEEDS_REVIEW: 2, Decision.NOT_ELIGIBLE: 3}
+_EFFECT_RANK = {Effect.NOTE: 0, Effect.PRECAUTION: 1, Effect.REVIEW: 2, Effect.EXCLUDE: 3}
+
+
+def _site_findings_unknown(result: ScreeningResult, policy: Policy) -> ScreeningResult:
+    """Apply SPEC §3 (1.1): sites planned and the site findings unknown ⇒ at least review.
+
+    The same rule :func:`~dryneedle.screening.screen` applies to ``site_findings: null``
+    (rule ``screening.unknown_answer`` at ``patient.site_findings``, its policy effect and
+    severity); the FHIR patient cannot carry "unknown" in its tuple of findings, so it is
+    applied here. An exclusion still gives ``not_eligible`` (nothing to collect then).
+    """
+    unknown = get_rule("screening.unknown_answer")
+    effect = policy.effect_of(unknown.id, Effect.REVIEW)
+    finding = Finding(code=unknown.id,
+                      severity=policy.severity_of(unknown.id, Severity.WARNING, effect),
+                      path="patient.site_findings",
+                      message="site findings are unknown: inspect the planned sites before "
+                      "needling", sources=tuple(dict.fromkeys(("seed", "za-bn121",
+                                                               *unknown.sources))))
+    rank = max(_RANK[result.decision], _EFFECT_RANK[effect])
+    decision = next(d for d, r in _RANK.items() if r == rank)
+    missing = () if rank == 3 else (*result.missing, "patient.site_findings")
+    return attrs.evolve(result, decision=decision, findings=(*result.findings, finding),
+                        missing=missing)
 

@@ -10,7 +10,14 @@ import), so a new terminology code is a new entry in a data file, with its sourc
 * ``cpt-dry-needling.json`` -- CPT 20560 / 20561 and their first date of service
   (:data:`CPT_1_2`, :data:`CPT_3_PLUS`, :data:`CPT_FIRST_DATE`);
 * ``history-flag-codes.json`` -- the clinic-policy ICD-10-CM flag patterns (:data:`FLAG_CODES`);
-* ``allergy-terms.json`` -- the clinic-policy metal-allergy words (:data:`ALLERGY_TERMS`).
+* ``allergy-terms.json`` -- the clinic-policy metal-allergy words (:data:`ALLERGY_TERMS`);
+* ``answer-codes-snomed-ct.json``, ``answer-codes-icd10cm.json``, ``answer-codes-rxnorm.json``
+  -- the codes of published value sets that set a screening answer (:data:`ANSWER_CODES`,
+  extendable by a clinic with :func:`read_code_table`);
+* ``antithrombotic-names.json`` -- INN names of the ATC B01A agents (:data:`ANTITHROMBOTIC_NAMES`);
+* ``code-system-oids.json`` -- OID forms of the code systems (:data:`SYSTEM_ALIASES`);
+* ``body-sites.json``, ``body-site-laterality.json``, ``site-finding-kinds.json`` -- the
+  body-site-to-region table (:data:`BODY_SITES`, :data:`LATERALITY`, :data:`SITE_KINDS`).
 
 The public names are documented where users read them, in :mod:`dryneedle.fhir`. The condition
 catalog's ICD-10-CM codes live in :mod:`dryneedle.catalog`, not here.
@@ -26,14 +33,17 @@ from typing import Final
 
 import attrs
 
-from dryneedle.fhir._tables import Table, load_table
-from dryneedle.model import History, Pregnancy
+from dryneedle.fhir._tables import Table, load_table, read_table
+from dryneedle.model import History, Pregnancy, Region, SiteFindingKind, SiteSide
 
 __all__ = [
     "ALLERGY_TERMS",
+    "ANSWER_CODES",
     "ANTITHROMBOTIC_ATC",
+    "ANTITHROMBOTIC_NAMES",
     "ATC",
     "BASE_URL",
+    "BODY_SITES",
     "CPT",
     "CPT_1_2",
     "CPT_3_PLUS",
@@ -43,13 +53,24 @@ __all__ = [
     "EXT_SOURCE",
     "FLAG_CODES",
     "ICD10CM",
+    "LATERALITY",
     "LOINC",
+    "NO_ANSWER",
     "PREGNANCY_ANSWERS",
     "PREGNANCY_LOINC",
+    "PREGNANCY_VALUES",
+    "RXNORM",
+    "SITE_KINDS",
+    "SNOMED",
     "SYSTEMS",
+    "SYSTEM_ALIASES",
     "UCUM",
+    "AnswerCodes",
+    "canonical_system",
     "code_matches",
     "match_flags",
+    "merge_codes",
+    "read_code_table",
 ]
 
 # --- code systems and our namespace -----------------------------------------------------------
@@ -58,6 +79,8 @@ LOINC: Final = "http://loinc.org"
 ICD10CM: Final = "http://hl7.org/fhir/sid/icd-10-cm"
 ATC: Final = "http://www.whocc.no/atc"
 CPT: Final = "http://www.ama-assn.org/go/cpt"
+SNOMED: Final = "http://snomed.info/sct"
+RXNORM: Final = "http://www.nlm.nih.gov/research/umls/rxnorm"
 UCUM: Final = "http://unitsofmeasure.org"
 """UCUM unit system URI (quantities written by :func:`dryneedle.fhir.procedure`)."""
 
@@ -106,13 +129,15 @@ def _only(table: Table, codes: list[str], what: str) -> str:
 
 
 def _pregnancy() -> tuple[str, dict[str, Pregnancy]]:
-    table = _coded("pregnancy-status.json", LOINC, ("role",), ("pregnancy",))
+    table = _coded("pregnancy-status.json", LOINC, ("role",), ("pregnancy", "system"))
     observations: list[str] = []
     answers: dict[str, Pregnancy] = {}
     for i, e in enumerate(table.entries):
         role, value = e.fields["role"], e.fields.get("pregnancy")
         if e.code in answers or e.code in observations:
             raise _error(table, "code listed twice", i)
+        if e.fields.get("system") not in (None, LOINC):
+            continue  # another code system's value (PREGNANCY_VALUES)
         if role == "observation" and value is None:
             observations.append(e.code)
         elif role == "answer" and value in {p.value for p in Pregnancy}:
@@ -168,6 +193,151 @@ def _allergy_terms() -> tuple[str, ...]:
     return tuple(e.code for e in table.entries)
 
 
+# --- answer codes (value sets), names, systems, body sites -------------------------------------
+
+NO_ANSWER: Final = "none"
+"""The ``flag`` of a code reviewed as bearing on no screening answer (a clinic's own tables:
+e.g. a medication checked not to be an antithrombotic, so it is no longer "unclassified")."""
+
+_ANSWER_FLAGS: Final = frozenset(
+    (*(a.name for a in attrs.fields(History) if a.name not in ("needle_phobia", "consent")),
+     "pregnancy", NO_ANSWER)
+)
+
+AnswerCodes = Mapping[str, Mapping[str, tuple[tuple[str, str | None], ...]]]
+"""``{system URI: {code: ((flag, display), ...)}}``: what a code says about the answers."""
+
+
+def _answer_table(table: Table) -> dict[str, dict[str, tuple[tuple[str, str | None], ...]]]:
+    out: dict[str, dict[str, tuple[tuple[str, str | None], ...]]] = {}
+    for i, e in enumerate(table.entries):
+        flag = e.fields["flag"]
+        if flag not in _ANSWER_FLAGS:
+            raise _error(table, f"flag {flag!r}: expected one of {sorted(_ANSWER_FLAGS)}", i)
+        system = e.fields.get("system") or table.header.system
+        if system is None:
+            raise _error(table, "no code system (header.system or the entry's system)", i)
+        by_code = out.setdefault(canonical_system(system) or system, {})
+        by_code[e.code] = (*by_code.get(e.code, ()), (flag, e.display))
+    return out
+
+
+def merge_codes(*tables: AnswerCodes) -> dict[str, dict[str, tuple[tuple[str, str | None], ...]]]:
+    """Merge answer-code tables, later ones on top (a code's flags are added, never removed).
+
+    Args:
+        tables: Tables shaped like :data:`ANSWER_CODES`.
+
+    Returns:
+        The merged table.
+    """
+    out: dict[str, dict[str, tuple[tuple[str, str | None], ...]]] = {}
+    for table in tables:
+        for system, by_code in table.items():
+            into = out.setdefault(system, {})
+            for code, flags in by_code.items():
+                into[code] = tuple(dict.fromkeys((*into.get(code, ()), *flags)))
+    return out
+
+
+def read_code_table(
+    text: str, *, name: str = "codes",
+) -> Mapping[str, Mapping[str, tuple[tuple[str, str | None], ...]]]:
+    """Read a clinic's own answer-code table (the format of ``answer-codes-*.json``).
+
+    The file is a JSON object with a ``header`` (``description``, ``sources``, ``version``,
+    ``date`` and, optionally, ``system``) and ``entries``, each with ``code``, ``flag`` (a
+    :class:`~dryneedle.model.History` field name, ``pregnancy`` for pregnant, or
+    ``none`` for a code reviewed as bearing on no answer), ``sources`` (ids of
+    :mod:`dryneedle.sources`, ``policy`` for the clinic's own decision), and optionally
+    ``display``, ``system`` (when the header has none) and ``note``.
+
+    Args:
+        text: The file's JSON text.
+        name: The file name, for error messages.
+
+    Returns:
+        The table, merged over :data:`ANSWER_CODES` when passed as ``codes=``.
+
+    Raises:
+        ValueError: When the file breaks a rule above (the message names the file and entry).
+
+    >>> from dryneedle.fhir import RXNORM, read_code_table
+    >>> table = read_code_table('''{"header": {"description": "Our clinic's own codes, reviewed.",
+    ...   "sources": ["policy"], "version": "1", "date": "2026-12-01",
+    ...   "system": "http://www.nlm.nih.gov/research/umls/rxnorm"},
+    ...   "entries": [{"code": "197361", "flag": "none", "sources": ["policy"],
+    ...                "note": "amlodipine: not an antithrombotic"}]}''')
+    >>> table[RXNORM]["197361"]
+    (('none', None),)
+    """
+    return _answer_table(read_table(text, name=name, fields=("flag",),
+                                    optional=("system", "note", "valueset")))
+
+
+def _answer_codes() -> dict[str, dict[str, tuple[tuple[str, str | None], ...]]]:
+    tables = []
+    for name, system in (("answer-codes-snomed-ct.json", SNOMED),
+                         ("answer-codes-icd10cm.json", ICD10CM),
+                         ("answer-codes-rxnorm.json", RXNORM)):
+        tables.append(_answer_table(_coded(name, system, ("flag",), ("valueset", "note"))))
+    return merge_codes(*tables)
+
+
+def _system_aliases() -> dict[str, str]:
+    table = load_table("code-system-oids.json", fields=("uri",))
+    return {e.code: e.fields["uri"] for e in table.entries}
+
+
+_ALIASES: Final = _system_aliases()
+
+
+def canonical_system(system: str | None) -> str | None:
+    """Return the canonical URI of a code system given as a URI or an HL7 OID (``urn:oid:``)."""
+    if system is None:
+        return None
+    return _ALIASES.get(system, system)
+
+
+def _names() -> tuple[str, ...]:
+    table = load_table("antithrombotic-names.json", key="term", fields=("group",))
+    for i, e in enumerate(table.entries):
+        if not e.fields["group"].startswith("B01A"):
+            raise _error(table, "group: expected an ATC B01A subgroup", i)
+    return tuple(e.code for e in table.entries)
+
+
+def _body_sites() -> dict[str, tuple[tuple[Region, ...], SiteSide | None]]:
+    table = _coded("body-sites.json", SNOMED, ("regions",), ("side",))
+    out: dict[str, tuple[tuple[Region, ...], SiteSide | None]] = {}
+    for i, e in enumerate(table.entries):
+        try:
+            regions = tuple(Region(r) for r in e.fields["regions"].split())
+            side = SiteSide(e.fields["side"]) if "side" in e.fields else None
+        except ValueError as exc:
+            raise _error(table, str(exc), i) from None
+        out[e.code] = (regions, side)
+    return out
+
+
+def _laterality() -> dict[str, SiteSide]:
+    table = _coded("body-site-laterality.json", SNOMED, ("side",))
+    return {e.code: SiteSide(e.fields["side"]) for e in table.entries}
+
+
+def _site_kinds() -> dict[str, SiteFindingKind]:
+    table = _coded("site-finding-kinds.json", SNOMED, ("kind",))
+    return {e.code: SiteFindingKind(e.fields["kind"]) for e in table.entries}
+
+
+def _pregnancy_values() -> dict[tuple[str, str], Pregnancy]:
+    table = load_table("pregnancy-status.json", fields=("role",), optional=("pregnancy", "system"))
+    return {
+        (e.fields.get("system") or LOINC, e.code): Pregnancy(e.fields["pregnancy"])
+        for e in table.entries if e.fields["role"] == "answer"
+    }
+
+
 # Built once, at import; a bad data file fails the import with a message naming it.
 _PREGNANCY: Final = _pregnancy()
 _CPT_CODES: Final = _cpt()
@@ -181,6 +351,13 @@ CPT_3_PLUS: Final[str] = _CPT_CODES[1]
 CPT_FIRST_DATE: Final[date] = _CPT_CODES[2]
 FLAG_CODES: Final[Mapping[str, Mapping[str, tuple[str, ...]]]] = _flag_codes()
 ALLERGY_TERMS: Final[tuple[str, ...]] = _allergy_terms()
+ANSWER_CODES: Final[AnswerCodes] = _answer_codes()
+ANTITHROMBOTIC_NAMES: Final[tuple[str, ...]] = _names()
+SYSTEM_ALIASES: Final[Mapping[str, str]] = _ALIASES
+BODY_SITES: Final[Mapping[str, tuple[tuple[Region, ...], SiteSide | None]]] = _body_sites()
+LATERALITY: Final[Mapping[str, SiteSide]] = _laterality()
+SITE_KINDS: Final[Mapping[str, SiteFindingKind]] = _site_kinds()
+PREGNANCY_VALUES: Final[Mapping[tuple[str, str], Pregnancy]] = _pregnancy_values()
 
 
 # --- code matching ----------------------------------------------------------------------------

@@ -55,6 +55,7 @@ def create_app(
     required_prefetch: Sequence[str] = REQUIRED_PREFETCH,
     flag_codes: Mapping[str, Mapping[str, Sequence[str]]] = FLAG_CODES,
     allergy_terms: Sequence[str] = ALLERGY_TERMS,
+    codes: Sequence[Mapping[str, Mapping[str, tuple[tuple[str, str | None], ...]]]] = (),
     always: bool = False,
     cors_origins: Sequence[str] = (),
     auth: JwtAuth | None = None,
@@ -74,6 +75,8 @@ def create_app(
         required_prefetch: Prefetch keys whose absence (when not fetchable) gives 412.
         flag_codes: Coded data that sets history answers.
         allergy_terms: Words marking a metal allergy.
+        codes: A clinic's answer-code tables (``--codes FILE``), merged on top of the shipped
+            ones.
         always: Return an ``info`` card even when there is nothing to say.
         cors_origins: Browser origins allowed to call the service (e.g. a CDS Hooks sandbox).
         auth: The JWT verifier of CDS clients; ``None`` refuses hook and feedback calls (401)
@@ -163,7 +166,8 @@ def create_app(
                 service_id, body, policy=policy, today=today,
                 required_prefetch=required_prefetch, flag_codes=flag_codes,
                 allergy_terms=allergy_terms, always=always,
-                fetch=fetcher.fetch if fetcher is not None else None, on_cards=record)
+                fetch=fetcher.fetch if fetcher is not None else None, on_cards=record,
+                codes=codes)
 
         try:
             status, payload = await anyio.to_thread.run_sync(work, limiter=_limiter())

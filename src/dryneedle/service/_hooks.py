@@ -39,11 +39,12 @@ from dryneedle.fhir import (
     cds_response,
     screen_fhir,
 )
-from dryneedle.model import Side
+from dryneedle.model import Side, SiteFinding
 from dryneedle.policy import DEFAULT_POLICY, Policy
 from dryneedle.screening import PlannedSite
 from dryneedle.service._fetch import FetchError
 from dryneedle.service._sites import planned_sites
+from dryneedle.wire import converter
 
 __all__ = [
     "EXTENSION",
@@ -88,7 +89,10 @@ EXTENSION: Final = "io.readthedocs.dryneedle"
 * ``on`` -- evaluation date ``YYYY-MM-DD`` (default: today in UTC);
 * ``answers`` -- screening answers collected outside FHIR (see
   :func:`dryneedle.fhir.patient_from_fhir`);
-* ``sites`` -- planned sites, ``[{"muscle": "upper_trapezius", "side": "left"}]``.
+* ``sites`` -- planned sites, ``[{"muscle": "upper_trapezius", "side": "left"}]``;
+* ``site_findings`` -- the clinician's inspection of the planned sites, record-format site
+  findings (``[]``: inspected, none); absent or ``null``, and with no usable FHIR site data, the
+  planned sites are unknown and the card says "needs review" (SPEC §3 1.1).
 """
 
 MAX_DEPTH: Final = 64
@@ -288,6 +292,7 @@ def _evaluate(
     allergy_terms: Sequence[str],
     always: bool,
     fetch: Fetch | None,
+    codes: Sequence[Mapping[str, Mapping[str, tuple[tuple[str, str | None], ...]]]] = (),
 ) -> tuple[dict[str, Any], Mapping[str, Any]]:
     service = _BY_ID.get(service_id)
     if service is None:
@@ -326,15 +331,35 @@ def _evaluate(
     if answers is not None and not isinstance(answers, Mapping):
         where = f"extension.{EXTENSION}.answers"
         raise HookError(400, f"{where} must be an object", [where])
+    findings = _site_findings(ext)
     try:
         screening = screen_fhir(
             resources, on=on, sites=sites, policy=policy, patient_id=patient_id,
             answers=answers, flag_codes=flag_codes, allergy_terms=allergy_terms,
+            codes=codes, site_findings=findings,
         )
     except (FhirInputError, TypeError, ValueError) as exc:
         raise HookError(400, str(exc) or "unusable FHIR data") from None
     return cds_response(screening.result, inputs=screening.inputs, always=always,
                         uuid_seed=instance), request
+
+
+def _site_findings(ext: Mapping[str, Any]) -> list[SiteFinding] | None:
+    """The clinician's inspection from the extension: ``None`` (not given) keeps sites unknown."""
+    if "site_findings" not in ext or ext["site_findings"] is None:
+        return None
+    where = f"extension.{EXTENSION}.site_findings"
+    raw = ext["site_findings"]
+    if not isinstance(raw, list):
+        raise HookError(400, f"{where} must be a list", [where])
+    out: list[SiteFinding] = []
+    for i, item in enumerate(raw):
+        try:
+            out.append(converter.structure(item, SiteFinding))
+        except Exception:  # cattrs raises many kinds; every one means "unreadable"
+            raise HookError(400, f"{where}[{i}] is not a site finding "
+                            "(region, side, kind, optional date)", [f"{where}[{i}]"]) from None
+    return out
 
 
 def _extension(request: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -375,6 +400,7 @@ def handle_hook(
     always: bool = False,
     fetch: Fetch | None = None,
     on_cards: Callable[[list[dict[str, Any]], Mapping[str, Any]], None] | None = None,
+    codes: Sequence[Mapping[str, Mapping[str, tuple[tuple[str, str | None], ...]]]] = (),
 ) -> tuple[int, dict[str, Any]]:
     """Answer one CDS Hooks call: return ``(HTTP status, JSON body)``.
 
@@ -391,6 +417,8 @@ def handle_hook(
             :meth:`FhirFetcher.fetch <dryneedle.service.FhirFetcher.fetch>`); ``None`` never
             calls out.
         on_cards: Called with the cards and the request before answering (the audit log).
+        codes: A clinic's answer-code tables (:func:`dryneedle.fhir.read_code_table_file`),
+            merged on top of the shipped ones.
 
     Returns:
         ``(200, {"cards": [...]})``; otherwise ``(status, OperationOutcome)``: 412 when
@@ -400,6 +428,7 @@ def handle_hook(
         response, request = _evaluate(
             service_id, body, policy=policy, today=today, required_prefetch=required_prefetch,
             flag_codes=flag_codes, allergy_terms=allergy_terms, always=always, fetch=fetch,
+            codes=codes,
         )
     except HookError as exc:
         return exc.status, exc.body

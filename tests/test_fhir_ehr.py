@@ -1,0 +1,343 @@
+"""Real EHR data (SPEC 1.1 §8, issue #14): US-coded terminologies, unread evidence, recency,
+site findings from body sites, clinic code tables, and the 30 shared Synthea R4 bundles."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from dryneedle.cli import main
+from dryneedle.fhir import (
+    ANSWER_CODES,
+    ICD10CM,
+    LOINC,
+    RXNORM,
+    SNOMED,
+    Action,
+    patient_from_fhir,
+    read_code_table,
+    screen_fhir,
+)
+from dryneedle.findings import Decision
+from dryneedle.model import Pregnancy, SiteFinding
+from dryneedle.screening import screen
+
+SYNTHEA = Path(__file__).parents[2] / "shared" / "fhir" / "synthea"
+EXPECT = json.loads((Path(__file__).parent / "data" / "synthea_expectations.json")
+                    .read_text(encoding="utf-8"))["bundles"]
+ON = date(2026, 11, 27)
+RANK = {Decision.ELIGIBLE: 0, Decision.ELIGIBLE_WITH_PRECAUTIONS: 1,
+        Decision.NEEDS_REVIEW: 2, Decision.NOT_ELIGIBLE: 3}
+ALL_NO: dict[str, bool | str | None] = {
+    **dict.fromkeys(["bleeding_disorder", "anticoagulant_therapy", "immunocompromised",
+                     "metal_allergy", "epilepsy", "diabetes", "vascular_disease",
+                     "prior_adverse_reaction", "acute_illness", "lymph_node_removal"], False),
+    "needle_phobia": "none", "consent": True, "pregnancy": "not_pregnant",
+}
+PATIENT = {"resourceType": "Patient", "id": "p", "gender": "female", "birthDate": "1980-05-01"}
+SUBJECT = {"reference": "Patient/p"}
+
+
+def cond(rid: str, system: str, code: str, **kw: Any) -> dict[str, Any]:
+    return {"resourceType": "Condition", "id": rid, "subject": SUBJECT,
+            "clinicalStatus": {"coding": [{"code": "active"}]},
+            "code": {"coding": [{"system": system, "code": code}]}, **kw}
+
+
+def med(rid: str, system: str, code: str, status: str | None = "active",
+        text: str | None = None) -> dict[str, Any]:
+    res: dict[str, Any] = {"resourceType": "MedicationRequest", "id": rid, "intent": "order",
+                           "subject": SUBJECT, "medicationCodeableConcept": {
+                               "coding": [{"system": system, "code": code}]}}
+    if status is not None:
+        res["status"] = status
+    if text is not None:
+        res["medicationCodeableConcept"]["text"] = text
+    return res
+
+
+def preg(rid: str, value: tuple[str, str], when: str | None, status: str = "final") -> dict[
+        str, Any]:
+    res: dict[str, Any] = {
+        "resourceType": "Observation", "id": rid, "status": status, "subject": SUBJECT,
+        "code": {"coding": [{"system": LOINC, "code": "82810-3"}]},
+        "valueCodeableConcept": {"coding": [{"system": value[0], "code": value[1]}]}}
+    if when is not None:
+        res["effectiveDateTime"] = when
+    return res
+
+
+# --- terminologies ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("resource", "path"), [
+    (med("w", RXNORM, "855332"), "anticoagulant_therapy"),  # Warfarin Sodium 5 MG Oral Tablet
+    (med("c", RXNORM, "309362"), "anticoagulant_therapy"),  # clopidogrel 75 MG Oral Tablet
+    (med("o", "urn:oid:2.16.840.1.113883.6.73", "B01AA03"), "anticoagulant_therapy"),
+    (cond("z", ICD10CM, "Z79.01"), "anticoagulant_therapy"),
+    (cond("h", ICD10CM, "B20"), "immunocompromised"),
+    (cond("hs", SNOMED, "86406008"), "immunocompromised"),
+    (cond("d", SNOMED, "44054006"), "diabetes"),
+    (cond("e", SNOMED, "84757009"), "epilepsy"),
+    (cond("e2", "urn:oid:2.16.840.1.113883.6.96", "128613002"), "epilepsy"),
+])
+def test_a_recognised_active_resource_beats_a_form_no(resource: dict[str, Any],
+                                                      path: str) -> None:
+    """RxNorm, ATC under its OID, ICD-10-CM status codes and SNOMED CT set the answer True,
+    whatever the form says; both are named in the provenance."""
+    inputs = patient_from_fhir([PATIENT, resource], answers=ALL_NO, on=ON)
+    assert getattr(inputs.patient.history, path) is True
+    assert inputs.evidence_for(f"patient.history.{path}") == (
+        f"{resource['resourceType']}/{resource['id']}",)
+    form = [p for p in inputs.provenance_for(f"patient.history.{path}")
+            if p.resource == "answers"]
+    assert [(p.action, p.reason) for p in form] == [(Action.SUPERSEDED, "fhir-evidence")]
+    assert inputs.origin(f"patient.history.{path}") == "fhir+answers"
+
+
+def test_pregnancy_from_icd10cm_and_snomed() -> None:
+    """Z33.1 (Pregnant state, incidental) and a SNOMED 77386006 value make pregnant."""
+    for res in (cond("z", ICD10CM, "Z33.1"),
+                preg("o", (SNOMED, "77386006"), "2026-11-20")):
+        inputs = patient_from_fhir([PATIENT, res], answers=ALL_NO, on=ON)
+        assert inputs.patient.pregnancy is Pregnancy.PREGNANT
+
+
+# --- unread evidence ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("resource", [
+    med("u", RXNORM, "855332", status="unknown"),
+    med("n", RXNORM, "855332", status=None),
+    med("x", RXNORM, "197361"),  # Amlodipine 5 MG Oral Tablet: not classified by any table
+    med("t", "http://example.org/local", "42", text="Warfarin 5 mg"),
+])
+def test_unread_medication_makes_the_answer_unknown(resource: dict[str, Any]) -> None:
+    """Status unknown/none, or a medication no table classifies: anticoagulant therapy is
+    unknown (a form's "no" is superseded), the resource named; the screen is review."""
+    screening = screen_fhir([PATIENT, resource], on=ON, answers=ALL_NO)
+    assert screening.inputs.patient.history.anticoagulant_therapy is None
+    unread = [p for p in screening.inputs.provenance
+              if p.action is Action.UNREAD and p.path.endswith("anticoagulant_therapy")]
+    assert [p.resource for p in unread] == [f"MedicationRequest/{resource['id']}"]
+    assert screening.result.decision is Decision.NEEDS_REVIEW
+    assert "patient.history.anticoagulant_therapy" in screening.result.missing
+
+
+def test_unclassified_medications_are_listed_on_the_card() -> None:
+    """Every unclassified medication is listed in the result and on the card."""
+    meds = [med("a", RXNORM, "197361"), med("b", RXNORM, "312961"),
+            med("c", RXNORM, "316049")]
+    screening = screen_fhir([PATIENT, *meds], on=ON, answers=ALL_NO)
+    assert len(screening.inputs.unclassified_medications) == 3
+    (card,) = screening.cards()
+    assert "3 medications could not be classified: check for antithrombotics" in card["detail"]
+    assert screening.as_dict()["unclassified_medications"] == list(
+        screening.inputs.unclassified_medications)
+
+
+def test_a_recognised_antithrombotic_wins_over_unclassified_ones() -> None:
+    """With a recognised antithrombotic the answer is True (not unknown)."""
+    inputs = patient_from_fhir([PATIENT, med("w", RXNORM, "855332"),
+                                med("x", RXNORM, "197361")], answers=ALL_NO, on=ON)
+    assert inputs.patient.history.anticoagulant_therapy is True
+
+
+def test_a_clinic_table_can_classify_a_medication() -> None:
+    """A reviewed code (flag ``none``) is no longer unclassified."""
+    table = read_code_table(json.dumps({
+        "header": {"description": "Clinic review of common medications.", "sources": ["policy"],
+                   "version": "1", "date": "2026-12-01", "system": RXNORM},
+        "entries": [{"code": "197361", "flag": "none", "sources": ["policy"]}]}))
+    screening = screen_fhir([PATIENT, med("x", RXNORM, "197361")], on=ON, answers=ALL_NO,
+                            codes=[table])
+    assert screening.inputs.unclassified_medications == ()
+    assert screening.inputs.patient.history.anticoagulant_therapy is False
+
+
+# --- recency and status ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("obs", "expected"), [
+    (preg("o", (LOINC, "LA26683-5"), "2026-11-20"), Pregnancy.NOT_PREGNANT),
+    (preg("o", (LOINC, "LA26683-5"), "2023-05-01"), Pregnancy.UNKNOWN),
+    (preg("o", (LOINC, "LA26683-5"), None), Pregnancy.UNKNOWN),
+    (preg("o", (LOINC, "LA26683-5"), "2026-11-20", "preliminary"), Pregnancy.UNKNOWN),
+    (preg("o", (LOINC, "LA15173-0"), "2026-11-26", "preliminary"), Pregnancy.PREGNANT),
+])
+def test_pregnancy_status_recency(obs: dict[str, Any], expected: Pregnancy) -> None:
+    """'Not pregnant' counts only final and within 30 days; a preliminary 'pregnant' counts."""
+    screening = screen_fhir([PATIENT, obs], on=ON, answers=ALL_NO)
+    assert screening.inputs.patient.pregnancy is expected
+    if expected is Pregnancy.UNKNOWN:
+        assert screening.result.decision is Decision.NEEDS_REVIEW
+
+
+def test_pregnancy_window_is_the_policy_limit() -> None:
+    """``pregnancy_status_max_age_days`` is a policy limit (clinic-policy default 30)."""
+    from dryneedle.policy import DEFAULT_POLICY  # noqa: PLC0415
+
+    assert DEFAULT_POLICY.pregnancy_status_max_age_days == 30
+    wider = DEFAULT_POLICY.override(justification="test",
+                                    limits={"pregnancy_status_max_age_days": 90})
+    obs = preg("o", (LOINC, "LA26683-5"), "2026-09-20")
+    assert screen_fhir([PATIENT, obs], on=ON, policy=wider).inputs.patient.pregnancy is (
+        Pregnancy.NOT_PREGNANT)
+
+
+def test_conditions_by_status_and_dates() -> None:
+    """Refuted and abated are ignored; unconfirmed is unknown; a future onset is ignored."""
+    dm = ("http://snomed.info/sct", "44054006")
+    refuted = cond("r", *dm, verificationStatus={"coding": [{"code": "refuted"}]})
+    abated = cond("a", *dm, abatementDateTime="2026-01-01")
+    future = cond("f", *dm, onsetDateTime="2027-01-01")
+    for res in (refuted, abated, future):
+        inputs = patient_from_fhir([PATIENT, res], answers=ALL_NO, on=ON)
+        assert inputs.patient.history.diabetes is False
+    unconfirmed = cond("u", *dm, verificationStatus={"coding": [{"code": "unconfirmed"}]})
+    inputs = patient_from_fhir([PATIENT, unconfirmed], answers=ALL_NO, on=ON)
+    assert inputs.patient.history.diabetes is None
+    assert inputs.origin("patient.history.diabetes") == "unread"
+
+
+# --- site findings --------------------------------------------------------------------------
+
+
+def _procedure(site: str, when: str | None) -> dict[str, Any]:
+    res: dict[str, Any] = {"resourceType": "Procedure", "id": "s", "status": "completed",
+                           "subject": SUBJECT, "code": {"text": "operation"},
+                           "bodySite": [{"coding": [{"system": SNOMED, "code": site}]}]}
+    if when:
+        res["performedDateTime"] = when
+    return res
+
+
+def test_a_procedure_at_a_body_site_is_a_surgery_there() -> None:
+    """A recent Procedure at the left upper arm excludes the left biceps, like validate."""
+    sites = [("biceps_brachii", "left")]
+    screening = screen_fhir([PATIENT, _procedure("368208006", "2026-11-01")], on=ON,
+                            answers=ALL_NO, sites=sites, site_findings=[])
+    finding = SiteFinding(region="arm", side="left", kind="surgery", date=date(2026, 11, 1))
+    assert screening.inputs.patient.site_findings == (finding,)
+    direct = screen(screening.inputs.patient, on=ON, sites=sites)
+    assert screening.result.decision is direct.decision is Decision.NOT_ELIGIBLE
+
+
+def test_a_wound_condition_at_a_body_site_excludes_it() -> None:
+    """A laceration Condition at the right elbow excludes the right arm and forearm."""
+    wound = cond("w", SNOMED, "283371005",
+                 bodySite=[{"coding": [{"system": SNOMED, "code": "368149001"}]}])
+    inputs = patient_from_fhir([PATIENT, wound], on=ON)
+    assert {(f.region.value, f.side.value, f.kind.value)
+            for f in inputs.patient.site_findings} == {
+        ("arm", "right", "wound"), ("forearm", "right", "wound")}
+
+
+def test_unknown_side_concerns_both_sides_and_laterality_is_read() -> None:
+    """Hip joint without laterality: both sides; with 'Unilateral left': left."""
+    hip = {"coding": [{"system": SNOMED, "code": "24136001"}]}
+    left = {"coding": [{"system": SNOMED, "code": "24136001"},
+                       {"system": SNOMED, "code": "419161000"}]}
+    for site, side in ((hip, "bilateral"), (left, "left")):
+        res = _procedure("x", "2026-11-01") | {"bodySite": [site]}
+        (f,) = patient_from_fhir([PATIENT, res], on=ON).patient.site_findings
+        assert (f.region.value, f.side.value) == ("hip", side)
+
+
+def test_site_findings_unknown_without_inspection_or_with_an_unplaced_site() -> None:
+    """No inspection given, or a body site that cannot be placed: planned sites unknown."""
+    sites = [("biceps_brachii", "right")]
+    plain = screen_fhir([PATIENT], on=ON, answers=ALL_NO, sites=sites)
+    assert plain.result.decision is Decision.NEEDS_REVIEW
+    assert "patient.site_findings" in plain.result.missing
+    inspected = screen_fhir([PATIENT], on=ON, answers=ALL_NO, sites=sites, site_findings=[])
+    assert inspected.result.decision is Decision.ELIGIBLE
+    unplaced = screen_fhir([PATIENT, _procedure("999999999", "2026-11-01")], on=ON,
+                           answers=ALL_NO, sites=sites, site_findings=[])
+    assert unplaced.result.decision is Decision.NEEDS_REVIEW
+    assert not unplaced.inputs.site_findings_known
+
+
+# --- CLI ---------------------------------------------------------------------------------------
+
+
+def test_cli_codes_option(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``--codes FILE`` merges a clinic table; a bad file is a usage error (exit 2)."""
+    bundle = tmp_path / "b.json"
+    bundle.write_text(json.dumps({"resourceType": "Bundle", "type": "collection", "entry": [
+        {"resource": PATIENT}, {"resource": med("x", RXNORM, "197361")}]}))
+    good = tmp_path / "codes.json"
+    good.write_text(json.dumps({
+        "header": {"description": "Clinic review of common medications.", "sources": ["policy"],
+                   "version": "1", "date": "2026-12-01", "system": RXNORM},
+        "entries": [{"code": "197361", "flag": "none", "sources": ["policy"]}]}))
+    assert main(["fhir", "screen", str(bundle), "--on", "2026-11-27", "--codes", str(good)]) == 1
+    out = json.loads(capsys.readouterr().out)
+    assert out["unclassified_medications"] == []
+    main(["fhir", "screen", str(bundle), "--on", "2026-11-27"])
+    assert json.loads(capsys.readouterr().out)["unclassified_medications"]
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"header": {}, "entries": []}))
+    assert main(["fhir", "screen", str(bundle), "--codes", str(bad)]) == 2
+    assert "--codes" in capsys.readouterr().err
+
+
+# --- the shared Synthea bundles ------------------------------------------------------------------
+
+
+@pytest.mark.skipif(not SYNTHEA.is_dir(), reason="../shared/fhir/synthea is not present")
+@pytest.mark.parametrize("name", sorted(EXPECT))
+def test_synthea_bundle(name: str) -> None:
+    """Each bundle, with an all-"no" intake form: what it holds decides (never eligible with
+    an antithrombotic, pregnancy or HIV; never plain eligible with diabetes or epilepsy), and
+    the resources read independently are named as the evidence."""
+    bundle = json.loads((SYNTHEA / name).read_text(encoding="utf-8"))
+    expect = EXPECT[name]
+    screening = screen_fhir(bundle, on=ON, answers=ALL_NO)
+    decision, inputs = screening.result.decision, screening.inputs
+    assert decision is not Decision.ELIGIBLE or not inputs.unclassified_medications
+    if {"antithrombotic", "pregnancy", "hiv"} & set(expect):
+        assert RANK[decision] >= RANK[Decision.NEEDS_REVIEW]
+    if {"diabetes", "epilepsy"} & set(expect):
+        assert decision is not Decision.ELIGIBLE
+    paths = {"antithrombotic": "patient.history.anticoagulant_therapy",
+             "pregnancy": "patient.pregnancy", "hiv": "patient.history.immunocompromised",
+             "diabetes": "patient.history.diabetes", "epilepsy": "patient.history.epilepsy"}
+    for key, resources in expect.items():
+        assert set(resources) <= set(inputs.evidence_for(paths[key])), key
+    if "antithrombotic" in expect or "pregnancy" in expect:
+        assert decision is Decision.NOT_ELIGIBLE  # default policy: an exclusion
+
+
+def test_synthea_expectations_cover_thirty_bundles() -> None:
+    """The table was written for all 30 shared bundles."""
+    assert len(EXPECT) == 30
+    assert sum(1 for e in EXPECT.values() if "antithrombotic" in e) >= 5
+
+
+# --- property ---------------------------------------------------------------------------------
+
+_RECOGNISED = sorted(
+    (system, code, flag) for system, by_code in ANSWER_CODES.items()
+    for code, flags in by_code.items() for flag, _ in flags if flag != "none"
+)
+_BASE = [PATIENT, med("x", RXNORM, "197361"), preg("o", (LOINC, "LA26683-5"), "2026-11-20")]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.sampled_from(_RECOGNISED), st.booleans(),
+       st.sampled_from([ALL_NO, {}, {"needle_phobia": "none", "consent": True}]))
+def test_adding_a_recognised_resource_never_moves_toward_eligible(
+        coded: tuple[str, str, str], as_med: bool, answers: dict[str, Any]) -> None:
+    """Monotonicity (SPEC §3) on the FHIR path: any active resource a value set recognises."""
+    system, code, _ = coded
+    extra = med("new", system, code) if as_med else cond("new", system, code)
+    before = screen_fhir(_BASE, on=ON, answers=answers).result.decision
+    after = screen_fhir([*_BASE, extra], on=ON, answers=answers).result.decision
+    assert RANK[after] >= RANK[before]
