@@ -520,14 +520,16 @@ def test_uninspected_sites_are_reviewed_and_inspection_is_read() -> None:
                                      {"system": SNOMED, "code": "7771000"}]})
         prefetch = prefetch_all()
         prefetch["patient"] |= {"gender": "male"}
-        for inspection in ({}, {"site_findings": None}):
+        inspections: list[dict[str, Any]] = [{}, {"site_findings": None}]
+        for inspection in inspections:
             ext = {"io.readthedocs.dryneedle": {"answers": answers} | inspection}
             response = post(url, hook("order-select", context={"draftOrders": deltoid},
                                       extension=ext, prefetch=prefetch))
             (card,) = response.json()["cards"]
             assert "needs review" in card["summary"]
             assert "site_findings" in card["detail"]
-        tattoo = [{"region": "shoulder", "side": "left", "kind": "tattoo", "date": None}]
+        tattoo: list[dict[str, Any]] = [
+            {"region": "shoulder", "side": "left", "kind": "tattoo", "date": None}]
         ext = {"io.readthedocs.dryneedle": {"answers": answers, "site_findings": tattoo}}
         response = post(url, hook("order-select", context={"draftOrders": deltoid},
                                   extension=ext, prefetch=prefetch))
