@@ -48,7 +48,7 @@ def codes(row: dict[str, Any]) -> list[str]:
 
 
 def record(n: int = 1, **changes: Any) -> dict[str, Any]:
-    data = json.loads(json.dumps(GOOD))
+    data: dict[str, Any] = json.loads(json.dumps(GOOD))
     data["record_id"] = f"r-{n}"
     data.update(changes)
     return data
@@ -86,7 +86,7 @@ def test_invalid_utf8_in_a_json_array_is_one_report_and_the_rest_is_read(
     assert codes(got[where + 1]) == ["structure.json"]
     assert "can't decode byte 0xff" in got[where + 1]["findings"][0]["message"]
     assert all(r["valid"] for i, r in enumerate(got) if i != where + 1)
-    code, out, err = run(capfdbinary, "rates", path)
+    code, out, _err = run(capfdbinary, "rates", path)
     assert code == 1
     assert f"{len(elements) - 1} sessions" in out.decode()
     assert "1 invalid record(s) left out" in out.decode()
@@ -146,7 +146,7 @@ def test_lone_surrogates_are_errors_at_their_path_on_both_paths(
         assert paths["record_id"] == "structure.type"
         assert paths["patient.\\udc00x"] == "structure.type"
         outs.append(out)
-        code, sout, err = run(capfdbinary, "screen", path)
+        code, _sout, err = run(capfdbinary, "screen", path)
         assert code == 1
         assert "Traceback" not in err
     assert outs[0] == outs[1]
@@ -215,7 +215,7 @@ def test_jobs_two_on_a_pipe_given_as_a_path(
         os.mkfifo(fifo)
         writer = threading.Thread(target=fifo.write_bytes, args=(EXAMPLES.read_bytes(),))
         writer.start()
-        code, out, _ = run(capfdbinary, "validate", fifo, "-q", "--jobs", jobs)
+        _code, out, _ = run(capfdbinary, "validate", fifo, "-q", "--jobs", jobs)
         writer.join()
         fifo.unlink()
         assert len(rows(out)) == 300
@@ -397,8 +397,9 @@ def test_text_outputs_escape_control_characters(
     bad["session"]["insertions"][0]["muscle"] = "nope"
     path = tmp_path / "a.json"
     path.write_text(json.dumps(bad))
-    for argv in (["validate", path, "--format", "text", "-q"], ["screen", path],
-                 ["aftercare", path]):
+    commands: list[list[str | Path]] = [["validate", path, "--format", "text", "-q"],
+                                        ["screen", path], ["aftercare", path]]
+    for argv in commands:
         _, out, err = run(capfdbinary, *argv)
         for text in (out.decode(), err):
             assert "\x1b" not in text
@@ -431,7 +432,8 @@ def test_every_subcommand_reads_every_input_form(
         code, out, err = run(capfdbinary, "validate", path, "-q")
         assert len(rows(out)) == n, (path, err)
         code, out, err = run(capfdbinary, "screen", path, "--format", "json")
-        assert code in (0, 1) and "error" not in err, (path, err)
+        assert code in (0, 1), (path, err)
+        assert "error" not in err, (path, err)
         got = json.loads(out)
         assert len(got) == n if n > 1 else isinstance(got, dict)
         code, out, err = run(capfdbinary, "aftercare", path, "--format", "json")
@@ -475,7 +477,9 @@ def test_corrupt_compressed_input_is_a_clear_exit_2(
         data[len(data) // 2] ^= 0xFF
         path = tmp_path / ("bad.jsonl" + suffix)
         path.write_bytes(bytes(data))
-        for argv in (["validate", path, "-q"], ["rates", path], ["screen", path]):
+        commands: list[list[str | Path]] = [["validate", path, "-q"], ["rates", path],
+                                            ["screen", path]]
+        for argv in commands:
             code, _, err = run(capfdbinary, *argv)
             assert code == 2, (argv, err)
             assert "unreadable input" in err

@@ -7,7 +7,8 @@ line and the same record as an array element get byte-identical reports. A recor
 (``structure.too_large``); so does a part of an array that cannot be delimited.
 
 * :func:`jsonl_records` -- one record per line; lines holding only JSON whitespace (space,
-  tab, CR, LF) are skipped; the line ending (LF or CRLF) is removed.
+  tab, CR, LF) are skipped; the JSON whitespace around a record (its line ending, LF or
+  CRLF, included) is removed, as around an array element.
 * :func:`json_records` -- a JSON array (one record per element, streamed) or any other JSON
   document (one record).
 
@@ -22,7 +23,7 @@ from typing import IO, Final
 
 import attrs
 
-from dryneedle.records._json import JSON_WHITESPACE, is_blank
+from dryneedle.records._json import JSON_WHITESPACE
 
 __all__ = [
     "BOM",
@@ -104,9 +105,11 @@ def jsonl_records(
                     break
             yield n, too_large(max_bytes)
             continue
-        if not is_blank(raw):
-            # Without its line ending, so LF and CRLF files give the same reports.
-            yield n, raw.rstrip(b"\r\n")
+        text = raw.strip(JSON_WHITESPACE)
+        if text:
+            # Without the JSON whitespace around it (line ending included), so LF and CRLF
+            # files, and a line and the same text as an array element, give the same reports.
+            yield n, text
     if lines_read is not None:
         lines_read.append(n - first_line + 1)
 

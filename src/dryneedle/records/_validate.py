@@ -300,9 +300,10 @@ def validate_lines(
     """Validate a partition of JSON lines and return the JSON-ready reports.
 
     A public, picklable per-partition function for engines that map over partitions (Dask,
-    Spark, multiprocessing). Blank lines are skipped (``line`` still counts them); line endings
-    are removed, as the command line does. Series checks see only this partition: partition by
-    patient to keep them exact (see :mod:`dryneedle.distributed`).
+    Spark, multiprocessing). Blank lines (only space, tab, CR, LF) are skipped (``line`` still
+    counts them); the JSON whitespace around each line is removed, as the command line does.
+    Series checks see only this partition: partition by patient to keep them exact (see
+    :mod:`dryneedle.distributed`).
 
     Args:
         lines: The partition's lines.
@@ -322,7 +323,8 @@ def validate_lines(
     for n, raw in enumerate(lines, start=start_line):
         if is_blank(raw):  # only JSON whitespace (space, tab, CR, LF): not a record
             continue
-        text = raw.rstrip(b"\r\n") if isinstance(raw, bytes) else raw.rstrip("\r\n")
+        # Without the JSON whitespace around it, as the command line reads a line.
+        text = raw.strip(b" \t\r\n") if isinstance(raw, bytes) else raw.strip(" \t\r\n")
         out.append(validator.check(text, index, n).as_dict())
         index += 1
     return out
