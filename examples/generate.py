@@ -669,7 +669,8 @@ def _history_yes(rec: _Record, r: _Rand) -> object:
 
 
 def _removed_float(rec: _Record, r: _Rand) -> object:
-    rec["session"]["post"]["needles_removed"] = float(len(rec["session"]["insertions"]))
+    # A fractional count: 2.0 would be an integer (JSON Schema semantics, spec §6 1.1).
+    rec["session"]["post"]["needles_removed"] = len(rec["session"]["insertions"]) - 0.5
     return rec
 
 

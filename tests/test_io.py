@@ -1,4 +1,7 @@
-"""Input reading: JSONL, JSON arrays (streamed), gzip, globs and standard input."""
+"""Input reading: JSONL, JSON arrays (streamed), gzip, globs and standard input.
+
+The format comes from the name or an explicit format, never from the content (spec §7, 1.1).
+"""
 
 from __future__ import annotations
 
@@ -9,12 +12,21 @@ from pathlib import Path
 
 import pytest
 
-from dryneedle.records import _input
+from dryneedle.records import _documents, _input
 
 
-def _items(data: bytes, name: str = "x") -> list[_input.Item]:
+def _items(data: bytes, name: str = "x", fmt: str | None = None) -> list[_input.Item]:
     stream = io.BufferedReader(io.BytesIO(data))
-    return list(_input.iter_items(name, stream))
+    return list(_input.iter_items(name, stream, fmt))
+
+
+def _values(data: bytes) -> list[tuple[int, object]]:
+    """``(line, parsed element)`` of a JSON input (the elements are raw texts)."""
+    out: list[tuple[int, object]] = []
+    for i in _items(data, "x.json"):
+        assert isinstance(i.data, bytes)
+        out.append((i.line, json.loads(i.data)))
+    return out
 
 
 def test_jsonl_skips_blank_lines_and_keeps_line_numbers() -> None:
@@ -30,27 +42,25 @@ def test_jsonl_skips_blank_lines_and_keeps_line_numbers() -> None:
 def test_json_array_is_streamed_element_by_element_with_lines() -> None:
     """A JSON array yields its elements with the line each starts on."""
     text = b'  [\n {"a": 1},\n {"b": [1, 2,\n 3]},\n 7\n]\n'
-    items = _items(text)
-    assert [(i.line, i.data) for i in items] == [(2, {"a": 1}), (3, {"b": [1, 2, 3]}), (5, 7)]
+    assert _values(text) == [(2, {"a": 1}), (3, {"b": [1, 2, 3]}), (5, 7)]
 
 
 def test_json_array_larger_than_a_chunk(monkeypatch: pytest.MonkeyPatch) -> None:
     """Elements spanning read chunks are reassembled correctly."""
-    monkeypatch.setattr(_input, "_CHUNK", 16)
-    records = [{"record_id": f"r-{i}", "pad": "x" * (i * 7)} for i in range(20)]
-    items = _items(json.dumps(records, indent=1).encode())
-    assert [i.data for i in items] == records
+    monkeypatch.setattr(_documents, "CHUNK", 16)
+    records = [{"record_id": f"r-{i}", "pad": "x\\\"" * (i * 7)} for i in range(20)]
+    assert [v for _, v in _values(json.dumps(records, indent=1).encode())] == records
 
 
-def test_broken_json_array_reports_an_error_and_stops() -> None:
-    """A syntax error inside an array is reported once; what came before is kept."""
-    items = _items(b'[{"a": 1}, {"b": oops}]')
-    assert items[0].data == {"a": 1}
-    assert isinstance(items[1].data, _input.ArrayError)
-    assert len(items) == 2
-    truncated = _items(b'[{"a": 1}, {"b": 2')
-    assert isinstance(truncated[-1].data, _input.ArrayError)
-    assert _items(b"[]") == []
+def test_broken_json_array_element_is_one_record_and_the_rest_is_read() -> None:
+    """A syntax error inside an element is that element's problem; the next one is read."""
+    items = _items(b'[{"a": 1}, {"b": oops}, {"c": 3}]', "x.json")
+    assert [i.data for i in items] == [b'{"a": 1}', b'{"b": oops}', b'{"c": 3}']
+    truncated = _items(b'[{"a": 1}, {"b": 2', "x.json")
+    assert truncated[0].data == b'{"a": 1}'
+    assert isinstance(truncated[-1].data, _input.BadInput)
+    assert len(truncated) == 2
+    assert _items(b"[]", "x.json") == []
 
 
 def test_gzip_is_detected_by_magic_number(tmp_path: Path) -> None:

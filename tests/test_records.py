@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from dryneedle import model
@@ -264,29 +264,32 @@ def _mutations() -> st.SearchStrategy[Any]:
 def _path_exists(data: Any, path: str) -> bool:
     """True when ``path`` names a node of ``data`` or the parent of a missing field.
 
-    Keys are matched against the input's own keys (longest first), so a key that itself holds
-    ``.`` or ``[`` (an unknown field such as ``"0[0"``) is read as the one key it is.
+    Keys may hold ``.``, ``[`` or ``]`` themselves (unknown fields are reported under their own
+    name), so the path is matched against the keys that exist, not split on punctuation.
     """
-    if path == "":
-        return True
-    if path.startswith("["):
-        m = re.match(r"\[(\d+)\]", path)
-        if m is None or not isinstance(data, list) or int(m[1]) >= len(data):
-            return False
-        rest = path[m.end():]
-        return _path_exists(data[int(m[1])], rest.removeprefix("."))
-    if data is None:
-        return "." not in path and "[" not in path  # an answer under a null object (unknown)
-    if not isinstance(data, dict):
-        return False
-    for key in sorted((k for k in data if isinstance(k, str)), key=len, reverse=True):
-        if path == key:
-            return True
-        if path.startswith((key + ".", key + "[")):
-            rest = path[len(key):]
-            if _path_exists(data[key], rest.removeprefix(".")):
+    return path == "" or _path_matches(data, path)
+
+
+def _path_matches(node: Any, rest: str) -> bool:
+    """Whether ``rest`` (a path without its leading ``.``) names a node below ``node``."""
+    index = re.match(r"\[(\d+)\]", rest)
+    if index is not None and isinstance(node, list):
+        i = int(index.group(1))
+        return i < len(node) and _path_follows(node[i], rest[index.end():])
+    if isinstance(node, dict):
+        for key in node:
+            if rest.startswith(key) and _path_follows(node[key], rest[len(key):]):
                 return True
-    return "." not in path and "[" not in path  # a missing field: its parent exists
+    # A missing field (a name of the format) under an object, or an answer under null.
+    return (node is None or isinstance(node, dict)) and re.fullmatch(r"\w+", rest) is not None
+
+
+def _path_follows(node: Any, after: str) -> bool:
+    if after == "":
+        return True
+    if after.startswith("."):
+        return _path_matches(node, after[1:])
+    return after.startswith("[") and _path_matches(node, after)
 
 
 @given(st.lists(_mutations() | JSON_VALUES, max_size=5))
@@ -298,6 +301,8 @@ def test_arbitrary_json_never_raises_and_gives_one_report_per_input(items: list[
         assert r.valid == all(f.severity is not Severity.ERROR for f in r.findings)
 
 
+@example({"0[0": None}).via("the fast extra's absence found it: a key holding '['")
+@example({"patient": {"a.b": 1, "a": {}}}).via("a key holding '.'")
 @given(_mutations())
 def test_every_finding_path_exists_in_the_input(data: Any) -> None:
     """Every path in a finding names the input node (or the parent of a missing field)."""
@@ -339,7 +344,8 @@ def test_json_schema_is_generated_from_the_models() -> None:
     assert "upper_trapezius" in insertion["properties"]["muscle"]["enum"]
     history = schema["$defs"]["History"]["properties"]
     assert history["consent"] == {"anyOf": [{"type": "boolean"}, {"type": "null"}]}
-    assert schema["$defs"]["Session"]["properties"]["number"] == {"type": "integer", "minimum": 1}
+    assert schema["$defs"]["Session"]["properties"]["number"] == {
+        "type": "integer", "minimum": 1, "maximum": 2**63 - 1}
 
 
 def test_json_schema_accepts_the_spec_example() -> None:

@@ -35,13 +35,24 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
 def test_jsonl_starting_with_an_array_line_is_not_silently_truncated(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """A file read as a JSON array that goes on after its ']' reports it (exit 1, not 0)."""
+    """A JSONL line that starts with '[' is one bad record, and every other line is read.
+
+    Spec §7 (1.1): the format comes from the name, never from sniffing the first byte.
+    """
     path = tmp_path / "odd.jsonl"
     path.write_text("[]\n" + json.dumps(record()) + "\n")
     code, out, _ = run(capsys, "validate", str(path), "-q")
     assert code == 1
+    first, second = [json.loads(line) for line in out.splitlines()]
+    assert (first["line"], first["valid"]) == (1, False)
+    assert first["findings"][0]["code"] == "structure.not_object"
+    assert (second["line"], second["valid"]) == (2, True)
+    # The same content named .json is one JSON document that goes on after its ']'.
+    named = tmp_path / "odd.json"
+    named.write_text("[]\n" + json.dumps(record()) + "\n")
+    code, out, _ = run(capsys, "validate", str(named), "-q")
+    assert code == 1
     (row,) = [json.loads(line) for line in out.splitlines()]
-    assert row["valid"] is False
     assert "after the end of the JSON array" in row["findings"][0]["message"]
 
 

@@ -4,7 +4,12 @@ The CLI is the only place that prints or exits. Exit codes are part of the inter
 
 * ``0`` -- no errors found;
 * ``1`` -- errors found (at least one record, patient or session is invalid / excluded);
-* ``2`` -- usage error or unreadable input.
+* ``2`` -- usage error or unreadable input;
+* ``141`` -- standard output was closed early (``| head``): the command stops quietly, as
+  ``cat`` and ``grep`` do (128 + SIGPIPE).
+
+Every sub-command reads its inputs through one input layer (``dryneedle.records._input``):
+:func:`add_input_options` adds its options and :func:`read_inputs` reads with them.
 
 Sub-commands: ``validate``, ``screen``, ``rules``, ``schema``, ``aftercare``, ``triage``,
 ``rates``, ``report`` (a static HTML page), ``fhir`` (``screen``, ``procedure``), ``serve``
@@ -15,14 +20,26 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import date
 from typing import Any, TextIO
 
 from dryneedle._version import __version__
 
-__all__ = ["EXIT_ERRORS", "EXIT_OK", "EXIT_USAGE", "build_parser", "main"]
+__all__ = [
+    "EXIT_BROKEN_PIPE",
+    "EXIT_ERRORS",
+    "EXIT_OK",
+    "EXIT_USAGE",
+    "POLICY_MAX_BYTES",
+    "Document",
+    "add_input_options",
+    "build_parser",
+    "main",
+    "read_inputs",
+]
 
 EXIT_OK = 0
 """Exit code: no errors found."""
@@ -30,6 +47,10 @@ EXIT_ERRORS = 1
 """Exit code: errors found."""
 EXIT_USAGE = 2
 """Exit code: usage error or unreadable input."""
+EXIT_BROKEN_PIPE = 141
+"""Exit code: standard output was closed before the command was done (128 + SIGPIPE)."""
+POLICY_MAX_BYTES = 1 << 20
+"""Largest policy file read (1 MiB); a larger one (or ``/dev/zero``) is a usage error."""
 
 
 class UsageError(Exception):
@@ -59,19 +80,110 @@ def add_policy_option(parser: argparse.ArgumentParser) -> None:
 def resolve_policy(value: str) -> Any:
     """Return the policy named, or loaded from a JSON file (raises :class:`UsageError`)."""
     from dryneedle.policy import POLICIES, load_policy  # noqa: PLC0415
+    from dryneedle.records import loads  # noqa: PLC0415
 
     if value in POLICIES:
         return POLICIES[value]
     try:
-        with open(value, encoding="utf-8") as f:
-            data = json.load(f)
-        return load_policy(data)
+        with open(value, "rb") as f:
+            raw = f.read(POLICY_MAX_BYTES + 1)
     except OSError as exc:
         names = ", ".join(POLICIES)
         msg = f"--policy: {value}: not a built-in policy ({names}) nor a readable file"
         raise UsageError(msg) from exc
-    except (ValueError, KeyError, TypeError) as exc:
+    if len(raw) > POLICY_MAX_BYTES:
+        msg = f"--policy: {value}: larger than {POLICY_MAX_BYTES} bytes; not a policy file"
+        raise UsageError(msg)
+    try:
+        return load_policy(loads(raw.removeprefix(b"\xef\xbb\xbf")))
+    except (ValueError, KeyError, TypeError, RecursionError) as exc:
         msg = f"--policy: {value}: invalid policy file: {exc}"
+        raise UsageError(msg) from exc
+
+
+# --- input ---------------------------------------------------------------------------------------
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        msg = f"expected a positive number of bytes, got {text!r}"
+        raise argparse.ArgumentTypeError(msg)
+    return value
+
+
+def add_input_options(parser: argparse.ArgumentParser) -> None:
+    """Add ``--input-format`` and ``--max-record-bytes`` (the input layer's options)."""
+    from dryneedle.records._input import DEFAULT_MAX_RECORD_BYTES, FORMATS  # noqa: PLC0415
+
+    parser.add_argument(
+        "--input-format", choices=FORMATS, default=None,
+        help="jsonl: one record per line; json: a JSON array of records or one JSON "
+        "document (default: json for names ending .json, also compressed as .json.gz, "
+        ".json.bz2, .json.xz, .json.zst; jsonl otherwise and for stdin)")
+    parser.add_argument(
+        "--max-record-bytes", type=_positive, default=DEFAULT_MAX_RECORD_BYTES, metavar="N",
+        help="a larger record (line or array element) is reported, not read "
+        "(default: %(default)s = 16 MiB)")
+
+
+class Document:
+    """One input record, parsed: its source, line and value, or why it could not be read.
+
+    Attributes:
+        source: The input's name.
+        line: The line where the record starts.
+        value: The decoded JSON value (when ``error`` is ``None``).
+        error: ``(code, message)`` when the record could not be read or parsed.
+    """
+
+    __slots__ = ("error", "line", "source", "value")
+
+    def __init__(self, source: str, line: int, value: Any,
+                 error: tuple[str, str] | None) -> None:
+        self.source = source
+        self.line = line
+        self.value = value
+        self.error = error
+
+    @property
+    def where(self) -> str:
+        """``source:line``, safe to print."""
+        from dryneedle.records._json import escape_text  # noqa: PLC0415
+
+        return escape_text(f"{self.source}:{self.line}")
+
+
+def read_inputs(args: argparse.Namespace, names: Sequence[str]) -> Iterator[Document]:
+    """Expand and read inputs with the options of :func:`add_input_options`, parsed.
+
+    A name that matches nothing, or an input that cannot be opened or read, raises the
+    command line's usage error (exit code 2), after the documents read before it.
+    """
+    from dryneedle.records import _input  # noqa: PLC0415
+    from dryneedle.records._json import JSONError, parse  # noqa: PLC0415
+
+    try:
+        expanded = _input.expand_inputs(names)
+        for item in _input.read_items(expanded, getattr(args, "input_format", None),
+                                      getattr(args, "max_record_bytes",
+                                              _input.DEFAULT_MAX_RECORD_BYTES)):
+            if isinstance(item.data, _input.BadInput):
+                yield Document(item.source, item.line, None,
+                               (item.data.code, item.data.message))
+                continue
+            try:
+                value = parse(item.data)
+            except JSONError as exc:
+                yield Document(item.source, item.line, None,
+                               ("structure.json", f"not valid JSON: {exc}"))
+                continue
+            yield Document(item.source, item.line, value, None)
+    except (OSError, EOFError) as exc:
+        msg = f"unreadable input: {exc}"
         raise UsageError(msg) from exc
 
 
@@ -173,10 +285,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(exc.code or 0)
     try:
         code: int = args.func(args)
+        sys.stdout.flush()  # inside the guard: a closed pipe shows up here, not at exit
     except UsageError as exc:
         sys.stderr.write(f"dryneedle: error: {exc}\n")
         return EXIT_USAGE
-    except BrokenPipeError:  # pragma: no cover - e.g. `dryneedle validate x | head`
-        sys.stderr.close()
-        return EXIT_OK
+    except BrokenPipeError:  # e.g. `dryneedle validate x | head`: stop quietly, like cat
+        _silence_stdout()
+        return EXIT_BROKEN_PIPE
     return code
+
+
+def _silence_stdout() -> None:
+    """Point stdout at devnull so the interpreter's final flush cannot fail again.
+
+    The recipe of the Python documentation (``signal`` module, "Note on SIGPIPE").
+    """
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):  # pragma: no cover - stdout is not a file descriptor
+        pass

@@ -1,8 +1,9 @@
 """``dryneedle aftercare``, ``dryneedle triage`` and ``dryneedle rates``.
 
-* ``aftercare FILE`` -- FILE holds a session record or a bare session object; prints the
-  patient's aftercare plan as text (default), Markdown or JSON. Exit 0, or 1 when the record or
-  session has structural errors (listed on stderr).
+* ``aftercare FILE`` -- FILE holds session records or bare session objects (one or many:
+  JSONL, a JSON array or one document); prints each patient's aftercare plan as text
+  (default), Markdown or JSON. Exit 0, or 1 when a record or session has structural errors
+  (listed on stderr; no plan for it).
 * ``triage FILE [--session FILE]`` -- FILE holds a symptom report (JSON shape of
   :class:`dryneedle.aftercare.SymptomReport`); prints the triage level and its cited reasons.
   Without ``--session`` the session counts as having needled over the lung (fail closed). Exit
@@ -12,7 +13,10 @@
   Exit 0, or 1 when some records were invalid
   (they are listed on stderr and left out of the rates).
 
-Exit code 2: usage error or unreadable input. Inputs may be ``-`` for standard input.
+Every input is read by the one input layer (:func:`dryneedle.cli.read_inputs`): JSONL, a JSON
+array or one JSON document, compressed or not, files, globs or ``-`` for standard input. Exit
+code 2: usage error or unreadable input (a record that is not JSON is reported on stderr, the
+other records are still processed).
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Iterator
+from typing import Any
 
 from dryneedle.aftercare import (
     AdverseEventRates,
@@ -34,15 +39,19 @@ from dryneedle.cli import (
     EXIT_ERRORS,
     EXIT_OK,
     EXIT_USAGE,
+    Document,
     UsageError,
+    add_input_options,
     add_policy_option,
+    read_inputs,
     resolve_policy,
     write_json,
 )
 from dryneedle.findings import Finding, Severity
 from dryneedle.model import Patient, Session, SessionRecord
 from dryneedle.outputs import rates_intervals_text, rates_with_intervals
-from dryneedle.records import Validator, _input, loads
+from dryneedle.records import Validator
+from dryneedle.records._json import escape_text
 
 __all__ = ["register"]
 
@@ -52,32 +61,24 @@ def _error(message: str) -> int:
     return EXIT_USAGE
 
 
-def _read_document(name: str) -> object:
-    """Read one JSON document from a file or ``-`` (raises :class:`UsageError`)."""
-    try:
-        with _input.open_input(name) as stream:
-            raw = stream.read()
-    except (OSError, EOFError) as exc:
-        raise UsageError(str(exc)) from exc
-    try:
-        return loads(raw)
-    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
-        msg = f"{name}: not valid JSON"
-        raise UsageError(msg) from exc
+def _unreadable(doc: Document) -> None:
+    assert doc.error is not None
+    code, message = doc.error
+    sys.stderr.write(f"{doc.where}: [error] {code}: {escape_text(message)}\n")
 
 
 def _report_problems(name: str, findings: tuple[Finding, ...] | list[Finding]) -> None:
     for f in findings:
         sys.stderr.write(
-            f"{name}: [{f.severity.value}] {f.code} at {f.path or '<input>'}: {f.message}\n"
+            f"{escape_text(name)}: [{f.severity.value}] {f.code} at "
+            f"{escape_text(f.path) if f.path else '<input>'}: {escape_text(f.message)}\n"
         )
 
 
-def _load_session(name: str) -> tuple[Session | None, Patient | None, bool]:
-    """Read a record or a bare session; return (session, patient, ok) and report problems."""
+def _session_of(data: object, where: str) -> tuple[Session | None, Patient | None, bool]:
+    """Structure a record or a bare session; return (session, patient, ok), report problems."""
     from dryneedle.records._structure import BAD, WALKERS, walk_record  # noqa: PLC0415
 
-    data = _read_document(name)
     out: list[Finding] = []
     patient: Patient | None = None
     session: Session | None
@@ -87,30 +88,68 @@ def _load_session(name: str) -> tuple[Session | None, Patient | None, bool]:
         walked = WALKERS[Session](data, "session", out)
         session = None if walked is BAD else walked
         format_ok = True
-    _report_problems(name, out)
+    _report_problems(where, out)
     errors = any(f.severity is Severity.ERROR for f in out)
     return session, patient, (session is not None and format_ok and not errors)
+
+
+def _one_document(args: argparse.Namespace, name: str, what: str) -> object:
+    """Read exactly one document from ``name`` (raises :class:`UsageError`)."""
+    docs = list(read_inputs(args, [name]))
+    if len(docs) != 1:
+        msg = f"{name}: expected one {what}, found {len(docs)} records"
+        raise UsageError(msg)
+    (doc,) = docs
+    if doc.error is not None:
+        msg = f"{doc.where}: {escape_text(doc.error[1])}"
+        raise UsageError(msg)
+    return doc.value
+
+
+def _load_session(
+    args: argparse.Namespace, name: str
+) -> tuple[Session | None, Patient | None, bool]:
+    """Read one record or bare session; return (session, patient, ok) and report problems."""
+    data = _one_document(args, name, "session record or session")
+    return _session_of(data, name)
 
 
 # --- aftercare -----------------------------------------------------------------------------------
 
 
 def _cmd_aftercare(args: argparse.Namespace) -> int:
+    plans: list[Any] = []
+    unreadable = invalid = False
     try:
-        session, patient, ok = _load_session(args.file)
+        for doc in read_inputs(args, [args.file]):
+            if doc.error is not None:
+                _unreadable(doc)
+                unreadable = True
+                continue
+            session, patient, ok = _session_of(doc.value, doc.where)
+            if not ok or session is None:
+                sys.stderr.write(f"{doc.where}: not a valid session record or session; "
+                                 "no plan made\n")
+                invalid = True
+                continue
+            plans.append(aftercare_plan(session, patient=patient))
     except UsageError as exc:
         return _error(str(exc))
-    if not ok or session is None:
-        sys.stderr.write(f"{args.file}: not a valid session record or session; no plan made\n")
-        return EXIT_ERRORS
-    plan = aftercare_plan(session, patient=patient)
+    if not plans and not (unreadable or invalid):
+        return _error(f"{escape_text(args.file)}: no session record or session found")
     if args.format == "json":
-        write_json(sys.stdout, plan.as_dict())
-    elif args.format == "markdown":
-        sys.stdout.write(plan.to_markdown(with_sources=args.sources))
+        data = [plan.as_dict() for plan in plans]
+        if data:
+            write_json(sys.stdout, data[0] if len(data) == 1 else data)
     else:
-        sys.stdout.write(plan.to_text(with_sources=args.sources))
-    return EXIT_OK
+        markdown = args.format == "markdown"
+        sys.stdout.write("\n".join(
+            plan.to_markdown(with_sources=args.sources) if markdown
+            else plan.to_text(with_sources=args.sources)
+            for plan in plans))
+    if unreadable:
+        return EXIT_USAGE
+    return EXIT_ERRORS if invalid else EXIT_OK
 
 
 # --- triage ---------------------------------------------------------------------------------------
@@ -119,27 +158,43 @@ def _cmd_aftercare(args: argparse.Namespace) -> int:
 def _cmd_triage(args: argparse.Namespace) -> int:
     try:
         policy = resolve_policy(args.policy)
-        data = _read_document(args.file)
         session: Session | None = None
         if args.session is not None:
-            session, _patient, ok = _load_session(args.session)
+            session, _patient, ok = _load_session(args, args.session)
             if not ok:
-                sys.stderr.write(f"{args.session}: not a valid session record or session\n")
+                sys.stderr.write(f"{escape_text(args.session)}: not a valid session record or "
+                                 "session\n")
                 return EXIT_ERRORS
+        results: list[Any] = []
+        unreadable = invalid = False
+        for doc in read_inputs(args, [args.file]):
+            if doc.error is not None:
+                _unreadable(doc)
+                unreadable = True
+                continue
+            try:
+                report = structure_report(doc.value)
+            except ReportError as exc:
+                _report_problems(doc.where, exc.findings)
+                sys.stderr.write(f"{doc.where}: not a valid symptom report; not triaged\n")
+                invalid = True
+                continue
+            results.append(triage(report, session=session, policy=policy))
     except UsageError as exc:
         return _error(str(exc))
-    try:
-        report = structure_report(data)
-    except ReportError as exc:
-        _report_problems(args.file, exc.findings)
-        sys.stderr.write(f"{args.file}: not a valid symptom report; not triaged\n")
-        return EXIT_ERRORS
-    follow_up = triage(report, session=session, policy=policy)
+    if not results and not (unreadable or invalid):
+        return _error(f"{escape_text(args.file)}: no symptom report found")
     if args.format == "json":
-        write_json(sys.stdout, follow_up.as_dict())
+        data = [r.as_dict() for r in results]
+        if data:
+            write_json(sys.stdout, data[0] if len(data) == 1 else data)
     else:
-        sys.stdout.write(follow_up.to_text(with_sources=args.sources))
-    return EXIT_OK if follow_up.level is TriageLevel.EXPECTED else EXIT_ERRORS
+        sys.stdout.write("\n".join(r.to_text(with_sources=args.sources) for r in results))
+    if unreadable:
+        return EXIT_USAGE
+    if invalid:
+        return EXIT_ERRORS
+    return EXIT_OK if all(r.level is TriageLevel.EXPECTED for r in results) else EXIT_ERRORS
 
 
 # --- rates ----------------------------------------------------------------------------------------
@@ -148,49 +203,43 @@ def _cmd_triage(args: argparse.Namespace) -> int:
 class _Counted:
     """Stream the valid records of the inputs, counting (and reporting) the invalid ones."""
 
-    def __init__(self, names: list[str]) -> None:
+    def __init__(self, args: argparse.Namespace, names: list[str]) -> None:
+        self.args = args
         self.names = names
         self.invalid = 0
         self._validator = Validator(checks=("structure",))
 
     def __iter__(self) -> Iterator[SessionRecord]:
-        index = 0
-        for name in self.names:
-            with _input.open_input(name) as stream:
-                for item in _input.iter_items(name, stream):
-                    record = self._record(item, index)
-                    index += 1
-                    if record is not None:
-                        yield record
+        for index, doc in enumerate(read_inputs(self.args, self.names)):
+            record = self._record(doc, index)
+            if record is not None:
+                yield record
 
-    def _record(self, item: _input.Item, index: int) -> SessionRecord | None:
-        where = f"{item.source}:{item.line}"
-        if isinstance(item.data, _input.ArrayError):
+    def _record(self, doc: Document, index: int) -> SessionRecord | None:
+        if doc.error is not None:
             self.invalid += 1
-            sys.stderr.write(f"{where}: {item.data.message}\n")
+            sys.stderr.write(f"{doc.where}: invalid record left out of the rates "
+                             f"({doc.error[0]} at <record>)\n")
             return None
-        report = self._validator.check(item.data, index, item.line)
+        report = self._validator.check(doc.value, index, doc.line)
         if report.record is None or not report.valid:
             self.invalid += 1
             errors = [f for f in report.findings if f.severity is Severity.ERROR]
             first = errors[0] if errors else None
-            detail = f" ({first.code} at {first.path or '<record>'})" if first else ""
+            detail = (f" ({first.code} at {escape_text(first.path) if first.path else '<record>'})"
+                      if first else "")
             more = f" and {len(errors) - 1} more" if len(errors) > 1 else ""
-            sys.stderr.write(f"{where}: invalid record left out of the rates{detail}{more}\n")
+            sys.stderr.write(f"{doc.where}: invalid record left out of the rates{detail}{more}\n")
             return None
         return report.record
 
 
 def _cmd_rates(args: argparse.Namespace) -> int:
-    try:
-        names = _input.expand_inputs(args.files)
-    except _input.InputError as exc:
-        return _error(str(exc))
-    stream = _Counted(names)
+    stream = _Counted(args, args.files)
     try:
         rates: AdverseEventRates = adverse_event_rates(stream)
-    except (OSError, EOFError) as exc:
-        return _error(f"unreadable input: {exc}")
+    except UsageError as exc:
+        return _error(str(exc))
     if args.format == "json":
         data = rates_with_intervals(rates)  # as_dict() plus each rate's 95 % Wilson interval
         data["invalid_records"] = stream.invalid
@@ -216,7 +265,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "unknown: the bleeding lines are included). Exit 0, 1 for an invalid record or "
         "session, 2 for usage errors.",
     )
-    p.add_argument("file", metavar="FILE", help="JSON session record or session, or '-'")
+    p.add_argument("file", metavar="FILE",
+                   help="session records or sessions (JSONL, JSON array or one JSON "
+                   "document), a glob, or '-'")
+    add_input_options(p)
     p.add_argument("--format", choices=("text", "markdown", "json"), default="text")
     p.add_argument("--sources", action="store_true",
                    help="append each line's source ids (text and Markdown)")
@@ -234,6 +286,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("file", metavar="FILE", help="JSON symptom report, or '-'")
     p.add_argument("--session", metavar="FILE",
                    help="the session the symptoms follow (a record or a bare session)")
+    add_input_options(p)
     add_policy_option(p)
     p.add_argument("--format", choices=("text", "json"), default="text")
     p.add_argument("--sources", action="store_true",
@@ -249,6 +302,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "rate. Exit 0, 1 when some records were invalid (left out and "
         "listed on stderr), 2 for usage errors.",
     )
-    p.add_argument("files", nargs="+", metavar="FILE", help="JSONL or JSON array, or '-'")
+    p.add_argument("files", nargs="+", metavar="FILE",
+                   help="JSONL, JSON array or one JSON document (compressed or not), globs, "
+                   "or '-'")
+    add_input_options(p)
     p.add_argument("--format", choices=("text", "json"), default="text")
     p.set_defaults(func=_cmd_rates)

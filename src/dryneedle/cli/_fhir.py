@@ -13,30 +13,39 @@ from dryneedle.cli import (
     EXIT_OK,
     UsageError,
     _iso_date,
+    add_input_options,
     add_policy_option,
+    read_inputs,
     resolve_policy,
     write_json,
 )
 from dryneedle.cli._screen import _site
 from dryneedle.findings import Decision
-from dryneedle.records import _input
+from dryneedle.records._json import escape_text
 
 __all__ = ["register"]
 
 _OUTPUTS = ("all", "cards", "result", "detected-issues", "operation-outcome")
 
 
-def _read_json(name: str) -> Any:
-    try:
-        (path,) = _input.expand_inputs([name])
-        with _input.open_input(path) as stream:
-            return json.loads(stream.read())
-    except (_input.InputError, OSError, EOFError) as exc:
-        raise UsageError(str(exc)) from exc
-    except (ValueError, RecursionError) as exc:
-        why = "nested too deeply" if isinstance(exc, RecursionError) else exc
-        msg = f"{name}: not valid JSON ({why})"
-        raise UsageError(msg) from exc
+def _read_values(args: argparse.Namespace, name: str, *, empty_ok: bool = False) -> list[Any]:
+    """Every record of an input, through the one input layer (raises :class:`UsageError`)."""
+    values = []
+    for doc in read_inputs(args, [name]):
+        if doc.error is not None:
+            msg = f"{doc.where}: {escape_text(doc.error[1])}"
+            raise UsageError(msg)
+        values.append(doc.value)
+    if not values and not empty_ok:
+        msg = f"{escape_text(name)}: no JSON document found"
+        raise UsageError(msg)
+    return values
+
+
+def _read_json(args: argparse.Namespace, name: str, *, empty_ok: bool = False) -> Any:
+    """One document; several records (a JSON array, JSONL) are taken as a list of them."""
+    values = _read_values(args, name, empty_ok=empty_ok)
+    return values[0] if len(values) == 1 and isinstance(values[0], dict) else values
 
 
 def _code_tables(names: list[str] | None) -> list[Any]:
@@ -58,8 +67,8 @@ def _cmd_screen(args: argparse.Namespace) -> int:
 
     policy = resolve_policy(args.policy)
     codes = _code_tables(args.codes)
-    bundle = _read_json(args.file)
-    answers = _read_json(args.answers) if args.answers else None
+    bundle = _read_json(args, args.file)  # a Bundle, or resources (a JSON array, JSONL)
+    answers = _read_json(args, args.answers, empty_ok=True) if args.answers else None
     if answers is not None and not isinstance(answers, dict):
         msg = f"--answers {args.answers}: expected a JSON object of answers"
         raise UsageError(msg)
@@ -109,7 +118,10 @@ def _procedure_or_outcome(data: Any, args: argparse.Namespace) -> tuple[dict[str
 
 
 def _cmd_procedure(args: argparse.Namespace) -> int:
-    data = _read_json(args.file)
+    values = _read_values(args, args.file)
+    if len(values) == 1 and isinstance(values[0], list):  # one document holding a list
+        values = values[0]
+    data: Any = values[0] if len(values) == 1 else values
     if isinstance(data, list):
         results = [_procedure_or_outcome(item, args) for item in data]
         write_json(sys.stdout, {"resourceType": "Bundle", "type": "collection",
@@ -143,7 +155,7 @@ def _serve_app(args: argparse.Namespace) -> Any:
             msg = "JWT authentication needs at least one --issuer"
             raise UsageError(msg)
         try:
-            jwks = _read_json(args.jwks) if args.jwks else None
+            jwks = _read_json(args, args.jwks) if args.jwks else None
             auth = JwtAuth(issuers=args.issuer, jwks=jwks, jku_allowlist=args.jku or ())
         except (ValueError, KeyError, TypeError) as exc:
             msg = f"--jwks: {exc}"
@@ -294,7 +306,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "inputs and screen them. Exit code 0 for eligible / eligible_with_precautions, 1 for "
         "needs_review / not_eligible, 2 for usage errors or an unusable bundle.",
     )
-    s.add_argument("file", metavar="BUNDLE", help="FHIR Bundle JSON, or '-'")
+    s.add_argument("file", metavar="BUNDLE",
+                   help="FHIR Bundle JSON, a JSON array or JSONL of resources, or '-'")
+    add_input_options(s)
     add_policy_option(s)
     s.add_argument("--on", type=_iso_date, metavar="DATE",
                    help="evaluation date (default: today, UTC)")
@@ -317,7 +331,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "Bundle) as a FHIR R4 Procedure. An unreadable record gives an OperationOutcome and "
         "exit code 1.",
     )
-    r.add_argument("file", metavar="RECORD", help="session record JSON, or '-'")
+    r.add_argument("file", metavar="RECORD",
+                   help="session records (one JSON document, a JSON array or JSONL), or '-'")
+    add_input_options(r)
     r.add_argument("--count-sides-separately", action="store_true",
                    help="count left and right of one muscle as two muscles for CPT")
     r.set_defaults(func=_cmd_procedure)

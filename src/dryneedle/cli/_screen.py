@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from datetime import UTC, datetime
 from typing import Any
@@ -11,16 +10,19 @@ from typing import Any
 from dryneedle.cli import (
     EXIT_ERRORS,
     EXIT_OK,
+    Document,
     UsageError,
     _iso_date,
+    add_input_options,
     add_policy_option,
+    read_inputs,
     resolve_policy,
     write_json,
 )
 from dryneedle.findings import Decision, Finding, Severity
 from dryneedle.model import Insertion, Patient, Session, Side
 from dryneedle.policy import Policy
-from dryneedle.records import _input
+from dryneedle.records._json import escape_text
 from dryneedle.screening import PlannedSite, ScreeningResult, screen
 
 __all__ = ["register"]
@@ -41,8 +43,10 @@ def _structure_patient(
 
 
 def _problems_text(title: str, problems: list[Finding]) -> str:
+    # Paths hold field names from the input: escape control characters and terminal escapes.
     return title + "".join(
-        f"  [{f.severity.value}] {f.code} at {f.path or '<input>'}: {f.message}\n"
+        f"  [{f.severity.value}] {f.code} at {escape_text(f.path) if f.path else '<input>'}: "
+        f"{escape_text(f.message)}\n"
         for f in problems
     )
 
@@ -103,51 +107,34 @@ def _screen_one(
     return data_out, result, text, blocked
 
 
-def _documents(name: str) -> list[Any]:
-    """Decode the input: one JSON document (possibly multi-line), a JSON array, or JSONL."""
-    try:
-        with _input.open_input(name) as stream:
-            whole = stream.read()
-    except (_input.InputError, OSError, EOFError) as exc:
-        raise UsageError(str(exc)) from exc
-    try:
-        doc = json.loads(whole)
-    except (ValueError, RecursionError):
-        pass
-    else:
-        return doc if isinstance(doc, list) else [doc]
-    docs = []
-    for n, line in enumerate(whole.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            docs.append(json.loads(line))
-        except (ValueError, RecursionError) as exc:
-            msg = f"{name}:{n}: not valid JSON"
-            raise UsageError(msg) from exc
-    return docs
+def _unreadable(doc: Document) -> tuple[dict[str, Any], str]:
+    """The output of a record that could not be read (not JSON, too large)."""
+    assert doc.error is not None
+    code, message = doc.error
+    finding = Finding(code=code, severity=Severity.ERROR, path="", message=message)
+    report = {"decision": None, "findings": [finding.as_dict()]}
+    return report, _problems_text(f"{doc.where}: record could not be read:\n", [finding])
 
 
 def _cmd_screen(args: argparse.Namespace) -> int:
     policy = resolve_policy(args.policy)
     # The command line is the boundary where today's date may be read; rules never read it.
     args.today = datetime.now(UTC).date()
-    try:
-        (name,) = _input.expand_inputs([args.file])
-    except _input.InputError as exc:
-        raise UsageError(str(exc)) from exc
-    docs = _documents(name)
-    if not docs:
-        msg = f"{name}: no patient or record found"
-        raise UsageError(msg)
     blocked = False
     outputs: list[dict[str, Any]] = []
     texts: list[str] = []
-    for data in docs:
-        report, _result, text, is_blocked = _screen_one(data, args, policy)
+    for doc in read_inputs(args, [args.file]):  # JSONL, a JSON array or one document
+        if doc.error is not None:
+            report, text = _unreadable(doc)
+            is_blocked = True
+        else:
+            report, _result, text, is_blocked = _screen_one(doc.value, args, policy)
         outputs.append(report)
         texts.append(text)
         blocked = blocked or is_blocked
+    if not outputs:
+        msg = f"{escape_text(args.file)}: no patient or record found"
+        raise UsageError(msg)
     if args.format == "json":
         write_json(sys.stdout, outputs[0] if len(outputs) == 1 else outputs)
     else:
@@ -161,11 +148,15 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "screen",
         help="screen a patient (or each record's patient) and explain the decision",
         description="Screen a patient for dry needling. FILE holds a patient object, a "
-        "session record (its session date and insertions are used), or JSONL records. "
+        "session record (its session date and insertions are used), or many of them (JSONL, a "
+        "JSON array, a glob). "
         "Exit code 0 for eligible / eligible_with_precautions, 1 for needs_review / "
         "not_eligible or an input with errors, 2 for usage errors.",
     )
-    p.add_argument("file", metavar="FILE", help="JSON patient or record, JSONL, or '-'")
+    p.add_argument("file", metavar="FILE",
+                   help="patients or records: JSONL, a JSON array or one JSON document "
+                   "(compressed or not), a glob, or '-'")
+    add_input_options(p)
     add_policy_option(p)
     p.add_argument("--on", type=_iso_date, metavar="DATE",
                    help="evaluation date (default: the record's session date, else today)")

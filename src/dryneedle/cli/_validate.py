@@ -23,6 +23,7 @@ from dryneedle.cli import (
     EXIT_USAGE,
     UsageError,
     _iso_date,
+    add_input_options,
     add_policy_option,
     resolve_policy,
 )
@@ -40,18 +41,23 @@ from dryneedle.outputs import (
     exit_status,
 )
 from dryneedle.records import CHECKS, Validator, _input, _pipeline
+from dryneedle.records._json import escape_text
 
 __all__ = ["register"]
 
 
 def _text_line(data: dict[str, Any], source: str) -> str:
-    where = f"{source}:{data['line']}"
-    head = f"{where} record {data['record_id'] or '?'}: {'valid' if data['valid'] else 'INVALID'}"
+    # Record ids, paths (field names) and file names come from the input: escape control
+    # characters and terminal escapes so that they cannot move the cursor or fake lines.
+    where = escape_text(f"{source}:{data['line']}")
+    record_id = escape_text(data["record_id"]) if data["record_id"] else "?"
+    head = f"{where} record {record_id}: {'valid' if data['valid'] else 'INVALID'}"
     if data["decision"]:
         head += f", decision {data['decision']}"
     out = [head]
     for f in data["findings"]:
-        text = f"  [{f['severity']}] {f['code']} at {f['path'] or '<record>'}: {f['message']}"
+        path = escape_text(f["path"]) if f["path"] else "<record>"
+        text = f"  [{f['severity']}] {f['code']} at {path}: {escape_text(f['message'])}"
         if f["sources"]:
             text += f" ({', '.join(f['sources'])})"
         out.append(text)
@@ -245,18 +251,24 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     try:
         for result, summary in _pipeline.run(  # noqa: B007 - the last summary is the total
             names, policy=policy, on=args.on, checks=checks, jobs=jobs,
-            progress=progress.update,
+            progress=progress.update, input_format=args.input_format,
+            max_record_bytes=args.max_record_bytes,
         ):
             write(result)
             if outputs.reads_reports:
-                array = result.newlines is None
+                # The input layer's format decision (the option or the name, never sniffing).
+                array = _input.input_format(result.source, args.input_format) == "json"
                 for line in result.lines:
                     outputs.add(json.loads(line), result.source, array=array)
         complete = True
-    except BrokenPipeError:  # stdout closed early (`| head`): handled by main()
+    except BrokenPipeError:  # stdout closed early (`| head`): main() stops quietly with 141
         raise
     except (_input.InputError, OSError, EOFError) as exc:
-        sys.stderr.write(f"dryneedle: error: unreadable input: {exc}\n")
+        progress.close()
+        if not args.quiet:  # the counts say how far the run got
+            sys.stderr.write(summary.to_text())
+        sys.stderr.write(f"dryneedle: error: unreadable input: {exc} (after {summary.records} "
+                         "records, each reported above; the rest was not read)\n")
     except SplitError as exc:
         sys.stderr.write(f"dryneedle: error: --valid-out/--invalid-out: {exc}\n")
     finally:
@@ -309,7 +321,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "session's date (or --on) and its insertions as the planned sites.",
     )
     p.add_argument("files", nargs="+", metavar="FILE",
-                   help="JSONL or JSON-array files, globs, gzip files, or '-' for stdin")
+                   help="JSONL or JSON files (an array of records or one record), globs, "
+                   "compressed (gz, bz2, xz, zst) or not, or '-' for stdin")
+    add_input_options(p)
     add_policy_option(p)
     p.add_argument("--on", type=_iso_date, metavar="DATE",
                    help="evaluate screening on this date instead of each session's date")

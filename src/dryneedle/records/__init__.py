@@ -36,11 +36,14 @@ from typing import Any, Final
 #   _structure  structural rules, generated walkers, walk/structure/unstructure one record
 #   _fast       optional msgspec mirrors: the accelerated structure check of JSON lines
 #   _schema     the JSON Schema, generated from the field specifications
-#   _input      the input layer: files, globs, gzip, stdin, JSONL/JSON arrays; loads()
+#   _json       the one JSON parser (loads) and its number rules; blank lines; text escaping
+#   _documents  delimiting records in a byte stream: JSONL lines, JSON array elements
+#   _input      the input layer: files, globs, compression, stdin, formats; iter_items
 #   _validate   Validator, RecordReport, validate_records / validate_lines (adds the rules)
 #   _pipeline   the chunked, optionally parallel pipeline behind ``dryneedle validate``
 from dryneedle.records import _fast, _fields
 from dryneedle.records._input import loads
+from dryneedle.records._json import JSONError
 from dryneedle.records._schema import json_schema
 from dryneedle.records._structure import RecordError, structure_record, unstructure_record
 from dryneedle.records._validate import CHECKS as _CHECKS
@@ -56,6 +59,7 @@ __all__ = [
     "CHECKS",
     "FAST_PATH",
     "FORMAT",
+    "JSONError",
     "RecordError",
     "RecordReport",
     "Validator",
@@ -93,6 +97,7 @@ It writes dates as ISO strings, enums by value and tuples as lists.
 # The public classes and functions are defined in the private modules but belong to this
 # package: they are documented, pickled and shown in tracebacks as ``dryneedle.records.X``.
 _DEFINED_HERE: tuple[Any, ...] = (
+    JSONError,
     RecordError,
     RecordReport,
     Validator,

@@ -13,28 +13,41 @@ differs.
 The mirrors are converted to the attrs model only when someone asks for
 :attr:`dryneedle.records.RecordReport.record`.
 
-May import: :mod:`dryneedle.model`, :mod:`dryneedle.catalog` and :mod:`._fields` (and the
-optional msgspec).
+Integer fields are bounded to signed 64 bits (the walker's range), so a clean decode means the
+same thing on both paths. Setting the environment variable ``DRYNEEDLE_FAST=0`` before
+dryneedle is imported turns the accelerated path off (the reports do not change; tests and CI
+use it to compare both paths); in-process, :data:`AVAILABLE` may be set to ``False`` before a
+:class:`~dryneedle.records.Validator` is made.
+
+May import: :mod:`dryneedle.model`, :mod:`dryneedle.catalog`, :mod:`._fields` and
+:mod:`._json` (and the optional msgspec).
 """
 
 from __future__ import annotations
 
+import os
 from datetime import date
 from typing import Annotated, Any, Literal
 
 from dryneedle import model
 from dryneedle.catalog import CONDITIONS, MUSCLES
 from dryneedle.records._fields import field_specs
+from dryneedle.records._json import INT_MAX, INT_MIN
 
-__all__ = ["AVAILABLE", "DECODE_ERRORS", "decode", "decoder", "to_model"]
+__all__ = ["AVAILABLE", "DECODE_ERRORS", "ENV_SWITCH", "decode", "decoder", "to_model"]
+
+ENV_SWITCH = "DRYNEEDLE_FAST"
+"""Environment variable: ``0`` turns the accelerated path off (read once, at import)."""
 
 try:
+    if os.environ.get(ENV_SWITCH, "1") == "0":
+        raise ImportError(ENV_SWITCH)
     import msgspec
 except ImportError:  # pragma: no cover - exercised where the extra is not installed
     msgspec = None  # type: ignore[assignment]
 
 AVAILABLE = msgspec is not None
-"""Whether the accelerated path is available (msgspec installed)."""
+"""Whether the accelerated path is available (msgspec installed, not switched off)."""
 
 _MIRRORS: dict[type, Any] = {}
 
@@ -52,7 +65,8 @@ def _mirror(cls: type) -> Any:
         elif spec.kind == "bool":
             t = bool
         elif spec.kind == "int":
-            t = int if spec.minimum is None else Annotated[int, msgspec.Meta(ge=spec.minimum)]
+            low = INT_MIN if spec.minimum is None else max(INT_MIN, int(spec.minimum))
+            t = Annotated[int, msgspec.Meta(ge=low, le=INT_MAX)]
         elif spec.kind == "float":
             t = float
         elif spec.kind == "date":

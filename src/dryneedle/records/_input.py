@@ -1,62 +1,70 @@
-"""The input layer: every way record bytes come in, and how one JSON document is parsed.
+"""The input layer: every way record bytes come in, for every subcommand (spec §7, 1.1).
 
-Inputs are JSONL or JSON arrays, from files, globs, gzip or standard input. Everything
-streams: JSONL is read line by line and a JSON array is decoded one element at a time, so
-memory does not grow with the size of a file. :func:`loads` parses one JSON document (orjson
-when installed, else the stdlib, with the same results). A new input format goes here: it
-yields :class:`Item` objects like :func:`iter_items`.
+One path for all: names (files, globs, ``-`` for stdin) are expanded by
+:func:`expand_inputs`, opened by :func:`open_input` (plain, gzip, bz2, xz; zstd with the extra
+``zstd``), and cut into records by :func:`iter_items` -- JSONL, a JSON array or one JSON
+document, chosen by :func:`input_format` from ``--input-format`` or the file name, never by
+sniffing the content. Each :class:`Item` holds one record's raw text (parsed later by the one
+parser, :func:`dryneedle.records.loads`) or a :class:`BadInput` to report. Memory stays
+bounded: a record larger than ``max_record_bytes`` is skipped unread and reported.
 
-May import: the standard library, attrs and the optional orjson. Nothing of dryneedle.
+A compressed stream that is truncated or corrupt, or a file that cannot be read, raises
+:class:`InputError` (the CLI exits with code 2 after writing every report read before).
+
+May import: the standard library, attrs, :mod:`._json` and :mod:`._documents` (and the optional
+zstandard).
 """
 
 from __future__ import annotations
 
+import bz2
 import glob
 import gzip
 import io
-import json
+import lzma
 import os
+import re
+import stat
 import sys
+import zlib
 from collections.abc import Iterable, Iterator
-from typing import IO, Any, Final
+from typing import IO, Any, Final, Literal
 
 import attrs
 
+from dryneedle.records._documents import (
+    BOM,
+    DEFAULT_MAX_RECORD_BYTES,
+    BadInput,
+    json_records,
+    jsonl_records,
+)
+from dryneedle.records._json import parse as loads
+
 __all__ = [
-    "ArrayError",
+    "BOM",
+    "COMPRESSIONS",
+    "DEFAULT_MAX_RECORD_BYTES",
+    "FORMATS",
+    "BadInput",
     "InputError",
     "Item",
     "expand_inputs",
-    "first_significant",
+    "input_format",
     "input_size",
     "iter_items",
     "loads",
     "open_input",
+    "read_items",
 ]
 
-_CHUNK: Final = 1 << 16
-_MAX_ELEMENT: Final = 1 << 28  # an array element larger than 256 MiB is unreadable input
+FORMATS: Final = ("jsonl", "json")
+"""Input formats: JSONL (one record per line) and JSON (an array of records, or one record)."""
 
-try:  # optional fast parser (extra ``fast``); results are identical either way
-    import orjson as _orjson
+COMPRESSIONS: Final = {".gz": "gzip", ".bz2": "bz2", ".xz": "xz", ".zst": "zstd"}
+"""Compression suffixes (also recognised by their magic numbers)."""
 
-    def loads(text: str | bytes) -> Any:
-        """Parse one JSON document (orjson when installed, else the stdlib)."""
-        return _orjson.loads(text)
-
-except ImportError:  # pragma: no cover - exercised in environments without orjson
-
-    def _reject_constant(name: str) -> Any:
-        msg = f"{name} is not valid JSON"
-        raise ValueError(msg)
-
-    _decoder = json.JSONDecoder(parse_constant=_reject_constant)
-
-    def loads(text: str | bytes) -> Any:
-        """Parse one JSON document (orjson when installed, else the stdlib)."""
-        if isinstance(text, bytes):
-            text = text.decode("utf-8")
-        return _decoder.decode(text)
+Format = Literal["jsonl", "json"]
 
 
 class InputError(OSError):
@@ -65,25 +73,18 @@ class InputError(OSError):
 
 @attrs.frozen(slots=True)
 class Item:
-    """One input record as read: its source, line number and raw text or decoded value.
+    """One input record as read: its source, line number and raw text.
 
     Attributes:
         source: File name (``-`` for standard input).
         line: 1-based line where the record starts.
-        data: The raw JSON text (JSONL) or the decoded element (JSON array), or an
-            :class:`ArrayError` when an array element could not be decoded.
+        data: The record's raw JSON text (a JSONL line without its ending, or an array
+            element), or a :class:`BadInput` when it could not be read.
     """
 
     source: str
     line: int
-    data: Any
-
-
-@attrs.frozen
-class ArrayError:
-    """A JSON array could not be decoded from this point on."""
-
-    message: str
+    data: bytes | BadInput
 
 
 def expand_inputs(names: Iterable[str]) -> list[str]:
@@ -105,14 +106,110 @@ def expand_inputs(names: Iterable[str]) -> list[str]:
     return out
 
 
-def open_input(name: str) -> IO[bytes]:
-    """Open an input for binary reading (gzip by magic number; ``-`` is stdin).
+def _strip_compression(name: str) -> tuple[str, str | None]:
+    base, ext = os.path.splitext(name)
+    kind = COMPRESSIONS.get(ext.lower())
+    return (base, kind) if kind else (name, None)
+
+
+def input_format(name: str, explicit: str | None = None) -> Format:
+    """Return the format of an input: ``explicit``, else from its name (never its content).
+
+    ``x.json`` and ``x.json.gz`` (any compression suffix) are JSON; every other name, and
+    standard input, is JSONL.
+
+    >>> input_format("a.json.gz"), input_format("a.jsonl"), input_format("-", "json")
+    ('json', 'jsonl', 'json')
+    """
+    if explicit is not None:
+        if explicit not in FORMATS:
+            msg = f"unknown input format {explicit!r}; choose from {', '.join(FORMATS)}"
+            raise ValueError(msg)
+        return explicit  # type: ignore[return-value]
+    base, _kind = _strip_compression(name)
+    return "json" if base.lower().endswith(".json") and name != "-" else "jsonl"
+
+
+_BZ2_MAGIC: Final = re.compile(rb"BZh[1-9](?:1AY&SY|\x17rE8P\x90)")
+
+
+def _magic(head: bytes) -> str | None:
+    if head.startswith(b"\x1f\x8b"):
+        return "gzip"
+    if head.startswith(b"\xfd7zXZ\x00"):
+        return "xz"
+    if head.startswith(b"\x28\xb5\x2f\xfd"):
+        return "zstd"
+    if _BZ2_MAGIC.match(head):
+        return "bz2"
+    return None
+
+
+class _Decompressed(io.RawIOBase):
+    """A decompressing reader whose every failure is an :class:`InputError` naming the input."""
+
+    def __init__(self, name: str, kind: str, inner: Any, raw: IO[bytes]) -> None:
+        self._name = name
+        self._kind = kind
+        self._inner = inner
+        self._raw = raw
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: Any) -> int:
+        try:
+            data = self._inner.read(len(b))
+        except EOFError:
+            msg = (f"{self._name}: {self._kind} data is truncated (the compressed stream ends "
+                   "early)")
+            raise InputError(msg) from None
+        except (OSError, zlib.error, lzma.LZMAError, ValueError) as exc:
+            msg = f"{self._name}: {self._kind} data is corrupt ({exc})"
+            raise InputError(msg) from None
+        except Exception as exc:  # zstandard.ZstdError and other decoder errors
+            msg = f"{self._name}: {self._kind} data is corrupt ({exc})"
+            raise InputError(msg) from None
+        n = len(data)
+        b[:n] = data
+        return n
+
+    def close(self) -> None:
+        if not self.closed:
+            try:
+                self._inner.close()
+            finally:
+                if self._raw is not sys.stdin.buffer:
+                    self._raw.close()
+        super().close()
+
+
+def _decompressor(name: str, kind: str, raw: IO[bytes]) -> Any:
+    if kind == "gzip":
+        return gzip.GzipFile(fileobj=raw, mode="rb")
+    if kind == "bz2":
+        return bz2.BZ2File(raw, mode="rb")
+    if kind == "xz":
+        return lzma.LZMAFile(raw, mode="rb")
+    try:
+        import zstandard  # noqa: PLC0415 - optional extra ``zstd``
+    except ImportError:
+        msg = f"{name}: zstd input needs the 'zstd' extra: pip install 'dryneedle[zstd]'"
+        raise InputError(msg) from None
+    return zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True)
+
+
+def open_input(name: str) -> io.BufferedReader:
+    """Open an input for binary reading, decompressed (``-`` is standard input).
+
+    Compression is recognised by the name's suffix (``.gz``, ``.bz2``, ``.xz``, ``.zst``) or
+    the content's magic number; zstd needs the optional ``zstandard`` package.
 
     Raises:
         InputError: When the input cannot be opened.
     """
     if name == "-":
-        raw: IO[bytes] = sys.stdin.buffer
+        raw: Any = sys.stdin.buffer
     else:
         try:
             raw = open(name, "rb")  # noqa: SIM115 - returned to the caller
@@ -120,133 +217,78 @@ def open_input(name: str) -> IO[bytes]:
             msg = f"{name}: {exc.strerror or exc}"
             raise InputError(msg) from exc
     buffered: io.BufferedReader = (
-        raw if isinstance(raw, io.BufferedReader) else io.BufferedReader(raw)  # type: ignore[arg-type]
+        raw if isinstance(raw, io.BufferedReader) else io.BufferedReader(raw)
     )
-    if buffered.peek(2)[:2] == b"\x1f\x8b":
-        if name == "-":
-            return gzip.GzipFile(fileobj=buffered, mode="rb")  # type: ignore[return-value]
+    try:
+        head = buffered.peek(16)[:16]
+    except OSError as exc:
         buffered.close()
-        return gzip.open(name, "rb")  # type: ignore[return-value]
-    return buffered
+        msg = f"{name}: {exc.strerror or exc}"
+        raise InputError(msg) from exc
+    kind = _magic(head) or _strip_compression(name)[1]
+    if kind is None:
+        return buffered
+    try:
+        inner = _decompressor(name, kind, buffered)
+    except InputError:
+        buffered.close()
+        raise
+    return io.BufferedReader(_Decompressed(name, kind, inner, buffered), buffer_size=1 << 16)
 
 
 def input_size(name: str) -> int | None:
-    """Return the size in bytes of a plain (uncompressed, regular) file, else ``None``."""
-    if name == "-" or name.endswith(".gz"):
+    """Return the size in bytes of a plain (uncompressed, regular, non-empty) file, or None."""
+    if name == "-" or _strip_compression(name)[1] is not None:
         return None
     try:
-        return os.path.getsize(name)
+        st = os.stat(name)
     except OSError:
         return None
+    return st.st_size if stat.S_ISREG(st.st_mode) and st.st_size > 0 else None
 
 
-def first_significant(stream: IO[bytes]) -> bytes:
-    """Return the first non-blank byte of a peekable stream (``b""`` if none is in sight)."""
-    peek = getattr(stream, "peek", None)
-    if peek is None:  # pragma: no cover - all our streams can peek
-        return b""
-    head: bytes = peek(_CHUNK)[:_CHUNK]
-    return head.lstrip()[:1]
-
-
-def iter_items(name: str, stream: IO[bytes]) -> Iterator[Item]:
-    """Yield the records of one input: JSONL lines, or the elements of a JSON array.
-
-    Blank lines are skipped (they are not records). A JSON array is detected by its first
-    non-blank character.
-    """
-    if first_significant(stream) == b"[":
-        yield from _iter_array(name, stream)
-        return
-    for n, line in enumerate(stream, start=1):
-        if line.strip():
-            # Without its line ending, so LF and CRLF files give the same reports.
-            yield Item(name, n, line.rstrip(b"\r\n"))
-
-
-def _iter_array(name: str, stream: IO[bytes]) -> Iterator[Item]:
-    decoder = json.JSONDecoder()
-    reader = io.TextIOWrapper(stream, encoding="utf-8", errors="strict")
-    try:
-        yield from _array_elements(name, reader, decoder)
-    finally:
-        reader.detach()  # the caller closes the underlying stream
-
-
-def _array_elements(
-    name: str, reader: io.TextIOWrapper, decoder: json.JSONDecoder
+def iter_items(
+    name: str,
+    stream: IO[bytes],
+    fmt: str | None = None,
+    max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
 ) -> Iterator[Item]:
-    buf = ""
-    pos = 0
-    line = 1
-    eof = False
+    """Yield the records of one opened input, in order.
 
-    def fill() -> bool:
-        nonlocal buf, pos, eof
-        if eof:
-            return False
-        try:
-            chunk = reader.read(_CHUNK)
-        except UnicodeDecodeError:
-            chunk = ""
-        if not chunk:
-            eof = True
-            return False
-        buf = buf[pos:] + chunk
-        pos = 0
-        return True
+    Args:
+        name: The input's name (its format comes from it unless ``fmt`` is given).
+        stream: The opened input (see :func:`open_input`).
+        fmt: ``jsonl`` or ``json`` (default: from the name; see :func:`input_format`).
+        max_record_bytes: Larger records are skipped unread and reported.
 
-    def skip_ws() -> str:
-        nonlocal pos, line
-        while True:
-            while pos < len(buf) and buf[pos] in " \t\r\n":
-                if buf[pos] == "\n":
-                    line += 1
-                pos += 1
-            if pos < len(buf):
-                return buf[pos]
-            if not fill():
-                return ""
+    JSONL: one record per line; lines holding only space, tab, CR or LF are skipped; a UTF-8
+    BOM at the start is removed. JSON: an array (one record per element) or one document.
+    """
+    if input_format(name, fmt) == "json":
+        records = json_records(stream, max_record_bytes)
+    else:
+        records = jsonl_records(stream, max_record_bytes)
+    for line, data in records:
+        yield Item(name, line, data)
 
-    if skip_ws() != "[":  # pragma: no cover - guarded by iter_items
-        return
-    pos += 1
-    expect_value = True
-    first = True
-    while True:
-        ch = skip_ws()
-        if ch == "]" and (first or not expect_value):
-            pos += 1
-            if skip_ws() != "":  # never drop what follows silently (JSONL starting with "[")
-                yield Item(name, line, ArrayError(
-                    "content after the end of the JSON array: a JSON-array input holds one "
-                    "array, and each JSONL line must be one record object"))
-            return
-        if ch == "":
-            yield Item(name, line, ArrayError("unexpected end of input inside a JSON array"))
-            return
-        if not expect_value:
-            if ch != ",":
-                yield Item(name, line, ArrayError("expected ',' or ']' between array elements"))
-                return
-            pos += 1
-            expect_value = True
-            continue
-        start_line = line
-        while True:
+
+def read_items(
+    names: Iterable[str],
+    fmt: str | None = None,
+    max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
+) -> Iterator[Item]:
+    """Open each input in turn and yield its records (see :func:`iter_items`).
+
+    Raises:
+        InputError: When an input cannot be opened or read (after the records before it).
+    """
+    for name in names:
+        with open_input(name) as stream:
             try:
-                value, end = decoder.raw_decode(buf, pos)
-            except json.JSONDecodeError as exc:
-                if len(buf) - pos < _MAX_ELEMENT and fill():
-                    continue
-                yield Item(name, start_line, ArrayError(f"not valid JSON: {exc.msg}"))
-                return
-            except RecursionError:
-                yield Item(name, start_line, ArrayError("not valid JSON: nested too deeply"))
-                return
-            break
-        line += buf.count("\n", pos, end)
-        pos = end
-        first = False
-        expect_value = False
-        yield Item(name, start_line, value)
+                yield from iter_items(name, stream, fmt, max_record_bytes)
+            except InputError:
+                raise
+            except OSError as exc:
+                msg = f"{name}: {exc.strerror or exc}"
+                raise InputError(msg) from exc
+

@@ -11,8 +11,13 @@ validator puts it (last), so the output is byte for byte the same for any number
 Memory is bounded: at most ``2 * jobs`` chunks are in flight, and the series index keeps one
 small tuple per patient.
 
+Every record is read by the input layer (:mod:`._input`, :mod:`._documents`): the main
+process cuts plain JSONL files into byte ranges that the workers read with the same JSONL
+reader, and reads every other input (JSON, compressed, stdin, pipes) itself. When an input
+becomes unreadable, every chunk read before it is still written, for any number of jobs.
+
 May import: :mod:`dryneedle.findings`, :mod:`dryneedle.policy`, :mod:`dryneedle.protocol` and
-:mod:`._input`, :mod:`._structure`, :mod:`._validate`.
+:mod:`._input`, :mod:`._documents`, :mod:`._validate`.
 """
 
 from __future__ import annotations
@@ -24,15 +29,15 @@ from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from datetime import date
-from typing import IO, Any, Final
+from typing import Any, Final
 
 import attrs
 
 from dryneedle.findings import Finding, Severity
 from dryneedle.policy import Policy
 from dryneedle.records import _input
-from dryneedle.records._structure import R_JSON
-from dryneedle.records._validate import RecordReport, Validator
+from dryneedle.records._documents import DEFAULT_MAX_RECORD_BYTES, BadInput, jsonl_records
+from dryneedle.records._validate import Validator
 
 __all__ = ["CHUNK_RECORDS", "ChunkResult", "Summary", "default_jobs", "run"]
 
@@ -151,13 +156,6 @@ def _init_worker(policy: Policy, on: date | None, checks: tuple[str, ...]) -> No
     _worker = Validator(policy=policy, on=on, checks=checks)
 
 
-def _array_error_report(index: int, line: int, message: str) -> RecordReport:
-    finding = Finding(code=R_JSON.id, severity=Severity.ERROR, path="",
-                      message=message)
-    return RecordReport(index=index, line=line, record_id=None, valid=False, decision=None,
-                        findings=(finding,))
-
-
 @attrs.frozen
 class _Range:
     """A byte range of a plain JSONL file, read by the worker itself (whole lines)."""
@@ -165,24 +163,17 @@ class _Range:
     path: str
     start: int
     end: int
+    max_bytes: int
 
-    def read(self) -> bytes:
+    def records(self, lines_read: list[int]) -> Iterator[tuple[int, bytes | BadInput]]:
+        """``(line relative to the range, text)`` of each record of the range."""
         with open(self.path, "rb") as f:
             f.seek(self.start)
-            return f.read(self.end - self.start)
+            yield from jsonl_records(f, self.max_bytes, first_line=0, at_start=self.start == 0,
+                                     limit=self.end - self.start, lines_read=lines_read)
 
 
-Payload = bytes | _Range | list[tuple[int, Any]]
-
-
-def _records(payload: bytes | list[tuple[int, Any]]) -> Iterator[tuple[int, Any]]:
-    """``(line, data)`` of each record: lines relative to a block, or absolute for arrays."""
-    if isinstance(payload, bytes):
-        for n, raw in enumerate(payload.split(b"\n")):
-            if raw.strip():
-                yield n, raw.rstrip(b"\r")
-    else:
-        yield from payload
+Payload = _Range | list[tuple[int, bytes | BadInput]]
 
 
 def process_chunk(
@@ -195,24 +186,21 @@ def process_chunk(
 
     Args:
         source: Input name.
-        payload: A block of whole JSONL lines (as bytes, or a byte range of the file for the
-            worker to read), or ``(line, decoded element)`` pairs of a JSON array.
+        payload: A byte range of a plain JSONL file for the worker to read, or
+            ``(line, text)`` records read by the input layer (absolute lines).
         multi: Whether to add the ``file`` key (several inputs).
         validator: The validator (default: this worker process's).
     """
     v = validator if validator is not None else _worker
     assert v is not None
-    if isinstance(payload, _Range):
-        payload = payload.read()
     tails: list[bytes] = []
     lines: list[int] = []
     keys: list[tuple[int, str, Any]] = []
     summary = Summary()
-    for pos, (line, data) in enumerate(_records(payload)):
-        if isinstance(data, _input.ArrayError):
-            report, key = _array_error_report(0, line, data.message), None
-        else:
-            report, key = v.check_keyed(data, 0, line, decoded=not isinstance(payload, bytes))
+    lines_read: list[int] = []
+    records = payload.records(lines_read) if isinstance(payload, _Range) else payload
+    for pos, (line, data) in enumerate(records):
+        report, key = v.check_keyed(data, 0, line)
         d = report.as_dict()
         del d["index"], d["line"]  # numbered by the main process, in order
         if multi:
@@ -223,87 +211,96 @@ def process_chunk(
         if key is not None:
             pid, (day, number, count, tolerated) = key
             keys.append((pos, pid, (day.toordinal(), number, count, tolerated)))
-    if isinstance(payload, bytes):
-        return ChunkResult(tails, source, summary, keys, len(payload), lines,
-                           payload.count(b"\n"))
+    if isinstance(payload, _Range):
+        return ChunkResult(tails, source, summary, keys, payload.end - payload.start, lines,
+                           lines_read[0] if lines_read else 0)
     return ChunkResult(tails, source, summary, keys, 0, lines, None)
 
 
-def _ranges(name: str, stream: IO[bytes], block_bytes: int) -> Iterator[_Range] | None:
-    """Cut a plain, seekable file into byte ranges of whole lines (None if not possible)."""
-    if name == "-" or not isinstance(stream, io.BufferedReader) or not stream.seekable():
+def _ranges(name: str, block_bytes: int, max_bytes: int) -> Iterator[_Range] | None:
+    """Cut a plain, regular, non-empty file into byte ranges of whole lines (else None).
+
+    Files whose size reads 0 although they have content (``/proc``, some virtual file
+    systems), pipes and compressed files are streamed by the input layer instead.
+    """
+    if name == "-" or _input.input_size(name) is None:
         return None
-    size = os.fstat(stream.fileno()).st_size
+    try:
+        with _input.open_input(name) as probe:
+            if not isinstance(probe.raw, io.FileIO):
+                return None  # compressed (recognised by its magic number)
+    except _input.InputError:
+        return None  # the input layer says why, below
+    size = os.path.getsize(name)
 
     def cut() -> Iterator[_Range]:
-        start = 0
-        while start < size:
-            end = start + block_bytes
-            if end >= size:
-                end = size
-            else:
-                stream.seek(end)
-                while True:
-                    piece = stream.read(1 << 16)
-                    if not piece:
-                        end = size
-                        break
-                    nl = piece.find(b"\n")
-                    if nl >= 0:
-                        end += nl + 1
-                        break
-                    end += len(piece)
-            yield _Range(name, start, end)
-            start = end
+        with open(name, "rb") as stream:
+            start = 0
+            while start < size:
+                end = start + block_bytes
+                if end >= size:
+                    end = size
+                else:
+                    stream.seek(end)
+                    while True:
+                        piece = stream.read(1 << 16)
+                        if not piece:
+                            end = size
+                            break
+                        nl = piece.find(b"\n")
+                        if nl >= 0:
+                            end += nl + 1
+                            break
+                        end += len(piece)
+                yield _Range(name, start, end, max_bytes)
+                start = end
 
     return cut()
 
 
+@attrs.frozen
+class _Failure:
+    """An input became unreadable after the chunks before it (raised once they are written)."""
+
+    error: Exception
+
+
 def _chunks(
-    names: list[str], chunk_records: int, *, ranges: bool
-) -> Iterator[tuple[str, Payload, bool]]:
-    """Yield ``(source, payload, first)``: blocks of whole JSONL lines, or array items.
+    names: list[str], chunk_records: int, *, ranges: bool, fmt: str | None, max_bytes: int
+) -> Iterator[tuple[str, Payload, bool] | _Failure]:
+    """Yield ``(source, payload, first)`` per chunk, then a :class:`_Failure` if reading failed.
 
-    ``first`` marks the first chunk of each input (where line numbers start again).
-
-    JSONL is cut into blocks at line ends without looking at the records (with ``ranges``, a
-    plain file is only cut: the workers read their byte ranges themselves); the workers split,
-    parse and number the lines.
+    ``first`` marks the first chunk of each input (where line numbers start again). With
+    ``ranges``, a plain JSONL file is only cut into byte ranges (the workers read them with
+    the input layer's own JSONL reader); every other input is read here, by the input layer.
     """
     block_bytes = max(1, chunk_records) * 1024  # about chunk_records records of 1 kB
     for name in names:
         first = True
-        with _input.open_input(name) as stream:
-            if _input.first_significant(stream) == b"[":
-                items: list[tuple[int, Any]] = []
-                for item in _input.iter_items(name, stream):
-                    items.append((item.line, item.data))
-                    if len(items) >= chunk_records:
-                        yield name, items, first
-                        items, first = [], False
-                if items:
-                    yield name, items, first
-                continue
-            cuts = _ranges(name, stream, block_bytes) if ranges else None
-            if cuts is not None:
-                for r in cuts:
-                    yield name, r, first
-                    first = False
-                continue
-            rest = b""
-            while True:
-                data = stream.read(block_bytes)
-                if not data:
-                    if rest:
-                        yield name, rest, first
-                    break
-                rest += data
-                cut = rest.rfind(b"\n")
-                if cut < 0:
-                    continue  # a line longer than a block: read on
-                block, rest = rest[: cut + 1], rest[cut + 1:]
-                yield name, block, first
+        cuts = None
+        if ranges and _input.input_format(name, fmt) == "jsonl":
+            cuts = _ranges(name, block_bytes, max_bytes)
+        if cuts is not None:
+            for r in cuts:
+                yield name, r, first
                 first = False
+            continue
+        items: list[tuple[int, bytes | BadInput]] = []
+        size = 0
+        try:
+            for item in _input.read_items([name], fmt, max_bytes):
+                items.append((item.line, item.data))
+                size += len(item.data) if isinstance(item.data, bytes) else 0
+                if len(items) >= chunk_records or size >= block_bytes:
+                    yield name, items, first
+                    items, first, size = [], False, 0
+        except (OSError, EOFError) as exc:
+            if items:
+                yield name, items, first
+            yield _Failure(exc)
+            return
+        if items:
+            yield name, items, first
 
 
 def _finish(result: ChunkResult, start: int, line_base: int, series: Any,
@@ -344,6 +341,8 @@ def run(
     jobs: int = 1,
     chunk_records: int = CHUNK_RECORDS,
     progress: Callable[[int, int], None] | None = None,
+    input_format: str | None = None,
+    max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
 ) -> Iterator[tuple[ChunkResult, Summary]]:
     """Validate every record of the inputs; yield each chunk's results in input order.
 
@@ -355,6 +354,12 @@ def run(
         jobs: Worker processes (1: validate in this process).
         chunk_records: About how many records make a chunk.
         progress: Called with ``(records done, bytes consumed)`` after each chunk.
+        input_format: ``jsonl`` or ``json`` for every input (default: from each name).
+        max_record_bytes: Larger records are skipped unread and reported.
+
+    Raises:
+        InputError: When an input cannot be read; every report of the records read before
+            it has been yielded first, the same for any number of jobs.
 
     Yields:
         ``(chunk result, running summary)`` per chunk, in order; ``result.lines`` holds the
@@ -384,24 +389,40 @@ def run(
             progress(done, consumed)
         return result, summary
 
+    failure: _Failure | None = None
     if jobs <= 1:
         validator = Validator(policy=policy, on=on, checks=per_record)
-        for source, payload, first in _chunks(names, chunk_records, ranges=False):
+        for chunk in _chunks(names, chunk_records, ranges=False, fmt=input_format,
+                             max_bytes=max_record_bytes):
+            if isinstance(chunk, _Failure):
+                failure = chunk
+                break
+            source, payload, first = chunk
             yield finish(process_chunk(source, payload, multi, validator), first)
-        return
-    fresh = attrs.evolve(policy)  # no caches travel to the workers
-    with ProcessPoolExecutor(
-        max_workers=jobs, initializer=_init_worker, initargs=(fresh, on, per_record)
-    ) as pool:
-        pending: deque[tuple[Future[ChunkResult], bool]] = deque()
-        for source, payload, first in _chunks(names, chunk_records, ranges=True):
-            pending.append((pool.submit(process_chunk, source, payload, multi), first))
-            while len(pending) > 2 * jobs:
+    else:
+        fresh = attrs.evolve(policy)  # no caches travel to the workers
+        with ProcessPoolExecutor(
+            max_workers=jobs, initializer=_init_worker, initargs=(fresh, on, per_record)
+        ) as pool:
+            pending: deque[tuple[Future[ChunkResult], bool]] = deque()
+            for chunk in _chunks(names, chunk_records, ranges=True, fmt=input_format,
+                                 max_bytes=max_record_bytes):
+                if isinstance(chunk, _Failure):
+                    failure = chunk
+                    break
+                source, payload, first = chunk
+                pending.append((pool.submit(process_chunk, source, payload, multi), first))
+                while len(pending) > 2 * jobs:
+                    fut, was_first = pending.popleft()
+                    yield finish(fut.result(), was_first)
+            while pending:  # every chunk read before a failure is written, as with one job
                 fut, was_first = pending.popleft()
                 yield finish(fut.result(), was_first)
-        while pending:
-            fut, was_first = pending.popleft()
-            yield finish(fut.result(), was_first)
+    if failure is not None:
+        error = failure.error
+        if isinstance(error, _input.InputError):
+            raise error
+        raise _input.InputError(str(error)) from error
 
 
 class _NoSeries:

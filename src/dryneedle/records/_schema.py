@@ -1,6 +1,10 @@
 """The JSON Schema (draft 2020-12) of record format v1, generated from the field specs.
 
-May import: :mod:`dryneedle.model`, :mod:`dryneedle.catalog` and :mod:`._fields`.
+Numbers carry the validator's bounds (spec §6, 1.1): an integer field holds a signed 64-bit
+integer (JSON Schema counts ``1.0`` as an integer, as the validator does) and a number field a
+finite double, so the schema and the validator agree on every record.
+
+May import: :mod:`dryneedle.model`, :mod:`dryneedle.catalog`, :mod:`._fields` and :mod:`._json`.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ from typing import Any
 from dryneedle import model
 from dryneedle.catalog import CONDITIONS, MUSCLES
 from dryneedle.records._fields import FORMAT, FieldSpec, field_specs
+from dryneedle.records._json import INT_MAX, INT_MIN, MAX_DOUBLE
 
 __all__ = ["json_schema"]
 
@@ -34,8 +39,11 @@ def _field_schema(spec: FieldSpec, defs: dict[str, Any]) -> dict[str, Any]:
         s = {"type": "boolean"}
     elif spec.kind == "str":
         s = {"type": "string", "minLength": 1}
-    elif spec.kind in ("int", "float"):
-        s = {"type": "integer" if spec.kind == "int" else "number"}
+    elif spec.kind == "int":
+        low = INT_MIN if spec.minimum is None else max(INT_MIN, int(spec.minimum))
+        s = {"type": "integer", "minimum": low, "maximum": INT_MAX}
+    elif spec.kind == "float":
+        s = {"type": "number", "minimum": -MAX_DOUBLE, "maximum": MAX_DOUBLE}
         if spec.minimum is not None:
             s["minimum"] = spec.minimum
     elif spec.kind == "date":

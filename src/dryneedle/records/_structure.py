@@ -13,7 +13,12 @@ Field kinds come from :mod:`._fields` (derived from the attrs type annotations),
 structure check, the cattrs converter and the JSON Schema cannot drift apart.
 
 May import: :mod:`dryneedle.model`, :mod:`dryneedle.wire`, :mod:`dryneedle.catalog`,
-:mod:`dryneedle.findings` and :mod:`._fields`.
+:mod:`dryneedle.findings`, :mod:`._fields` and :mod:`._json`.
+
+Numbers follow JSON Schema semantics (spec §6, 1.1): an integral float such as ``1.0`` is an
+integer; an integer field holds a signed 64-bit integer and a number field a finite double,
+anything beyond is ``structure.range`` at its path; a string holding a lone surrogate is
+``structure.type`` at its path.
 """
 
 from __future__ import annotations
@@ -29,11 +34,13 @@ from dryneedle import model
 from dryneedle.catalog import CONDITIONS, MUSCLES
 from dryneedle.findings import Finding, FindingsError, Rule, Severity, rule
 from dryneedle.records._fields import FORMAT, FieldSpec, field_specs
+from dryneedle.records._json import INT_MAX, INT_MIN, MAX_DOUBLE, escape_surrogates, has_surrogate
 from dryneedle.wire import converter
 
 __all__ = [
     "BAD",
     "R_JSON",
+    "R_TOO_LARGE",
     "WALKERS",
     "RecordError",
     "structure_record",
@@ -59,6 +66,7 @@ _MISSING: Final = object()
 _FORMAT_SRC: tuple[str, ...] = ()
 
 R_JSON: Final = rule("structure.json")
+R_TOO_LARGE: Final = rule("structure.too_large")
 R_NOT_OBJECT: Final = rule("structure.not_object")
 R_FORMAT: Final = rule("structure.format")
 R_MISSING: Final = rule("structure.missing")
@@ -100,6 +108,10 @@ def _type(path: str, value: Any, expected: str) -> Finding:
     return _f(R_TYPE, path, f"expected {expected}, got {_json_kind(value)}")
 
 
+def _not_text(path: str) -> Finding:
+    return _f(R_TYPE, path, "expected Unicode text, got a string holding a lone surrogate")
+
+
 def _enum(path: str, allowed: str) -> Finding:
     return _f(R_ENUM, path, f"value is not {allowed}")
 
@@ -117,7 +129,13 @@ def _unknown(
 ) -> None:
     for key in data:
         if key not in known:
-            path = f"{prefix}.{key}" if prefix else str(key)
+            name = str(key)
+            if has_surrogate(name):  # the name cannot even be written back: an error
+                name = escape_surrogates(name)
+                out.append(_f(R_TYPE, f"{prefix}.{name}" if prefix else name,
+                              "field name holds a lone surrogate (not Unicode text)"))
+                continue
+            path = f"{prefix}.{name}" if prefix else name
             out.append(_f(R_UNKNOWN_FIELD, path, "unknown field (ignored)"))
 
 
@@ -179,16 +197,31 @@ def _gen_field(cls: type, spec: FieldSpec, ns: dict[str, Any]) -> list[str]:
         return lines + block(f"{v} is True or {v} is False", [], "true, false or null"
                              if not spec.required else "true or false")
     if spec.kind == "str":
-        return lines + block(f"{v}.__class__ is str and {v}", [], "a non-empty string")
+        on_ok = [f"if not {v}.isascii() and _has_surrogate({v}):",
+                 f"    ok = False; out.append(_not_text({path}))"]
+        return lines + block(f"{v}.__class__ is str and {v}", on_ok, "a non-empty string")
     if spec.kind == "int":
-        check = [f"if {v} < {spec.minimum!r}:",
-                 f"    ok = False; out.append(_range({path}, 'must be at least {spec.minimum}'))"]
-        return lines + block(f"{v}.__class__ is int", check if spec.minimum is not None else [],
+        # JSON Schema semantics: an integral float (1.0, 1e2) is an integer.
+        check = [
+            f"if {v}.__class__ is float:",
+            f"    if {v} - {v} != 0.0: {v} = None",
+            f"    elif {v}.is_integer(): {v} = int({v})",
+            f"if {v}.__class__ is float:",
+            f"    ok = False; out.append(_type({path}, {v}, 'an integer'))",
+            f"elif {v} is None or not _INT_MIN <= {v} <= _INT_MAX:",
+            f"    ok = False; out.append(_range({path}, 'integer is out of range (64 bits)'))",
+        ]
+        if spec.minimum is not None:
+            check += [
+                f"elif {v} < {spec.minimum!r}:",
+                f"    ok = False; out.append(_range({path}, 'must be at least {spec.minimum}'))",
+            ]
+        return lines + block(f"{v}.__class__ is int or {v}.__class__ is float", check,
                              "an integer")
     if spec.kind == "float":
         on_ok = [
             f"if {v}.__class__ is int:",
-            f"    if -1e300 < {v} < 1e300: {v} = float({v})",
+            f"    if -_MAX_DOUBLE <= {v} <= _MAX_DOUBLE: {v} = float({v})",
             f"    else: ok = False; out.append(_range({path}, 'number is out of range'))",
             f"elif {v} - {v} != 0.0:",
             f"    ok = False; out.append(_range({path}, 'number must be finite'))",
@@ -307,6 +340,11 @@ def _build() -> tuple[Mapping[type, Walker], str]:
         "_new": object.__new__,
         "_set": object.__setattr__,
         "_CONDITIONS": CONDITIONS,
+        "_INT_MIN": INT_MIN,
+        "_INT_MAX": INT_MAX,
+        "_MAX_DOUBLE": MAX_DOUBLE,
+        "_has_surrogate": has_surrogate,
+        "_not_text": _not_text,
     }
     source = "\n".join(_generate(cls, ns) for cls in _NESTED)
     code = compile(source, "<dryneedle-generated-walkers>", "exec")
@@ -364,6 +402,9 @@ def walk_record(
     record_id: str | None = rid if rid.__class__ is str and rid else None
     if record_id is None:
         out.append(_type("record_id", rid, "a non-empty string"))
+    elif has_surrogate(record_id):
+        record_id = None
+        out.append(_not_text("record_id"))
     p = data.get("patient", _MISSING)
     patient = _walk_patient(p, "patient", out)
     s = data.get("session", _MISSING)

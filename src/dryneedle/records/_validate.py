@@ -8,7 +8,7 @@ A new output format starts from :meth:`RecordReport.as_dict`.
 
 May import: :mod:`dryneedle.model`, :mod:`dryneedle.findings`, :mod:`dryneedle.policy`, the
 rules (:mod:`dryneedle.screening`, :mod:`dryneedle.protocol`) and :mod:`._structure`,
-:mod:`._fast`, :mod:`._input`.
+:mod:`._fast`, :mod:`._json`, :mod:`._documents`.
 """
 
 from __future__ import annotations
@@ -30,8 +30,10 @@ from dryneedle.protocol import (
     tolerated,
 )
 from dryneedle.records import _fast
-from dryneedle.records._input import loads
-from dryneedle.records._structure import R_JSON, walk_record
+from dryneedle.records._documents import BadInput
+from dryneedle.records._json import JSONError, escape_surrogates, is_blank
+from dryneedle.records._json import parse as loads
+from dryneedle.records._structure import R_JSON, R_TOO_LARGE, walk_record
 from dryneedle.screening import DECISION_BY_RANK, screen_parts
 
 __all__ = ["CHECKS", "RecordReport", "Validator", "validate_lines", "validate_records"]
@@ -134,7 +136,10 @@ class Validator:
         self._fast = fast and _fast.AVAILABLE
 
     def check(self, obj: Any, index: int, line: int | None = None) -> RecordReport:
-        """Validate one input (a mapping, or a JSON text) and return its report."""
+        """Validate one input (a mapping, a JSON text, or an input item's ``BadInput``).
+
+        Returns its report.
+        """
         if self._fast and (obj.__class__ is bytes or obj.__class__ is str):
             try:
                 wire = _fast_decode(obj)
@@ -164,6 +169,8 @@ class Validator:
         cls = obj.__class__
         if decoded:
             pass  # a decoded value goes straight to the walker (a string is "not an object")
+        elif cls is BadInput:
+            return self._bad_input(index, line, obj), None
         elif cls is bytes or cls is str:
             if self._fast:
                 try:
@@ -175,7 +182,7 @@ class Validator:
                                           wire.session, [], wire, keyed)
             try:
                 obj = loads(obj)
-            except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+            except JSONError as exc:
                 return self._json_error(index, line, exc), None
         elif isinstance(obj, bytearray | memoryview):
             return self._check(bytes(obj), index, line, keyed)
@@ -189,7 +196,13 @@ class Validator:
     def _json_error(self, index: int, line: int | None, exc: Exception) -> RecordReport:
         # The report carries the line number; the message names only the problem.
         finding = Finding(code=R_JSON.id, severity=R_JSON.severity, path="",
-                          message=f"not valid JSON: {_json_error(exc)}")
+                          message=f"not valid JSON: {escape_surrogates(str(exc))}")
+        return RecordReport(index=index, line=line, record_id=None, valid=False, decision=None,
+                            findings=(finding,), policy=self._fingerprint)
+
+    def _bad_input(self, index: int, line: int | None, bad: BadInput) -> RecordReport:
+        rule = R_TOO_LARGE if bad.code == R_TOO_LARGE.id else R_JSON
+        finding = Finding(code=rule.id, severity=rule.severity, path="", message=bad.message)
         return RecordReport(index=index, line=line, record_id=None, valid=False, decision=None,
                             findings=(finding,), policy=self._fingerprint)
 
@@ -251,14 +264,6 @@ class Validator:
 
 
 
-def _json_error(exc: Exception) -> str:
-    if isinstance(exc, RecursionError):
-        return "nested too deeply"
-    text = str(exc).split(":", 1)[0] if isinstance(exc, UnicodeDecodeError) else str(exc)
-    # Decoder messages quote positions, not content; keep them short and PHI-free.
-    return text[:120]
-
-
 def validate_records(
     records: Iterable[Any],
     *,
@@ -296,9 +301,10 @@ def validate_lines(
     """Validate a partition of JSON lines and return the JSON-ready reports.
 
     A public, picklable per-partition function for engines that map over partitions (Dask,
-    Spark, multiprocessing). Blank lines are skipped (``line`` still counts them); line endings
-    are removed, as the command line does. Series checks see only this partition: partition by
-    patient to keep them exact (see :mod:`dryneedle.distributed`).
+    Spark, multiprocessing). Blank lines (only space, tab, CR, LF) are skipped (``line`` still
+    counts them); the JSON whitespace around each line is removed, as the command line does.
+    Series checks see only this partition: partition by patient to keep them exact (see
+    :mod:`dryneedle.distributed`).
 
     Args:
         lines: The partition's lines.
@@ -316,9 +322,10 @@ def validate_lines(
     out = []
     index = start_index
     for n, raw in enumerate(lines, start=start_line):
-        if not raw.strip():
+        if is_blank(raw):  # only JSON whitespace (space, tab, CR, LF): not a record
             continue
-        text = raw.rstrip(b"\r\n") if isinstance(raw, bytes) else raw.rstrip("\r\n")
+        # Without the JSON whitespace around it, as the command line reads a line.
+        text = raw.strip(b" \t\r\n") if isinstance(raw, bytes) else raw.strip(" \t\r\n")
         out.append(validator.check(text, index, n).as_dict())
         index += 1
     return out
