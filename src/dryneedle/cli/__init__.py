@@ -56,15 +56,20 @@ def add_policy_option(parser: argparse.ArgumentParser) -> None:
 
 
 def resolve_policy(value: str) -> Any:
-    """Return the policy named, or loaded from a JSON file (raises :class:`UsageError`)."""
-    from dryneedle.policy import POLICIES, load_policy  # noqa: PLC0415
+    """Return the policy named, or loaded from a JSON file (raises :class:`UsageError`).
+
+    A policy file is read bounded (at most ``MAX_POLICY_BYTES`` + 1 bytes, nesting checked),
+    and a refused value (out of range, wrong type, weakening a floor) is a usage error naming
+    the limit or rule.
+    """
+    from dryneedle.policy import MAX_POLICY_BYTES, POLICIES, loads_policy  # noqa: PLC0415
 
     if value in POLICIES:
         return POLICIES[value]
     try:
-        with open(value, encoding="utf-8") as f:
-            data = json.load(f)
-        return load_policy(data)
+        with open(value, "rb") as f:
+            raw = f.read(MAX_POLICY_BYTES + 1)
+        return loads_policy(raw)
     except OSError as exc:
         names = ", ".join(POLICIES)
         msg = f"--policy: {value}: not a built-in policy ({names}) nor a readable file"
@@ -101,6 +106,8 @@ def _cmd_rules(args: argparse.Namespace) -> int:
                     "effect": None if r.effect is None else policy.effect_of(r.id, r.effect).value,
                     "limits": {name: getattr(policy, name) for name in r.limits},
                     "sources": list(r.sources),
+                    "basis": _basis(r),
+                    "floor": r.floor,
                     "rationale": r.rationale,
                 }
                 for r in rules
@@ -110,8 +117,19 @@ def _cmd_rules(args: argparse.Namespace) -> int:
     width = max((len(r.id) for r in rules), default=10)
     for r in rules:
         sev = policy.severity_of(r.id, r.severity).value
-        sys.stdout.write(f"{r.id:<{width}}  {sev:<7}  {r.title}  [{', '.join(r.sources)}]\n")
+        tail = " (clinic policy default)" if r.clinic_policy_default else ""
+        sys.stdout.write(
+            f"{r.id:<{width}}  {sev:<7}  {r.title}  [{', '.join(r.sources)}]{tail}\n")
     return EXIT_OK
+
+
+def _basis(rule: Any) -> str:
+    """The ``basis`` of a rule in ``rules --format json``: what its sources amount to."""
+    if not rule.sources:
+        return "format rule (record format contract)"
+    if rule.clinic_policy_default:
+        return "clinic policy default"
+    return "cited sources"
 
 
 def _cmd_schema(args: argparse.Namespace) -> int:

@@ -2,11 +2,14 @@
 
 * ``aftercare FILE`` -- FILE holds a session record or a bare session object; prints the
   patient's aftercare plan as text (default), Markdown or JSON. Exit 0, or 1 when the record or
-  session has structural errors (listed on stderr).
+  session could not be read in full (problems listed on stderr): the plan is then still
+  printed, failing closed (every conditional line, SPEC §5 1.1), never nothing.
 * ``triage FILE [--session FILE]`` -- FILE holds a symptom report (JSON shape of
   :class:`dryneedle.aftercare.SymptomReport`); prints the triage level and its cited reasons.
-  Without ``--session`` the session counts as having needled over the lung (fail closed). Exit
-  0 when the level is ``expected``; 1 for ``contact_clinic`` / ``urgent`` or an invalid report.
+  Without ``--session``, or with one that cannot be read in full, the session counts as near
+  the lung (fail closed) and the triage is still printed. Exit 0 when the level is
+  ``expected`` and the inputs were read; 1 for ``contact_clinic`` / ``urgent``, an unreadable
+  session or an invalid report.
 * ``rates FILE...`` -- streams JSONL records (or a JSON array; gzip and ``-`` work) and prints
   adverse-event rates beside the published ones. Exit 0, or 1 when some records were invalid
   (they are listed on stderr and left out of the rates).
@@ -50,6 +53,10 @@ def _error(message: str) -> int:
     return EXIT_USAGE
 
 
+class _NotJsonError(UsageError):
+    """The document was read but is not JSON (a usage error, except where failing closed)."""
+
+
 def _read_document(name: str) -> object:
     """Read one JSON document from a file or ``-`` (raises :class:`UsageError`)."""
     try:
@@ -61,7 +68,7 @@ def _read_document(name: str) -> object:
         return loads(raw)
     except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         msg = f"{name}: not valid JSON"
-        raise UsageError(msg) from exc
+        raise _NotJsonError(msg) from exc
 
 
 def _report_problems(name: str, findings: tuple[Finding, ...] | list[Finding]) -> None:
@@ -71,23 +78,34 @@ def _report_problems(name: str, findings: tuple[Finding, ...] | list[Finding]) -
         )
 
 
-def _load_session(name: str) -> tuple[Session | None, Patient | None, bool]:
-    """Read a record or a bare session; return (session, patient, ok) and report problems."""
+def _load_session(name: str) -> tuple[Session | None, Patient | None, tuple[str, ...]]:
+    """Read a record or a bare session, fail closed; return (session, patient, unreadable).
+
+    ``unreadable`` holds the path of every structural problem (errors, and unknown fields,
+    which may be misspelt answers): what could not be read. A document that is not JSON is
+    unreadable as a whole (path ``""``). Problems are reported on stderr. Raises
+    :class:`UsageError` only when the file itself cannot be opened.
+    """
     from dryneedle.records._structure import BAD, WALKERS, walk_record  # noqa: PLC0415
 
-    data = _read_document(name)
+    try:
+        data = _read_document(name)
+    except _NotJsonError as exc:
+        sys.stderr.write(f"dryneedle: error: {exc}; treated as unreadable (fail closed)\n")
+        return None, None, ("",)
     out: list[Finding] = []
     patient: Patient | None = None
     session: Session | None
     if isinstance(data, dict) and ({"format", "patient", "session"} & data.keys()):
-        _rid, patient, session, format_ok = walk_record(data, out)
+        _rid, patient, session, _format_ok = walk_record(data, out)
     else:
         walked = WALKERS[Session](data, "session", out)
         session = None if walked is BAD else walked
-        format_ok = True
     _report_problems(name, out)
-    errors = any(f.severity is Severity.ERROR for f in out)
-    return session, patient, (session is not None and format_ok and not errors)
+    unreadable = tuple(dict.fromkeys(f.path for f in out))
+    if session is None and "session" not in unreadable:
+        unreadable = (*unreadable, "session")
+    return session, patient, unreadable
 
 
 # --- aftercare -----------------------------------------------------------------------------------
@@ -95,20 +113,21 @@ def _load_session(name: str) -> tuple[Session | None, Patient | None, bool]:
 
 def _cmd_aftercare(args: argparse.Namespace) -> int:
     try:
-        session, patient, ok = _load_session(args.file)
+        session, patient, unreadable = _load_session(args.file)
     except UsageError as exc:
         return _error(str(exc))
-    if not ok or session is None:
-        sys.stderr.write(f"{args.file}: not a valid session record or session; no plan made\n")
-        return EXIT_ERRORS
-    plan = aftercare_plan(session, patient=patient)
+    if unreadable:
+        sys.stderr.write(f"{args.file}: could not be read in full; the plan below fails "
+                         "closed (every conditional line included)\n")
+    plan = aftercare_plan(session, patient=patient, unreadable=unreadable)
+    code = EXIT_USAGE if unreadable == ("",) else EXIT_ERRORS if unreadable else EXIT_OK
     if args.format == "json":
         write_json(sys.stdout, plan.as_dict())
     elif args.format == "markdown":
         sys.stdout.write(plan.to_markdown(with_sources=args.sources))
     else:
         sys.stdout.write(plan.to_text(with_sources=args.sources))
-    return EXIT_OK
+    return code
 
 
 # --- triage ---------------------------------------------------------------------------------------
@@ -119,11 +138,12 @@ def _cmd_triage(args: argparse.Namespace) -> int:
         policy = resolve_policy(args.policy)
         data = _read_document(args.file)
         session: Session | None = None
+        unreadable: tuple[str, ...] = ()
         if args.session is not None:
-            session, _patient, ok = _load_session(args.session)
-            if not ok:
-                sys.stderr.write(f"{args.session}: not a valid session record or session\n")
-                return EXIT_ERRORS
+            session, _patient, unreadable = _load_session(args.session)
+            if unreadable:
+                sys.stderr.write(f"{args.session}: could not be read in full; the session "
+                                 "counts as near the lung (fail closed)\n")
     except UsageError as exc:
         return _error(str(exc))
     try:
@@ -132,12 +152,13 @@ def _cmd_triage(args: argparse.Namespace) -> int:
         _report_problems(args.file, exc.findings)
         sys.stderr.write(f"{args.file}: not a valid symptom report; not triaged\n")
         return EXIT_ERRORS
-    follow_up = triage(report, session=session, policy=policy)
+    follow_up = triage(report, session=session, policy=policy, unreadable=unreadable)
     if args.format == "json":
         write_json(sys.stdout, follow_up.as_dict())
     else:
         sys.stdout.write(follow_up.to_text(with_sources=args.sources))
-    return EXIT_OK if follow_up.level is TriageLevel.EXPECTED else EXIT_ERRORS
+    expected = follow_up.level is TriageLevel.EXPECTED and not unreadable
+    return EXIT_OK if expected else EXIT_ERRORS
 
 
 # --- rates ----------------------------------------------------------------------------------------
@@ -210,8 +231,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="print a patient's aftercare plan for a session",
         description="Print the cited aftercare plan for a session. FILE holds a session "
         "record (its patient's bleeding risk is used) or a bare session object (bleeding risk "
-        "unknown: the bleeding lines are included). Exit 0, 1 for an invalid record or "
-        "session, 2 for usage errors.",
+        "unknown: the bleeding lines are included). A record or session that cannot be read "
+        "in full still gets a plan, failing closed (every conditional line). Exit 0, 1 when "
+        "the input could not be read in full, 2 for usage errors.",
     )
     p.add_argument("file", metavar="FILE", help="JSON session record or session, or '-'")
     p.add_argument("--format", choices=("text", "markdown", "json"), default="text")
@@ -225,8 +247,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         description="Classify the symptoms a patient reports after a session, with cited "
         "reasons. FILE holds a symptom report: {\"hours_since_session\": 37, \"symptoms\": "
         "[{\"kind\": \"soreness\", \"duration_h\": 30, \"severity\": \"mild\"}]}. Without "
-        "--session the session counts as having needled over the lung. Exit 0 for expected, "
-        "1 for contact_clinic, urgent or an invalid report, 2 for usage errors.",
+        "--session, or with one that cannot be read in full, the session counts as near the lung "
+        "(fail closed). Exit 0 for expected, 1 for contact_clinic, urgent, an unreadable "
+        "session or an invalid report, 2 for usage errors.",
     )
     p.add_argument("file", metavar="FILE", help="JSON symptom report, or '-'")
     p.add_argument("--session", metavar="FILE",
