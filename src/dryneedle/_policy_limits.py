@@ -107,6 +107,8 @@ LIMIT_SPECS: Final[Mapping[str, LimitSpec]] = types.MappingProxyType({
     "min_age_years": _spec(int, "years", 0, 25, stricter="higher", floor=True),
     "adult_age_years": _spec(int, "years", 0, 25, stricter="higher"),
     "recent_surgery_days": _spec(int, "days", 0, 3650, stricter="higher", floor=True),
+    # FHIR input (issue #14 adds the limit): a pregnancy lasts about 40 weeks.
+    "pregnancy_status_max_age_days": _spec(int, "days", 0, 280, stricter="lower"),
     # Protocol: depths are positive and within the longest plausible needle.
     "superficial_min_depth_mm": _spec(float, "mm", 0, LONGEST_NEEDLE_MM, exclusive=True),
     "superficial_max_depth_mm": _spec(float, "mm", 0, LONGEST_NEEDLE_MM, exclusive=True),
