@@ -105,7 +105,7 @@ def test_plan_vectors(case: dict[str, Any]) -> None:
     history = case["history"]
     patient = None if history is None else Patient(patient_id=SECRET_IDS[2],
                                                    history=History(**history))
-    plan = aftercare_plan(session, patient=patient)
+    plan = aftercare_plan(session, patient=patient, unreadable=case.get("unreadable", ()))
     assert [i.id for i in plan.instructions] == case["instructions"]
     assert plan.over_lung == case["over_lung"]
     assert plan.bleeding_risk == case["bleeding_risk"]
@@ -142,7 +142,9 @@ def test_basic_instructions_follow_the_seed() -> None:
     assert "24 to 36 hours" in text
     assert "up to a week" in text
     assert INSTRUCTIONS["expect_soreness"].sources == ("seed", "pns-review")
-    assert "shortness of breath" not in text.lower()
+    # SPEC §5 (1.1): every plan says when to get emergency care (fainting after leaving;
+    # severe chest pain or breathlessness); the lung line (any of them) only near the lung.
+    assert "severe chest pain or severe shortness of breath" in text
     assert "short of breath" not in text
 
 
@@ -334,10 +336,12 @@ def test_signs_of_infection_mean_contact_promptly(kind: SymptomKind) -> None:
     assert "promptly" in follow_up.reasons[0].message
 
 
-def test_fainting_after_leaving_means_contact() -> None:
-    """Fainting after leaving the clinic: contact the clinic (seed, za-bn121)."""
+def test_fainting_after_leaving_is_urgent() -> None:
+    """Fainting after leaving the clinic: urgent after any session (SPEC §5 1.1)."""
     follow_up = triage(report(1, sym(SymptomKind.FAINTING)), session=OVER_LUNG)
-    assert follow_up.level is TriageLevel.CONTACT_CLINIC
+    assert follow_up.level is TriageLevel.URGENT
+    assert triage(report(1, sym(SymptomKind.FAINTING)), session=CALF).level is (
+        TriageLevel.URGENT)
     assert follow_up.reasons[0].sources == ("seed", "za-bn121", "policy")
 
 

@@ -167,10 +167,20 @@ def test_validate_policy_file_and_on_date(
     assert "screening.age_minimum" not in {f["code"] for f in later["findings"]}
     policy = tmp_path / "clinic.json"
     policy.write_text(json.dumps({"base": "default", "name": "clinic", "justification": "test",
-                                  "limits": {"min_age_years": 10}}))
-    row = reports(run(capsys, "validate", str(path), "--policy", str(policy))[1])[0]
+                                  "limits": {"min_age_years": 13}}))
+    older = example()
+    older["patient"]["birth_date"] = "2014-01-01"  # 12 on the session date
+    older_path = write_jsonl(tmp_path / "older.jsonl", [older])
+    row = reports(run(capsys, "validate", str(older_path))[1])[0]
     assert "screening.age_minimum" not in {f["code"] for f in row["findings"]}
-    policy.write_text(json.dumps({"limits": {"min_age_years": 10}}))
+    row = reports(run(capsys, "validate", str(older_path), "--policy", str(policy))[1])[0]
+    assert "screening.age_minimum" in {f["code"] for f in row["findings"]}
+    # SPEC §1 (1.1): the minimum age is a safety floor; a file lowering it is refused.
+    policy.write_text(json.dumps({"justification": "test", "limits": {"min_age_years": 10}}))
+    code, _, err = run(capsys, "validate", str(path), "--policy", str(policy))
+    assert code == 2
+    assert "min_age_years" in err
+    policy.write_text(json.dumps({"limits": {"min_age_years": 13}}))
     assert run(capsys, "validate", str(path), "--policy", str(policy))[0] == 2
 
 

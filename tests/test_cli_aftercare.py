@@ -110,13 +110,17 @@ def test_aftercare_bare_session_from_stdin(
 
 
 def test_aftercare_invalid_session_exits_1(run: Run, tmp_path: Path) -> None:
-    """A session with structural errors is reported on stderr (code and path) and exits 1."""
+    """A session with structural errors is reported on stderr (code and path) and exits 1.
+
+    SPEC §5 (1.1): the plan is still printed, failing closed (never nothing).
+    """
     session = json.loads(RECORD.read_text("utf-8"))["session"]
     session["insertions"][0]["muscle"] = "no_such_muscle"
     del session["date"]
     code, out, err = run("aftercare", _write(tmp_path, "s.json", session))
     assert code == 1
-    assert out == ""
+    assert "get emergency care straight away" in out
+    assert "could not be read" in out
     assert "structure.enum at session.insertions[0].muscle" in err
     assert "structure.missing at session.date" in err
 
@@ -128,9 +132,10 @@ def test_aftercare_unreadable_input_exits_2(run: Run, tmp_path: Path) -> None:
     assert "dryneedle: error:" in err
     bad = tmp_path / "bad.json"
     bad.write_text("{not json", encoding="utf-8")
-    code, _, err = run("aftercare", bad)
+    code, out, err = run("aftercare", bad)
     assert code == 2
     assert "not valid JSON" in err
+    assert "could not be read" in out  # SPEC §5 (1.1): a fail-closed plan, never nothing
 
 
 # --- triage -------------------------------------------------------------------------------------
@@ -202,10 +207,14 @@ def test_triage_policy_option(run: Run, tmp_path: Path) -> None:
 
 
 def test_triage_invalid_session_exits_1(run: Run, tmp_path: Path) -> None:
-    """A --session file with errors is reported and the report is not triaged."""
+    """A --session file with errors is reported; triage still runs, failing closed.
+
+    SPEC §5 (1.1): the unreadable session counts as near the lung, and the result is printed.
+    """
     code, out, err = run("triage", REPORT, "--session", _write(tmp_path, "s.json", {"number": 0}))
     assert code == 1
-    assert out == ""
+    assert out.startswith("Get emergency care now.")
+    assert "could not be read" in out
     assert "session.session_id" in err
 
 

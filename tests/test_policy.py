@@ -49,13 +49,13 @@ def test_seed_limits_have_the_seed_values() -> None:
 
 def test_override_records_changes_and_changes_the_fingerprint() -> None:
     """Overrides need a justification, are recorded, and change the fingerprint."""
-    p = DEFAULT_POLICY.override(limits={"recent_surgery_days": 30}, justification="Audit 2026",
+    p = DEFAULT_POLICY.override(limits={"recent_surgery_days": 180}, justification="Audit 2026",
                                 name="clinic")
-    assert p.recent_surgery_days == 30
+    assert p.recent_surgery_days == 180
     assert isinstance(p.recent_surgery_days, int)
     assert p.fingerprint != DEFAULT_POLICY.fingerprint
     assert [(c.what, c.old, c.new, c.justification) for c in p.changes] == [
-        ("recent_surgery_days", 90, 30, "Audit 2026")
+        ("recent_surgery_days", 90, 180, "Audit 2026")
     ]
     q = p.override(rules={"screening.diabetes": {"severity": "info"}}, justification="x")
     assert q.severity_of("screening.diabetes", Severity.WARNING) is Severity.INFO

@@ -571,4 +571,4 @@ def test_lung_depth_finding_cites_the_limit_that_applied() -> None:
     (t, _) = validate_session(trapezius).findings
     assert r.code == t.code == "protocol.lung.depth_limit"
     assert "valera-calero-rhomboid" in r.sources
-    assert t.sources == ("za-bn121", "munoz-2022")
+    assert t.sources == ("za-bn121",)  # munoz-2022 (antithrombotics) is no basis for it

@@ -311,7 +311,7 @@ p = Patient(patient_id="p-unit-1", birth_date=date(2011, 6, 1), sex=Sex.FEMALE,
                                        kind=SiteFindingKind.TATTOO),))
 r = screen(p, on=date(2026, 11, 27), sites=[("lumbar_multifidus", "left"),
                                             ("upper_trapezius", "right", "superficial")])
-clinic = DEFAULT_POLICY.override(name="clinic", limits={"recent_surgery_days": 30},
+clinic = DEFAULT_POLICY.override(name="clinic", limits={"recent_surgery_days": 180},
                                  justification="test")
 print(json.dumps({"result": r.as_dict(), "fingerprint": clinic.fingerprint}))
 """
@@ -324,7 +324,7 @@ def test_result_and_fingerprint_are_identical_in_another_process() -> None:
         env={"PYTHONHASHSEED": "12345"},
     ).stdout
     theirs = json.loads(out)
-    clinic = DEFAULT_POLICY.override(name="clinic", limits={"recent_surgery_days": 30},
+    clinic = DEFAULT_POLICY.override(name="clinic", limits={"recent_surgery_days": 180},
                                      justification="test")
     assert json.dumps(theirs["result"]) == json.dumps(_busy_result().as_dict())
     assert theirs["fingerprint"] == clinic.fingerprint
@@ -461,18 +461,24 @@ def _surgery_patient(days_ago: int) -> Patient:
 
 
 def test_limit_override_moves_the_recent_surgery_window() -> None:
-    """With ``recent_surgery_days=30`` a 60-day-old surgery no longer excludes; 30 days does."""
+    """With ``recent_surgery_days=180`` a 120-day-old surgery excludes; 181 days does not.
+
+    SPEC §1 (1.1): the window is a safety floor, so a policy may only widen it.
+    """
     sites = [("tensor_fasciae_latae", "right"), ("gluteus_medius", "right")]
-    clinic = DEFAULT_POLICY.override(limits={"recent_surgery_days": 30},
+    clinic = DEFAULT_POLICY.override(limits={"recent_surgery_days": 180},
                                      justification="Surgeons' consensus (test)")
-    old = _surgery_patient(60)
-    assert screen(old, on=ON, sites=sites).decision is Decision.ELIGIBLE_WITH_PRECAUTIONS
-    assert screen(old, on=ON, sites=sites, policy=clinic).decision is Decision.ELIGIBLE
-    edge = screen(_surgery_patient(30), on=ON, sites=sites, policy=clinic)
+    old = _surgery_patient(120)
+    assert screen(old, on=ON, sites=sites).decision is Decision.ELIGIBLE
+    assert screen(old, on=ON, sites=sites, policy=clinic).decision is (
+        Decision.ELIGIBLE_WITH_PRECAUTIONS)
+    edge = screen(_surgery_patient(180), on=ON, sites=sites, policy=clinic)
     assert [s.index for s in edge.excluded_sites] == [0]
-    assert screen(_surgery_patient(31), on=ON, sites=sites, policy=clinic).decision is (
+    assert screen(_surgery_patient(181), on=ON, sites=sites, policy=clinic).decision is (
         Decision.ELIGIBLE
     )
+    with pytest.raises(ValueError, match="recent_surgery_days"):
+        DEFAULT_POLICY.override(limits={"recent_surgery_days": 30}, justification="narrower")
 
 
 def test_severity_override_changes_severity_not_the_decision() -> None:
@@ -527,17 +533,17 @@ def test_override_without_justification_is_rejected(justification: str) -> None:
 
 def test_fingerprint_depends_on_content_only() -> None:
     """Equal content gives equal fingerprints; any change of limit or rule changes it."""
-    a = DEFAULT_POLICY.override(name="clinic", limits={"recent_surgery_days": 30},
+    a = DEFAULT_POLICY.override(name="clinic", limits={"recent_surgery_days": 180},
                                 justification="first reason")
-    b = load_policy({"name": "clinic", "limits": {"recent_surgery_days": 30},
+    b = load_policy({"name": "clinic", "limits": {"recent_surgery_days": 180},
                      "justification": "another reason, same content"})
     assert a.fingerprint == b.fingerprint
-    c = DEFAULT_POLICY.override(name="clinic", limits={"recent_surgery_days": 31},
+    c = DEFAULT_POLICY.override(name="clinic", limits={"recent_surgery_days": 181},
                                 justification="first reason")
-    d = DEFAULT_POLICY.override(name="clinic", limits={"recent_surgery_days": 30},
+    d = DEFAULT_POLICY.override(name="clinic", limits={"recent_surgery_days": 180},
                                 rules={"screening.diabetes": {"severity": "error"}},
                                 justification="first reason")
-    e = DEFAULT_POLICY.override(name="clinic", limits={"recent_surgery_days": 30},
+    e = DEFAULT_POLICY.override(name="clinic", limits={"recent_surgery_days": 180},
                                 rules={"screening.diabetes": {"effect": "exclude"}},
                                 justification="first reason")
     prints = {p.fingerprint for p in (a, c, d, e, DEFAULT_POLICY, GUIDELINE_POLICY)}

@@ -12,7 +12,9 @@ Directives:
     values, rationale and sources (links into the bibliography). Option ``:category:`` renders
     one category only (without a heading).
 ``dryneedle-limits``
-    Every numeric policy limit with its value under each built-in policy, unit and sources.
+    Every numeric policy limit with its value under each built-in policy, unit, type,
+    plausible range and direction (a safety floor may only move towards stricter), and
+    sources.
 ``dryneedle-bibliography``
     Every source of :data:`dryneedle.sources.SOURCES`, grouped by grade, with what it supports
     and what cites it (rules, limits, muscles, conditions).
@@ -176,6 +178,9 @@ class RulesDirective(_Generated):
         if CLINIC_POLICY in rule.sources:
             head += nodes.Text(" ")
             head += nodes.inline("", "clinic-policy default", classes=["dn-badge", "dn-badge-c"])
+        if rule.floor:
+            head += nodes.Text(" ")
+            head += nodes.inline("", "safety floor", classes=["dn-badge", "dn-badge-floor"])
         box += head
 
         default = (f"{rule.severity.value}" if rule.effect is None
@@ -186,6 +191,10 @@ class RulesDirective(_Generated):
         if rule.module is not None:
             # One hop from a finding code to the code that emits it (docs/architecture.md).
             fields.append(("Implemented in", [code(rule.module)]))
+        if rule.floor:
+            fields.append(("Floor", [nodes.Text(
+                "safety floor (spec 1.1): a policy may make it stricter, never milder, by "
+                "severity or by effect")]))
         overridden = nodes.bullet_list()
         for p in policies:
             o = p.rule_override(rule.id)
@@ -250,13 +259,15 @@ class LimitsDirective(_Generated):
                 name_cell,
                 *(f"{fmt_number(values[p.name][lim.name])}" for p in policies),
                 lim.unit,
+                lim.range_text,
                 doc_cell,
                 joined([xref(doc, "source", s) for s in lim.sources]),
             ])
         return [table(
-            ["Limit", *(f"{p.name}" for p in policies), "Unit", "Meaning", "Sources"],
+            ["Limit", *(f"{p.name}" for p in policies), "Unit", "Type, range, direction",
+             "Meaning", "Sources"],
             rows,
-            [20, *(8 for _ in policies), 8, 44, 16],
+            [18, *(7 for _ in policies), 6, 18, 36, 14],
             classes=["dn-limits"],
         )]
 

@@ -5,16 +5,21 @@ Three things happen after a dry-needling session, and this module covers each of
 * **Instructions.** :func:`aftercare_plan` returns the ordered, cited instructions a patient takes
   home: stand up slowly and sit if light-headed, drink plenty of water, stay active, expect
   soreness for 24-36 hours and bruising for up to a week (seed, pns-review), and when to get
-  help. Extra lines are added when any insertion overlay the lung (shortness of breath or chest
-  pain means emergency care, za-bn121) and when the patient has a bleeding risk (apta-2013,
-  munoz-2022, za-bn121). An *unknown* bleeding risk or an insertion into a muscle the anatomy
-  catalog does not know counts as a risk: the extra lines are included (fail closed).
+  help. Every plan says when to get emergency care (fainting after leaving; severe chest pain
+  or breathlessness). Extra lines are added when the session needled near the lung (over it,
+  or in the neck or shoulder: any shortness of breath or chest pain means emergency care,
+  za-bn121) and when the patient has a bleeding risk (apta-2013, munoz-2022, za-bn121). An
+  *unknown* bleeding risk or an insertion into a muscle the anatomy catalog does not know
+  counts as a risk: the extra lines are included (fail closed). When the session or patient
+  could not be read (``unreadable``), every conditional line is included, with an
+  ``aftercare.input.unreadable`` finding naming what could not be read.
 * **Triage.** :func:`triage` sorts what a patient reports after leaving the clinic into
   ``expected``, ``contact_clinic`` or ``urgent``, with one cited reason per finding. Every triage
   rule is registered in :mod:`dryneedle.findings` (category ``aftercare``) and its severity goes
   through the :class:`~dryneedle.policy.Policy`, so a clinic can override it with a recorded
   justification. The level is the most serious reason's: ``info`` is expected, ``warning`` is
-  contact the clinic, ``error`` is urgent. Adding a symptom never lowers the level.
+  contact the clinic, ``error`` is urgent. Adding a symptom never lowers the level, and the
+  emergency rules are safety floors no policy can lower.
 * **Rates.** :func:`adverse_event_rates` streams session records and counts the recorded
   adverse events per kind (vocabulary :class:`~dryneedle.model.AdverseEventKind`, grade
   :class:`~dryneedle.model.AdverseEventGrade`), reported beside the rates published by
@@ -81,7 +86,9 @@ from dryneedle._aftercare.plan import (
     Section,
     aftercare_plan,
     bleeding_risk,
+    needled_near_lung,
     needled_over_lung,
+    unreadable_findings,
 )
 from dryneedle._aftercare.report import (
     ReportedSymptom,
@@ -123,9 +130,11 @@ __all__ = [
     "adverse_event_rates",
     "aftercare_plan",
     "bleeding_risk",
+    "needled_near_lung",
     "needled_over_lung",
     "structure_report",
     "triage",
+    "unreadable_findings",
     "unstructure_report",
 ]
 

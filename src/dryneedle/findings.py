@@ -176,6 +176,10 @@ class Rule:
         category: ``structure``, ``screening``, ``protocol``, ``series`` or ``aftercare``.
         module: The module whose code emits the rule's findings (``None`` for a rule an
             extension registers without saying).
+        floor: Whether the rule is a safety floor (SPEC §1.1): a fail-closed rule (an
+            "unknown ⇒ review" rule, a physical impossibility, a triage emergency) that no
+            policy may weaken: an override may only make it stricter (see
+            :mod:`dryneedle.policy`).
     """
 
     id: str
@@ -186,11 +190,28 @@ class Rule:
     effect: Effect | None = None
     limits: tuple[str, ...] = ()
     module: str | None = attrs.field(default=None, kw_only=True)
+    floor: bool = False
     category: str = attrs.field()
 
     @category.default
     def _category_from_id(self) -> str:
         return self.id.split(".", 1)[0]
+
+    @property
+    def clinic_policy_default(self) -> bool:
+        """Whether the rule's only basis is grade C (every source a clinic-policy default).
+
+        Such a rule says "clinic policy default" wherever it is shown (SOURCES.md).
+
+        >>> from dryneedle.findings import rule
+        >>> rule("screening.epilepsy").clinic_policy_default
+        True
+        >>> rule("screening.pregnancy").clinic_policy_default
+        False
+        """
+        return bool(self.sources) and all(
+            SOURCES[s].grade == "C" for s in self.sources if s in SOURCES
+        )
 
 
 _RULES_FILE = ("data", "rules.toml")
@@ -220,6 +241,7 @@ def _load_catalog() -> None:
                 effect=Effect(entry["effect"]) if "effect" in entry else None,
                 limits=tuple(entry.get("limits", ())),
                 module=entry["module"],
+                floor=_floor_flag(entry),
                 **({"category": entry["category"]} if "category" in entry else {}),
             )
         except (KeyError, ValueError, TypeError) as exc:
@@ -227,6 +249,14 @@ def _load_catalog() -> None:
             raise ValueError(msg) from exc
         _add(rule, where="data/rules.toml")
     _loaded = True
+
+
+def _floor_flag(entry: Mapping[str, Any]) -> bool:
+    value = entry.get("floor", False)
+    if not isinstance(value, bool):
+        msg = f"floor must be true or false, got {value!r}"
+        raise TypeError(msg)
+    return value
 
 
 def _add(rule: Rule, *, where: str) -> None:

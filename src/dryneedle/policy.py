@@ -6,6 +6,16 @@ overrides of severity and (for screening rules) of the effect on the decision. A
 change a limit or a rule with :meth:`Policy.override`, which requires a recorded justification.
 Every result is stamped with the policy's :attr:`~Policy.fingerprint` and the library version.
 
+Safety floors (SPEC §1.1): a policy can never weaken a fail-closed rule (``floor = true`` in
+``data/rules.toml``: every "unknown ⇒ review" rule, the physical impossibilities, the triage
+emergencies), by severity or by effect (the severity an effect implies counts): an override
+may only make it stricter. Every limit has a type, a unit and a plausible range
+(:attr:`Limit.minimum` .. :attr:`Limit.maximum`); limits that are floors may only move
+towards :attr:`Limit.stricter` from their built-in default; cross-limit orderings hold
+(``dwell_min_s <= dwell_max_s``, every depth limit within ``needle_length_max_mm``). A refused
+override raises :class:`ValueError` naming the rule or limit. There is no way to switch a rule
+off: an override names a severity and/or an effect, nothing else.
+
 Two policies are built in:
 
 * :data:`DEFAULT_POLICY` (``default``) follows the seed: conservative.
@@ -29,19 +39,28 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-import math
 import types
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Final, TypeVar
 
 import attrs
 
-from dryneedle.findings import EFFECT_SEVERITY, Effect, Severity
+from dryneedle import _policy_limits
+from dryneedle._policy_limits import (
+    LIMIT_SPECS,
+    check_floor_limit,
+    check_limit_value,
+    check_limit_values,
+    check_rule_override,
+    decode_policy_json,
+)
+from dryneedle.findings import EFFECT_SEVERITY, Effect, Severity, all_rules, get_rule
 
 __all__ = [
     "DEFAULT_POLICY",
     "FAIL_CLOSED",
     "GUIDELINE_POLICY",
+    "MAX_POLICY_BYTES",
     "POLICIES",
     "Change",
     "Limit",
@@ -49,6 +68,7 @@ __all__ = [
     "RuleOverride",
     "get_policy",
     "load_policy",
+    "loads_policy",
 ]
 
 
@@ -63,6 +83,14 @@ class Limit:
         unit: Unit of the value.
         sources: Sources of the default.
         doc: What the limit means.
+        kind: ``"int"`` or ``"float"``: the type a policy file must give.
+        minimum: Lowest plausible value (``None`` only for a limit declared without one).
+        maximum: Highest plausible value.
+        minimum_exclusive: Whether ``minimum`` itself is refused (depths are ``> 0``).
+        stricter: The cautious direction: ``"higher"``, ``"lower"`` or ``None``
+            (a definitional limit).
+        floor: Whether the limit is a safety floor: a policy may move it only towards
+            ``stricter`` from :attr:`default`.
     """
 
     name: str
@@ -71,6 +99,33 @@ class Limit:
     unit: str
     sources: tuple[str, ...]
     doc: str
+    kind: str = "float"
+    minimum: float | None = None
+    maximum: float | None = None
+    minimum_exclusive: bool = False
+    stricter: str | None = None
+    floor: bool = False
+
+    @property
+    def range_text(self) -> str:
+        """The plausible range and direction in words (for docs and messages).
+
+        >>> from dryneedle.policy import DEFAULT_POLICY
+        >>> lim = {x.name: x for x in DEFAULT_POLICY.limits()}
+        >>> lim["min_age_years"].range_text
+        'int, 0 <= value <= 25 years; safety floor: may only increase'
+        """
+        if self.minimum is None or self.maximum is None:
+            return self.kind
+        low = "<" if self.minimum_exclusive else "<="
+        text = (f"{self.kind}, {self.minimum:g} {low} value <= {self.maximum:g} "
+                f"{self.unit}")
+        if self.floor:
+            way = "increase" if self.stricter == "higher" else "decrease"
+            text += f"; safety floor: may only {way}"
+        elif self.stricter is not None:
+            text += f"; stricter when {self.stricter}"
+        return text
 
 
 @attrs.frozen(kw_only=True)
@@ -103,49 +158,33 @@ class Change:
 
 
 def _limit(default: float, *, unit: str, sources: tuple[str, ...], doc: str) -> Any:
+    # Type, plausible range, direction and floor flag: dryneedle._policy_limits.LIMIT_SPECS.
     return attrs.field(
         default=default, metadata={"unit": unit, "sources": sources, "doc": doc, "limit": True}
     )
 
 
-# Rules that stand for "unknown is never safe" (SPEC §1.1): no policy may weaken them below the
-# floor given here, or a missing answer could read as safe.
-FAIL_CLOSED: Mapping[str, tuple[Effect | None, Severity | None]] = types.MappingProxyType({
-    "screening.unknown_answer": (Effect.REVIEW, Severity.WARNING),
-    "screening.birth_date_implausible": (Effect.REVIEW, Severity.WARNING),
-    "aftercare.triage.timing_unknown": (None, Severity.WARNING),
-    "aftercare.triage.severe_symptom": (None, Severity.WARNING),
-    "aftercare.triage.unlisted_symptom": (None, Severity.WARNING),
-    # Warning signs stay warning signs: their messages tell the patient to get care.
-    "aftercare.triage.lung_symptoms": (None, Severity.ERROR),
-    "aftercare.triage.chest_symptoms": (None, Severity.WARNING),
-    "aftercare.triage.infection_signs": (None, Severity.WARNING),
-    "aftercare.triage.fainting": (None, Severity.WARNING),
-    "aftercare.triage.bleeding": (None, Severity.WARNING),
-})
-"""Rules no policy may weaken below (minimum effect, minimum severity)."""
+MAX_POLICY_BYTES: Final = _policy_limits.MAX_POLICY_BYTES
+"""Largest policy file :func:`loads_policy` accepts (bytes): a larger one, or an endless
+stream such as ``/dev/zero``, is refused; read at most this many bytes plus one."""
 
-_EFFECT_RANK = {Effect.NOTE: 0, Effect.PRECAUTION: 1, Effect.REVIEW: 2, Effect.EXCLUDE: 3}
-_SEVERITY_RANK = {Severity.INFO: 0, Severity.WARNING: 1, Severity.ERROR: 2}
+# The safety floors (SPEC §1.1) are data: ``floor = true`` in data/rules.toml.
+FAIL_CLOSED: Mapping[str, tuple[Effect | None, Severity | None]] = types.MappingProxyType(
+    {r.id: (r.effect, r.severity) for r in all_rules() if r.floor}
+)
+"""The floor rules and the (effect, severity) no policy may weaken them below.
+
+Derived from the registry (``floor = true`` in ``data/rules.toml``); the check itself reads
+:attr:`dryneedle.findings.Rule.floor`, so an extension's floor rule is kept too.
+"""
 
 
 def _check_fail_closed(o: RuleOverride) -> None:
-    floor = FAIL_CLOSED.get(o.rule_id)
-    if floor is None:
+    try:
+        declared = get_rule(o.rule_id)
+    except KeyError:  # an unknown rule is refused by Policy.override; nothing to weaken
         return
-    min_effect, min_severity = floor
-    if min_effect is not None and o.effect is not None and (
-        _EFFECT_RANK[o.effect] < _EFFECT_RANK[min_effect]
-    ):
-        msg = (f"rule {o.rule_id!r} keeps unknown answers from reading as safe: its effect "
-               f"cannot go below {min_effect.value!r}")
-        raise ValueError(msg)
-    if min_severity is not None and o.severity is not None and (
-        _SEVERITY_RANK[o.severity] < _SEVERITY_RANK[min_severity]
-    ):
-        msg = (f"rule {o.rule_id!r} keeps unknown or severe symptoms from reading as expected: "
-               f"its severity cannot go below {min_severity.value!r}")
-        raise ValueError(msg)
+    check_rule_override(declared, o.severity, o.effect)
 
 
 @attrs.frozen(kw_only=True)
@@ -248,6 +287,9 @@ class Policy:
         by_rule = {o.rule_id: o for o in self.rule_overrides}
         for o in self.rule_overrides:
             _check_fail_closed(o)
+        for f in attrs.fields(type(self)):
+            if f.metadata.get("limit"):
+                check_floor_limit(f.name, getattr(self, f.name), f.default)
         object.__setattr__(self, "_by_rule", types.MappingProxyType(by_rule))
         content = {
             "name": self.name,
@@ -285,6 +327,12 @@ class Policy:
         out = []
         for f in attrs.fields(type(self)):
             if f.metadata.get("limit"):
+                spec = LIMIT_SPECS.get(f.name)
+                contract: dict[str, Any] = {} if spec is None else {
+                    "kind": spec.kind.__name__, "minimum": spec.minimum,
+                    "maximum": spec.maximum, "minimum_exclusive": spec.minimum_exclusive,
+                    "stricter": spec.stricter, "floor": spec.floor,
+                }
                 out.append(
                     Limit(
                         name=f.name,
@@ -293,6 +341,7 @@ class Policy:
                         unit=f.metadata["unit"],
                         sources=f.metadata["sources"],
                         doc=f.metadata["doc"],
+                        **contract,
                     )
                 )
         return tuple(out)
@@ -331,7 +380,7 @@ class Policy:
         *,
         justification: str,
         name: str | None = None,
-        limits: Mapping[str, float] | None = None,
+        limits: Mapping[str, Any] | None = None,
         rules: Mapping[str, Mapping[str, str]] | None = None,
     ) -> Policy:
         """Return a new policy with changed limits and/or rule overrides.
@@ -339,50 +388,52 @@ class Policy:
         Args:
             justification: Why (required, recorded in :attr:`changes`).
             name: Name of the new policy (defaults to ``"<base>+override"``).
-            limits: New values by limit name.
+            limits: New values by limit name: a number, or ``{"value": n, "unit": "mm"}``
+                (the unit must be the limit's).
             rules: Per rule id, a mapping with ``severity`` and/or ``effect`` values.
 
         Returns:
             The new policy (this one is unchanged).
 
         Raises:
-            ValueError: On an empty justification, an unknown limit, rule or value.
+            ValueError: On an empty justification, an unknown limit, rule key or value; a
+                limit of the wrong type or unit, outside its plausible range, breaking a
+                cross-limit ordering or weakening a floor limit; an override that would
+                weaken a floor rule. The message names the limit or rule.
+            KeyError: On an unknown rule.
         """
         if not justification.strip():
             msg = "a policy override needs a justification"
             raise ValueError(msg)
-        from dryneedle.findings import get_rule  # noqa: PLC0415
-
         changes = list(self.changes)
         values: dict[str, Any] = {}
         known = {lim.name: lim for lim in self.limits()}
-        for key, value in (limits or {}).items():
+        for key, given in (limits or {}).items():
             if key not in known:
                 msg = f"unknown policy limit {key!r}; known: {sorted(known)}"
                 raise ValueError(msg)
-            if isinstance(value, bool) or not isinstance(value, int | float):
-                msg = f"limit {key!r} must be a number"
-                raise ValueError(msg)
-            if not math.isfinite(value):
-                msg = f"limit {key!r} must be finite"
-                raise ValueError(msg)
+            value, unit = _value_and_unit(key, given)
+            values[key] = check_limit_value(key, value, unit)
             current = getattr(self, key)
-            if isinstance(current, int) and value != int(value):
-                msg = f"limit {key!r} must be a whole number of {known[key].unit}"
-                raise ValueError(msg)
-            values[key] = int(value) if isinstance(current, int) else float(value)
             changes.append(
                 Change(what=key, old=current, new=values[key], justification=justification)
             )
+        if values:
+            merged = {name: values.get(name, lim.value) for name, lim in known.items()}
+            check_limit_values(merged, {name: lim.default for name, lim in known.items()})
         overrides = list(self.rule_overrides)
         for rule_id, spec in (rules or {}).items():
-            get_rule(rule_id)  # raises KeyError for an unknown rule
+            declared = get_rule(rule_id)  # raises KeyError for an unknown rule
+            if not isinstance(spec, Mapping):  # decoded JSON: the annotation is a promise
+                msg = f"the override of rule {rule_id!r} must be an object"  # type: ignore[unreachable]
+                raise ValueError(msg)
             unknown_keys = set(spec) - {"severity", "effect"}
             if unknown_keys:
                 msg = f"unknown keys {sorted(unknown_keys)} for rule {rule_id!r}"
                 raise ValueError(msg)
-            sev = Severity(spec["severity"]) if "severity" in spec else None
-            eff = Effect(spec["effect"]) if "effect" in spec else None
+            sev = _enum_value(Severity, rule_id, spec, "severity")
+            eff = _enum_value(Effect, rule_id, spec, "effect")
+            check_rule_override(declared, sev, eff)
             old = self._by_rule.get(rule_id)
             overrides.append(
                 RuleOverride(rule_id=rule_id, severity=sev, effect=eff, justification=justification)
@@ -420,6 +471,38 @@ class Policy:
                 for o in self.rule_overrides
             ],
         }
+
+
+def _value_and_unit(name: str, given: Any) -> tuple[Any, str | None]:
+    """A limit given as a number, or as ``{"value": n, "unit": u}``."""
+    if isinstance(given, Mapping):
+        if set(given) - {"value", "unit"} or "value" not in given:
+            msg = f"limit {name!r} must be a number or an object with 'value' and 'unit'"
+            raise ValueError(msg)
+        unit = given.get("unit")
+        if unit is not None and not isinstance(unit, str):
+            msg = f"the unit of limit {name!r} must be a string"
+            raise ValueError(msg)
+        return given["value"], unit
+    return given, None
+
+
+_E = TypeVar("_E", Severity, Effect)
+
+
+def _enum_value(kind: type[_E], rule_id: str, spec: Mapping[str, Any], key: str) -> _E | None:
+    """The override's ``severity`` or ``effect``, refused (naming the rule) when not valid."""
+    if key not in spec:
+        return None
+    value = spec[key]
+    if isinstance(value, str):
+        try:
+            return kind(value)
+        except ValueError:
+            pass
+    allowed = ", ".join(m.value for m in kind)
+    msg = f"rule {rule_id!r}: {key} {value!r} is not one of {allowed}"
+    raise ValueError(msg)
 
 
 DEFAULT_POLICY = Policy()
@@ -491,17 +574,24 @@ def load_policy(data: Mapping[str, Any]) -> Policy:
 
     The data has ``base`` (a built-in policy name, default ``default``), ``name``,
     ``justification`` (required), and optional ``limits`` and ``rules`` as in
-    :meth:`Policy.override`.
+    :meth:`Policy.override`. Every limit is checked against its type, unit, plausible range
+    and (for a floor) direction, and no rule override may weaken a floor rule.
 
     >>> from dryneedle.policy import load_policy
     >>> p = load_policy({"base": "guideline", "name": "clinic-y",
     ...                  "justification": "Board decision 2026-03",
-    ...                  "limits": {"recent_surgery_days": 60}})
+    ...                  "limits": {"recent_surgery_days": 120}})
     >>> p.name, p.recent_surgery_days
-    ('clinic-y', 60)
+    ('clinic-y', 120)
+    >>> load_policy({"justification": "x", "limits": {"recent_surgery_days": -180}})
+    ... # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: limit 'recent_surgery_days' = -180 is outside its plausible range (0 <= ...)
 
     Raises:
-        ValueError: On a missing justification or unknown keys.
+        ValueError: On a missing justification, unknown keys, or a refused limit or rule
+            override (the message names it).
         KeyError: On an unknown base policy or rule.
     """
     if not isinstance(data, Mapping):  # decoded JSON: the annotation is a promise, not a check
@@ -519,10 +609,33 @@ def load_policy(data: Mapping[str, Any]) -> Policy:
     if unknown:
         msg = f"unknown policy keys {sorted(unknown)}"
         raise ValueError(msg)
-    base = get_policy(str(data.get("base", "default")))
+    for key in ("base", "name", "justification"):
+        if key in data and not isinstance(data[key], str):
+            msg = f"{key!r} must be a string"
+            raise ValueError(msg)
+    base = get_policy(data.get("base", "default"))
     return base.override(
-        justification=str(data.get("justification", "")),
-        name=str(data["name"]) if "name" in data else None,
+        justification=data.get("justification", ""),
+        name=data.get("name"),
         limits=data.get("limits"),
         rules=data.get("rules"),
     )
+
+
+def loads_policy(raw: bytes | str) -> Policy:
+    """Build a policy from the text of a policy file (JSON), bounded in size and nesting.
+
+    A file larger than :data:`MAX_POLICY_BYTES` or nesting deeper than a policy ever needs is
+    refused quickly (so ``--policy /dev/zero`` or a 100 000-deep file is an error, not a hang
+    or a crash). Read at most ``MAX_POLICY_BYTES + 1`` bytes of a file and pass them here.
+
+    >>> from dryneedle.policy import loads_policy
+    >>> loads_policy('{"justification": "j", "limits": {"min_age_years": 14}}').min_age_years
+    14
+
+    Raises:
+        ValueError: For a file too large, too deep, not JSON, or refused by
+            :func:`load_policy`.
+        KeyError: On an unknown base policy or rule.
+    """
+    return load_policy(decode_policy_json(raw))

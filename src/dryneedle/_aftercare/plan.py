@@ -15,31 +15,36 @@ from __future__ import annotations
 
 import enum
 import types
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
 import attrs
 
 from dryneedle._version import __version__
 from dryneedle.catalog import MUSCLES
-from dryneedle.model import Patient, Session
+from dryneedle.findings import Finding, rule
+from dryneedle.model import Patient, Region, Session
 from dryneedle.policy import DEFAULT_POLICY, Policy
 
 __all__ = [
     "BRUISING_LIMIT",
     "BRUISING_SOURCES",
     "INSTRUCTIONS",
+    "NEAR_LUNG_REGIONS",
     "SORENESS_LIMIT",
     "SORENESS_SOURCES",
     "SORENESS_USUAL_MIN_H",
+    "UNREADABLE",
     "AftercarePlan",
     "Instruction",
     "Section",
     "aftercare_plan",
     "bleeding_risk",
     "days_text",
+    "needled_near_lung",
     "needled_over_lung",
     "threshold_text",
+    "unreadable_findings",
 ]
 
 # --- the expected course (cited thresholds) --------------------------------------------------
@@ -154,6 +159,10 @@ def _instructions_for(policy: Policy) -> tuple[Instruction, ...]:
         _i("lung_emergency", _S.GET_HELP,
            "If you get short of breath or have chest pain, get emergency care straight away. "
            "Rarely, needling near the lungs can cause a collapsed lung.", "za-bn121"),
+        _i("emergency_care", _S.GET_HELP,
+           "Get emergency care straight away if you faint after you leave the clinic, or if "
+           "you have severe chest pain or severe shortness of breath.",
+           "seed", "za-bn121", "policy"),
         _i("watch_bleeding", _S.GET_HELP,
            "Contact the clinic if a needle spot keeps bleeding when you press on it.",
            *_BLEED_SOURCES, "policy"),
@@ -167,10 +176,12 @@ def _instructions_for(policy: Policy) -> tuple[Instruction, ...]:
         _i("watch_infection", _S.GET_HELP,
            "Contact the clinic promptly if you see signs of infection: redness that spreads, "
            "warmth or pus where a needle went in, or a fever.", "seed", "policy"),
-        _i("watch_fainting", _S.GET_HELP,
-           "Contact the clinic if you faint after you leave.", "seed", "za-bn121", "policy"),
         _i("watch_other", _S.GET_HELP,
            "Contact the clinic about any other symptom, or one that is severe.", "policy"),
+        _i("record_unreadable", _S.GET_HELP,
+           "Part of the record of your session could not be read, so this plan includes "
+           "every warning that could apply to you. Ask the clinic if you are unsure.",
+           "policy"),
     )
 
 
@@ -184,8 +195,40 @@ _BASIC: Final = ("stand_slowly", "drink_water", "stay_active", "expect_soreness"
 _BLEEDING_LINES: Final = frozenset({"press_if_bleeding", "expect_bleeding_risk",
                                     "watch_bleeding"})
 _LUNG_LINES: Final = frozenset({"lung_emergency"})
-_WATCH: Final = ("watch_soreness", "watch_bruising", "watch_infection", "watch_fainting",
+_WATCH: Final = ("emergency_care", "watch_soreness", "watch_bruising", "watch_infection",
                  "watch_other")
+_UNREADABLE_LINES: Final = frozenset({"record_unreadable"})
+
+NEAR_LUNG_REGIONS: Final = frozenset({Region.NECK, Region.SHOULDER})
+"""Regions where the lung is near whatever the muscle (za-bn121: about 3.3 cm beneath the skin
+at the angle of the neck): breathlessness or chest pain after needling there is urgent."""
+
+UNREADABLE: Final = rule("aftercare.input.unreadable")
+"""The rule of the finding that says what part of the input could not be read."""
+
+
+def unreadable_findings(
+    paths: Iterable[str], policy: Policy = DEFAULT_POLICY
+) -> tuple[Finding, ...]:
+    """One ``aftercare.input.unreadable`` finding per input path that could not be read.
+
+    Args:
+        paths: Record-format paths (``patient.sex``, ``session``, ...); duplicates are
+            dropped, order kept.
+        policy: The policy (for the finding's severity).
+
+    >>> from dryneedle.aftercare import unreadable_findings
+    >>> [(f.code, f.path) for f in unreadable_findings(["patient.sex"])]
+    [('aftercare.input.unreadable', 'patient.sex')]
+    """
+    severity = policy.severity_of(UNREADABLE.id, UNREADABLE.severity)
+    return tuple(
+        Finding(code=UNREADABLE.id, severity=severity, path=path,
+                message=f"{path or 'the input'} could not be read: every line that could "
+                "apply is included and the session counts as near the lung (fail closed)",
+                sources=UNREADABLE.sources)
+        for path in dict.fromkeys(paths)
+    )
 
 
 def needled_over_lung(session: Session | None) -> bool | None:
@@ -212,6 +255,37 @@ def needled_over_lung(session: Session | None) -> bool | None:
         if muscle is None:
             unknown = True
         elif muscle.over_lung:
+            return True
+    return None if unknown else False
+
+
+def needled_near_lung(session: Session | None) -> bool | None:
+    """Whether a session needled near the lung: over it, or in the neck or shoulder region.
+
+    Breathlessness or chest pain after such a session is urgent (SPEC §5 1.1), and its plan
+    carries the lung line.
+
+    Args:
+        session: The session (``None`` when not known).
+
+    Returns:
+        ``True`` if an insertion's muscle overlies the lung or lies in the ``neck`` or
+        ``shoulder`` region; ``False`` if every muscle is known and none does; ``None``
+        when it cannot be told (callers treat it as ``True``).
+
+    >>> from dryneedle.aftercare import needled_near_lung
+    >>> needled_near_lung(None) is None
+    True
+    """
+    if session is None:
+        return None
+    unknown = False
+    for insertion in getattr(session, "insertions", None) or ():
+        muscle_id = getattr(insertion, "muscle", None)
+        muscle = MUSCLES.get(muscle_id) if isinstance(muscle_id, str) else None
+        if muscle is None:
+            unknown = True
+        elif muscle.over_lung or muscle.region in NEAR_LUNG_REGIONS:
             return True
     return None if unknown else False
 
@@ -255,6 +329,10 @@ class AftercarePlan:
         bleeding_risk: Whether the patient has a bleeding risk (``None``: unknown, lines added).
         policy: Fingerprint of the policy whose limits worded the plan.
         version: Library version that produced the plan.
+        near_lung: Whether the session needled near the lung (over it, or in the neck or
+            shoulder; ``None``: unknown, the lung line is added).
+        findings: What of the input could not be read (``aftercare.input.unreadable``, one
+            per path); when there is any, every conditional line is included.
     """
 
     instructions: tuple[Instruction, ...]
@@ -262,6 +340,8 @@ class AftercarePlan:
     bleeding_risk: bool | None
     policy: str = DEFAULT_POLICY.fingerprint
     version: str = __version__
+    near_lung: bool | None = None
+    findings: tuple[Finding, ...] = ()
 
     @property
     def sources(self) -> tuple[str, ...]:
@@ -311,7 +391,9 @@ class AftercarePlan:
         """Return the plan as JSON-ready data."""
         return {
             "over_lung": self.over_lung,
+            "near_lung": self.near_lung,
             "bleeding_risk": self.bleeding_risk,
+            "findings": [f.as_dict() for f in self.findings],
             "instructions": [
                 {"id": i.id, "section": i.section.value, "text": i.text,
                  "sources": list(i.sources)}
@@ -330,21 +412,32 @@ def _line(instruction: Instruction, with_sources: bool) -> str:
 
 
 def aftercare_plan(
-    session: Session, *, patient: Patient | None = None, policy: Policy = DEFAULT_POLICY
+    session: Session | None,
+    *,
+    patient: Patient | None = None,
+    policy: Policy = DEFAULT_POLICY,
+    unreadable: Iterable[str] = (),
 ) -> AftercarePlan:
     """Return the aftercare instructions for a session.
 
     Args:
-        session: The session just performed.
+        session: The session just performed (``None`` when it could not be read: the plan
+            then includes every conditional line).
         patient: The patient, for the bleeding-risk lines. Without it (or with an unknown
             bleeding-disorder or anticoagulant answer) the bleeding-risk lines are included.
         policy: The policy whose expected-course limits the wording quotes (the same limits
             :func:`triage` applies).
+        unreadable: Paths of the session or patient that could not be read (e.g. the paths
+            of a record's structural errors). When any is given the plan fails closed: every
+            conditional line (lung, bleeding) is included, with one
+            ``aftercare.input.unreadable`` finding per path and a line telling the patient.
 
     Returns:
-        The plan: what to do, what to expect and when to get help, every line cited. The
-        emergency line for breathlessness or chest pain is included when any insertion overlay
-        the lung, or when a muscle is not in the anatomy catalog.
+        The plan: what to do, what to expect and when to get help, every line cited. Every
+        plan says when to get emergency care (fainting after leaving; severe chest pain or
+        breathlessness). The lung line (any chest pain or breathlessness) is included when an
+        insertion overlay the lung or was in the neck or shoulder region, when a muscle is not
+        in the anatomy catalog, or when the input could not be read.
 
     >>> from datetime import date
     >>> from dryneedle.aftercare import aftercare_plan
@@ -357,17 +450,26 @@ def aftercare_plan(
     >>> low_risk = Patient(patient_id="p-1", history=History(
     ...     bleeding_disorder=False, anticoagulant_therapy=False))
     >>> [i.id for i in aftercare_plan(neck, patient=low_risk).instructions][-6:]
-    ['lung_emergency', 'watch_soreness', 'watch_bruising', 'watch_infection',
-     'watch_fainting', 'watch_other']
+    ['lung_emergency', 'emergency_care', 'watch_soreness', 'watch_bruising',
+     'watch_infection', 'watch_other']
     """
-    lung = needled_over_lung(session)
-    bleed = bleeding_risk(patient)
+    findings = unreadable_findings(unreadable, policy)
+    if findings:
+        lung: bool | None = None
+        near: bool | None = None
+        bleed: bool | None = None
+    else:
+        lung = needled_over_lung(session)
+        near = needled_near_lung(session)
+        bleed = bleeding_risk(patient)
     wanted = set(_BASIC) | set(_WATCH)
-    if lung is not False:
+    if near is not False:
         wanted |= _LUNG_LINES
     if bleed is not False:
         wanted |= _BLEEDING_LINES
+    if findings:
+        wanted |= _UNREADABLE_LINES
     # The catalog is in plan order: sections in Section order, fixed order within each.
     ordered = tuple(i for i in _instructions_for(policy) if i.id in wanted)
     return AftercarePlan(instructions=ordered, over_lung=lung, bleeding_risk=bleed,
-                         policy=policy.fingerprint)
+                         policy=policy.fingerprint, near_lung=near, findings=findings)

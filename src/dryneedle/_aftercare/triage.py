@@ -16,15 +16,17 @@ from __future__ import annotations
 import enum
 import math
 import types
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
 import attrs
 
 from dryneedle._aftercare.plan import (
     days_text,
+    needled_near_lung,
     needled_over_lung,
     threshold_text,
+    unreadable_findings,
 )
 from dryneedle._aftercare.report import (
     SYMPTOM_LABELS,
@@ -81,13 +83,14 @@ _R_FAINTING: Final = rule("aftercare.triage.fainting")
 _R_BLEEDING: Final = rule("aftercare.triage.bleeding")
 _R_LUNG: Final = rule("aftercare.triage.lung_symptoms")
 _R_CHEST: Final = rule("aftercare.triage.chest_symptoms")
+_R_CHEST_SEVERE: Final = rule("aftercare.triage.chest_symptoms_severe")
 _R_SEVERE: Final = rule("aftercare.triage.severe_symptom")
 _R_UNLISTED: Final = rule("aftercare.triage.unlisted_symptom")
 
 TRIAGE_RULES: Final[tuple[Rule, ...]] = (
     _R_SORENESS_EXPECTED, _R_SORENESS_PROLONGED, _R_BRUISING_EXPECTED, _R_BRUISING_PROLONGED,
-    _R_TIMING_UNKNOWN, _R_INFECTION, _R_FAINTING, _R_BLEEDING, _R_LUNG, _R_CHEST, _R_SEVERE,
-    _R_UNLISTED,
+    _R_TIMING_UNKNOWN, _R_INFECTION, _R_FAINTING, _R_BLEEDING, _R_LUNG, _R_CHEST,
+    _R_CHEST_SEVERE, _R_SEVERE, _R_UNLISTED,
 )
 # Documented in dryneedle.aftercare, which exports it.
 
@@ -108,10 +111,14 @@ class FollowUp:
         level: The most urgent level among the reasons (``expected`` when there are none).
         reasons: One finding per rule that fired, per symptom, in report order. The path is
             report-rooted (``symptoms[0]``); the message is patient-facing.
-        over_lung: Whether the session needled over the lung (``None``: unknown, treated as
-            ``True``).
+        over_lung: Whether the session needled over the lung (``None``: unknown).
         policy: Fingerprint of the policy used.
         version: Library version.
+        near_lung: Whether the session needled near the lung: over it, or in the neck or
+            shoulder region (``None``: unknown, treated as ``True``). This is what makes
+            breathlessness or chest pain urgent.
+        findings: What of the session could not be read (``aftercare.input.unreadable``);
+            when there is any, the session counts as near the lung.
     """
 
     level: TriageLevel
@@ -119,6 +126,8 @@ class FollowUp:
     over_lung: bool | None
     policy: str = DEFAULT_POLICY.fingerprint
     version: str = __version__
+    near_lung: bool | None = None
+    findings: tuple[Finding, ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
         """Return the follow-up as JSON-ready data."""
@@ -126,6 +135,8 @@ class FollowUp:
             "level": self.level.value,
             "reasons": [r.as_dict() for r in self.reasons],
             "over_lung": self.over_lung,
+            "near_lung": self.near_lung,
+            "findings": [f.as_dict() for f in self.findings],
             "policy": self.policy,
             "version": self.version,
         }
@@ -142,6 +153,11 @@ class FollowUp:
         for r in self.reasons:
             tail = f" ({r.code}; sources: {', '.join(r.sources)})" if with_sources else ""
             lines.append(f"- {r.message}{tail}")
+        if self.findings:
+            tail = (f" ({self.findings[0].code}; sources: {', '.join(self.findings[0].sources)})"
+                    if with_sources else "")
+            lines.append("- Part of the record of your session could not be read, so it is "
+                         f"treated as if needles were placed near the lungs.{tail}")
         return "\n".join(lines) + "\n"
 
 
@@ -175,11 +191,22 @@ def _as_kind(value: object) -> SymptomKind | None:
         return None
 
 
+def _is_severe(symptom: object) -> bool:
+    """``severe``, or any severity that cannot be read as mild or moderate (fail closed)."""
+    severity = getattr(symptom, "severity", None)
+    return severity is not None and severity not in (SymptomSeverity.MILD,
+                                                     SymptomSeverity.MODERATE)
+
+
 def _symptom_reasons(
     symptom: object, report_h: float | None, lung: bool | None, policy: Policy
 ) -> list[tuple[Rule, str]]:
-    """Return (rule, message) pairs for one symptom, in :data:`TRIAGE_RULES` order."""
+    """Return (rule, message) pairs for one symptom, in :data:`TRIAGE_RULES` order.
+
+    ``lung`` is whether the session needled *near* the lung (over it, neck or shoulder).
+    """
     kind = _as_kind(getattr(symptom, "kind", None))
+    severe = _is_severe(symptom)
     label = SYMPTOM_LABELS[kind] if kind is not None else SYMPTOM_LABELS[SymptomKind.OTHER]
     out: list[tuple[Rule, str]] = []
     expected: tuple[Rule, str] | None = None
@@ -208,12 +235,15 @@ def _symptom_reasons(
                                  "Contact the clinic promptly."))
     elif kind is SymptomKind.FAINTING:
         out.append((_R_FAINTING, "Fainting after leaving the clinic is not expected. "
-                                "Contact the clinic."))
+                                "Get emergency care now."))
     elif kind is SymptomKind.BLEEDING:
         out.append((_R_BLEEDING, "Bleeding after leaving the clinic should be checked. Press on "
                                 "the spot and contact the clinic."))
     elif kind in _CHEST_KINDS:
-        if lung is False:
+        if lung is False and severe:
+            out.append((_R_CHEST_SEVERE, f"Severe {label.lower()} needs emergency care after "
+                                         "any session. Get emergency care now."))
+        elif lung is False:
             out.append((_R_CHEST, f"{label} is not an expected effect of this session. "
                                  "Contact the clinic."))
         else:
@@ -223,8 +253,7 @@ def _symptom_reasons(
                                 "collapsed lung. Get emergency care now."))
     else:
         out.append((_R_UNLISTED, f"{label} was reported. Contact the clinic."))
-    severity = getattr(symptom, "severity", None)
-    if severity is not None and severity not in (SymptomSeverity.MILD, SymptomSeverity.MODERATE):
+    if severe and not (kind in _CHEST_KINDS and lung is False):
         # ``severe`` and any unrecognised severity value: never expected (fail closed).
         out.append((_R_SEVERE, f"{label} was reported as severe. Contact the clinic."))
     if not out and expected is not None:
@@ -233,7 +262,7 @@ def _symptom_reasons(
 
 
 def _rule_path(rule: Rule, index: int) -> str:
-    if rule is _R_SEVERE:
+    if rule is _R_SEVERE or rule is _R_CHEST_SEVERE:
         return f"symptoms[{index}].severity"
     if rule is _R_UNLISTED:
         return f"symptoms[{index}].kind"
@@ -247,6 +276,7 @@ def triage(
     *,
     session: Session | None,
     policy: Policy = DEFAULT_POLICY,
+    unreadable: Iterable[str] = (),
 ) -> FollowUp:
     """Classify the symptoms a patient reports after a session.
 
@@ -258,24 +288,33 @@ def triage(
       ``bruising_expected_max_days``);
     * soreness, stiffness or bruising with no usable timing: contact (fail closed);
     * spreading redness, warmth, pus or fever (signs of infection): contact promptly;
-    * fainting after leaving, or bleeding after leaving: contact;
-    * shortness of breath or chest pain after a session that needled over the lung (or whose
-      muscles are not all known, or with no session given): urgent; otherwise contact;
+    * fainting after leaving the clinic: urgent, after any session;
+    * bleeding after leaving: contact;
+    * shortness of breath or chest pain after a session that needled near the lung (over it,
+      in the neck or shoulder region, at a muscle not in the catalog, with no session given
+      or an unreadable one): urgent; otherwise contact, and urgent when reported as severe;
     * a symptom reported as severe, or of kind ``other``: contact, never expected.
+
+    The emergency rules are safety floors: no policy can lower them.
 
     Args:
         report: The symptom report.
         session: The session the symptoms follow; ``None`` when not known (then it counts as
-            having needled over the lung).
+            having needled near the lung).
         policy: Policy for the expected-course limits and per-rule severity overrides (the
             level follows the severity: ``info`` expected, ``warning`` contact the clinic,
             ``error`` urgent).
+        unreadable: Paths of the session (or its record) that could not be read. When any is
+            given, the session counts as near the lung and the follow-up carries one
+            ``aftercare.input.unreadable`` finding per path.
 
     Returns:
         The follow-up: the most urgent level and every reason. Never raises on bad clinical
         data: an unusable number counts as unknown.
     """
-    lung = needled_over_lung(session)
+    findings = unreadable_findings(unreadable, policy)
+    over = None if findings else needled_over_lung(session)
+    lung = None if findings else needled_near_lung(session)
     report_h = _hours(getattr(report, "hours_since_session", None))
     reasons: list[Finding] = []
     level = TriageLevel.EXPECTED
@@ -288,5 +327,5 @@ def triage(
             candidate = _LEVEL_OF_SEVERITY[severity]
             if TRIAGE_ORDER[candidate] > TRIAGE_ORDER[level]:
                 level = candidate
-    return FollowUp(level=level, reasons=tuple(reasons), over_lung=lung,
-                    policy=policy.fingerprint)
+    return FollowUp(level=level, reasons=tuple(reasons), over_lung=over,
+                    policy=policy.fingerprint, near_lung=lung, findings=findings)

@@ -33,7 +33,6 @@ __all__ = [
     "EXIT_ERRORS",
     "EXIT_OK",
     "EXIT_USAGE",
-    "POLICY_MAX_BYTES",
     "Document",
     "add_input_options",
     "build_parser",
@@ -49,8 +48,6 @@ EXIT_USAGE = 2
 """Exit code: usage error or unreadable input."""
 EXIT_BROKEN_PIPE = 141
 """Exit code: standard output was closed before the command was done (128 + SIGPIPE)."""
-POLICY_MAX_BYTES = 1 << 20
-"""Largest policy file read (1 MiB); a larger one (or ``/dev/zero``) is a usage error."""
 
 
 class UsageError(Exception):
@@ -78,24 +75,25 @@ def add_policy_option(parser: argparse.ArgumentParser) -> None:
 
 
 def resolve_policy(value: str) -> Any:
-    """Return the policy named, or loaded from a JSON file (raises :class:`UsageError`)."""
-    from dryneedle.policy import POLICIES, load_policy  # noqa: PLC0415
-    from dryneedle.records import loads  # noqa: PLC0415
+    """Return the policy named, or loaded from a JSON file (raises :class:`UsageError`).
+
+    A policy file is read bounded (at most :data:`dryneedle.policy.MAX_POLICY_BYTES` + 1
+    bytes, nesting checked, a UTF-8 BOM removed), and a refused value (out of range, wrong
+    type, weakening a floor) is a usage error naming the limit or rule.
+    """
+    from dryneedle.policy import MAX_POLICY_BYTES, POLICIES, loads_policy  # noqa: PLC0415
 
     if value in POLICIES:
         return POLICIES[value]
     try:
         with open(value, "rb") as f:
-            raw = f.read(POLICY_MAX_BYTES + 1)
+            raw = f.read(MAX_POLICY_BYTES + 1)
     except OSError as exc:
         names = ", ".join(POLICIES)
         msg = f"--policy: {value}: not a built-in policy ({names}) nor a readable file"
         raise UsageError(msg) from exc
-    if len(raw) > POLICY_MAX_BYTES:
-        msg = f"--policy: {value}: larger than {POLICY_MAX_BYTES} bytes; not a policy file"
-        raise UsageError(msg)
     try:
-        return load_policy(loads(raw.removeprefix(b"\xef\xbb\xbf")))
+        return loads_policy(raw.removeprefix(b"\xef\xbb\xbf"))
     except (ValueError, KeyError, TypeError, RecursionError) as exc:
         msg = f"--policy: {value}: invalid policy file: {exc}"
         raise UsageError(msg) from exc
@@ -214,6 +212,8 @@ def _cmd_rules(args: argparse.Namespace) -> int:
                     "effect": None if r.effect is None else policy.effect_of(r.id, r.effect).value,
                     "limits": {name: getattr(policy, name) for name in r.limits},
                     "sources": list(r.sources),
+                    "basis": _basis(r),
+                    "floor": r.floor,
                     "rationale": r.rationale,
                 }
                 for r in rules
@@ -223,8 +223,19 @@ def _cmd_rules(args: argparse.Namespace) -> int:
     width = max((len(r.id) for r in rules), default=10)
     for r in rules:
         sev = policy.severity_of(r.id, r.severity).value
-        sys.stdout.write(f"{r.id:<{width}}  {sev:<7}  {r.title}  [{', '.join(r.sources)}]\n")
+        tail = " (clinic policy default)" if r.clinic_policy_default else ""
+        sys.stdout.write(
+            f"{r.id:<{width}}  {sev:<7}  {r.title}  [{', '.join(r.sources)}]{tail}\n")
     return EXIT_OK
+
+
+def _basis(rule: Any) -> str:
+    """The ``basis`` of a rule in ``rules --format json``: what its sources amount to."""
+    if not rule.sources:
+        return "format rule (record format contract)"
+    if rule.clinic_policy_default:
+        return "clinic policy default"
+    return "cited sources"
 
 
 def _cmd_schema(args: argparse.Namespace) -> int:

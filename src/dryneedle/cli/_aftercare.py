@@ -2,8 +2,10 @@
 
 * ``aftercare FILE`` -- FILE holds session records or bare session objects (one or many:
   JSONL, a JSON array or one document); prints each patient's aftercare plan as text
-  (default), Markdown or JSON. Exit 0, or 1 when a record or session has structural errors
-  (listed on stderr; no plan for it).
+  (default), Markdown or JSON. Exit 0, or 1 when a record or session could not be read in full
+  (problems listed on stderr): its plan is then still printed, failing closed (every
+  conditional line, SPEC §5 1.1), never nothing; 2 when a record is not JSON (its plan too
+  fails closed).
 * ``triage FILE [--session FILE]`` -- FILE holds a symptom report (JSON shape of
   :class:`dryneedle.aftercare.SymptomReport`); prints the triage level and its cited reasons.
   Without ``--session`` the session counts as having needled over the lung (fail closed). Exit
@@ -75,43 +77,48 @@ def _report_problems(name: str, findings: tuple[Finding, ...] | list[Finding]) -
         )
 
 
-def _session_of(data: object, where: str) -> tuple[Session | None, Patient | None, bool]:
-    """Structure a record or a bare session; return (session, patient, ok), report problems."""
+_Read = tuple[Session | None, Patient | None, tuple[str, ...]]
+"""A session as read: (session, patient, the paths that could not be read)."""
+
+
+def _session_of(data: object, where: str) -> _Read:
+    """Structure a record or a bare session, fail closed; return (session, patient, unreadable).
+
+    ``unreadable`` holds the path of every structural problem (errors, and unknown fields,
+    which may be misspelt answers): what could not be read. Problems are reported on stderr.
+    """
     from dryneedle.records._structure import BAD, WALKERS, walk_record  # noqa: PLC0415
 
     out: list[Finding] = []
     patient: Patient | None = None
     session: Session | None
     if isinstance(data, dict) and ({"format", "patient", "session"} & data.keys()):
-        _rid, patient, session, format_ok = walk_record(data, out)
+        _rid, patient, session, _format_ok = walk_record(data, out)
     else:
         walked = WALKERS[Session](data, "session", out)
         session = None if walked is BAD else walked
-        format_ok = True
     _report_problems(where, out)
-    errors = any(f.severity is Severity.ERROR for f in out)
-    return session, patient, (session is not None and format_ok and not errors)
+    unreadable = tuple(dict.fromkeys(f.path for f in out))
+    if session is None and "session" not in unreadable:
+        unreadable = (*unreadable, "session")
+    return session, patient, unreadable
 
 
-def _one_document(args: argparse.Namespace, name: str, what: str) -> object:
-    """Read exactly one document from ``name`` (raises :class:`UsageError`)."""
+def _document_session(doc: Document) -> _Read:
+    """The session of one input document, fail closed (not JSON: unreadable as a whole)."""
+    if doc.error is not None:
+        _unreadable(doc)
+        return None, None, ("",)
+    return _session_of(doc.value, doc.where)
+
+
+def _load_session(args: argparse.Namespace, name: str) -> _Read:
+    """Read one record or bare session (``--session``), fail closed."""
     docs = list(read_inputs(args, [name]))
     if len(docs) != 1:
-        msg = f"{name}: expected one {what}, found {len(docs)} records"
+        msg = f"{name}: expected one session record or session, found {len(docs)} records"
         raise UsageError(msg)
-    (doc,) = docs
-    if doc.error is not None:
-        msg = f"{doc.where}: {escape_text(doc.error[1])}"
-        raise UsageError(msg)
-    return doc.value
-
-
-def _load_session(
-    args: argparse.Namespace, name: str
-) -> tuple[Session | None, Patient | None, bool]:
-    """Read one record or bare session; return (session, patient, ok) and report problems."""
-    data = _one_document(args, name, "session record or session")
-    return _session_of(data, name)
+    return _document_session(docs[0])
 
 
 # --- aftercare -----------------------------------------------------------------------------------
@@ -119,37 +126,35 @@ def _load_session(
 
 def _cmd_aftercare(args: argparse.Namespace) -> int:
     plans: list[Any] = []
-    unreadable = invalid = False
+    code = EXIT_OK
     try:
-        for doc in read_inputs(args, [args.file]):
-            if doc.error is not None:
-                _unreadable(doc)
-                unreadable = True
-                continue
-            session, patient, ok = _session_of(doc.value, doc.where)
-            if not ok or session is None:
-                sys.stderr.write(f"{doc.where}: not a valid session record or session; "
-                                 "no plan made\n")
-                invalid = True
-                continue
-            plans.append(aftercare_plan(session, patient=patient))
+        docs = list(read_inputs(args, [args.file]))
     except UsageError as exc:
         return _error(str(exc))
-    if not plans and not (unreadable or invalid):
-        return _error(f"{escape_text(args.file)}: no session record or session found")
+    if not docs:  # nothing readable at all: still a plan, failing closed (SPEC §5 1.1)
+        sys.stderr.write(f"{escape_text(args.file)}: no session record or session found; the "
+                         "plan below fails closed (every conditional line included)\n")
+        docs_sessions: list[_Read] = [(None, None, ("",))]
+        code = EXIT_USAGE
+    else:
+        docs_sessions = [_document_session(doc) for doc in docs]
+    for doc_i, (session, patient, unreadable) in enumerate(docs_sessions):
+        if unreadable:
+            where = docs[doc_i].where if docs else escape_text(args.file)
+            sys.stderr.write(f"{where}: could not be read in full; the plan below fails "
+                             "closed (every conditional line included)\n")
+            code = max(code, EXIT_USAGE if unreadable == ("",) else EXIT_ERRORS)
+        plans.append(aftercare_plan(session, patient=patient, unreadable=unreadable))
     if args.format == "json":
         data = [plan.as_dict() for plan in plans]
-        if data:
-            write_json(sys.stdout, data[0] if len(data) == 1 else data)
+        write_json(sys.stdout, data[0] if len(data) == 1 else data)
     else:
         markdown = args.format == "markdown"
         sys.stdout.write("\n".join(
             plan.to_markdown(with_sources=args.sources) if markdown
             else plan.to_text(with_sources=args.sources)
             for plan in plans))
-    if unreadable:
-        return EXIT_USAGE
-    return EXIT_ERRORS if invalid else EXIT_OK
+    return code
 
 
 # --- triage ---------------------------------------------------------------------------------------
@@ -159,12 +164,12 @@ def _cmd_triage(args: argparse.Namespace) -> int:
     try:
         policy = resolve_policy(args.policy)
         session: Session | None = None
+        session_unreadable: tuple[str, ...] = ()
         if args.session is not None:
-            session, _patient, ok = _load_session(args, args.session)
-            if not ok:
-                sys.stderr.write(f"{escape_text(args.session)}: not a valid session record or "
-                                 "session\n")
-                return EXIT_ERRORS
+            session, _patient, session_unreadable = _load_session(args, args.session)
+            if session_unreadable:
+                sys.stderr.write(f"{escape_text(args.session)}: could not be read in full; the "
+                                 "session counts as near the lung (fail closed)\n")
         results: list[Any] = []
         unreadable = invalid = False
         for doc in read_inputs(args, [args.file]):
@@ -179,7 +184,8 @@ def _cmd_triage(args: argparse.Namespace) -> int:
                 sys.stderr.write(f"{doc.where}: not a valid symptom report; not triaged\n")
                 invalid = True
                 continue
-            results.append(triage(report, session=session, policy=policy))
+            results.append(triage(report, session=session, policy=policy,
+                                  unreadable=session_unreadable))
     except UsageError as exc:
         return _error(str(exc))
     if not results and not (unreadable or invalid):
@@ -192,7 +198,7 @@ def _cmd_triage(args: argparse.Namespace) -> int:
         sys.stdout.write("\n".join(r.to_text(with_sources=args.sources) for r in results))
     if unreadable:
         return EXIT_USAGE
-    if invalid:
+    if invalid or session_unreadable:
         return EXIT_ERRORS
     return EXIT_OK if all(r.level is TriageLevel.EXPECTED for r in results) else EXIT_ERRORS
 
