@@ -25,6 +25,7 @@ False
 >>> trapezius = MUSCLES["upper_trapezius"]
 >>> trapezius.pleura_depth_for(Sex.MALE), trapezius.pleura_depth_for(None)
 (17.4, 14.6)
+>>> from dryneedle.catalog import LIMBS
 >>> sorted(r.value for r in LIMBS["upper_limb"])
 ['arm', 'forearm', 'hand', 'shoulder']
 >>> CONDITIONS["myofascial_pain_syndrome"].codes_for(2026)
