@@ -10,7 +10,9 @@ so it mixes three kinds of records:
 * **protocol findings** at ``protocol_issue_rate``: records that are structurally valid but
   clinically problematic (deep needling over the lung beyond 31 mm, a superficial insertion at
   12 mm, a 1500 s dwell, three needles in a first session, both sides of the thorax, an
-  untrained practitioner, a needle-count mismatch, deep psoas needling under anticoagulants);
+  untrained practitioner, a needle-count mismatch, deep psoas needling under anticoagulants,
+  an upper-trapezius insertion deeper than the pleura (chen-2018) without ultrasound and not
+  recorded as directed away from the lung);
 * **structurally invalid lines** at ``invalid_rate`` (truncated JSON, arrays or numbers instead
   of objects, missing required fields, wrong types, unknown enum values, bad dates, negative
   counts, wrong format tags), and unknown extra fields (warnings only) at
@@ -134,6 +136,10 @@ _MUSCLE_TABLE: Final[tuple[tuple[str, float, int, int, tuple[int, ...]], ...]] =
     ("triceps_brachii", 1, 12, 30, (40,)),
     ("forearm_extensors", 4, 12, 20, (25, 30)),
     ("forearm_flexors", 2.5, 12, 20, (25, 30)),
+    ("latissimus_dorsi", 1.5, 12, 20, (30, 40)),
+    ("first_dorsal_interosseous", 0.8, 11, 14, (25,)),
+    ("extensor_digitorum_brevis", 0.5, 11, 14, (25,)),
+    ("abductor_hallucis", 0.5, 11, 16, (25, 30)),
 )
 
 # condition id: (weight, muscles treated for it; empty = every muscle)
@@ -216,7 +222,7 @@ _FIRST_SPAN_DAYS: Final = 900
 
 
 class _Muscle:
-    __slots__ = ("hi", "id", "lengths", "lo", "over_lung", "region", "weight")
+    __slots__ = ("hi", "id", "lengths", "lo", "over_lung", "pleura", "region", "weight")
 
     def __init__(self, row: tuple[str, float, int, int, tuple[int, ...]]) -> None:
         mid, weight, lo, hi, lengths = row
@@ -228,6 +234,9 @@ class _Muscle:
         limit = facts.depth_limit_mm
         if self.over_lung:  # stay below 31 mm / the catalog limit in clean records
             hi = min(hi, 30 if limit is None else int(limit) - 1)
+        # Depth to the pleura (chen-2018), the smallest mean: clean records stay above it
+        # unless the needle is directed away from the lung.
+        self.pleura = facts.pleura_depth_for(None)
         self.lo = lo
         self.hi = hi
         self.lengths = lengths
@@ -288,6 +297,7 @@ class _Generator:
     def __init__(self, seed: int, protocol_issue_rate: float) -> None:
         self.r: _Rand = random.Random(seed).random
         self.issue_rate = protocol_issue_rate
+        self.issues = 0  # protocol issues injected so far: the kinds come in turn
         self.serial = 0
         self.slots = [self._new_patient() for _ in range(_POOL)]
         self.current = self.slots[0]  # the patient of the latest record
@@ -495,6 +505,12 @@ class _Generator:
             static = r() < 0.35
         if r() < 0.003:
             depth = None
+        directed: bool | None = None
+        if m.over_lung:  # za-bn121: direct the needle away from the lung
+            u = r()
+            directed = True if u < 0.8 else None if u < 0.95 else False
+            if m.pleura is not None and directed is not True and depth is not None:
+                depth = min(depth, int(m.pleura * 2) / 2)  # e.g. 14.5 mm under 14.6 mm
         diameter = (_THIN if length <= 30 else _MEDIUM if length <= 50 else _THICK).pick(r)
         u = r()
         return {
@@ -509,6 +525,7 @@ class _Generator:
             "twitch_response": None if r() < 0.03 else
             r() < (0.1 if superficial else 0.3 if static else 0.6),
             "ultrasound_guided": self._ultrasound(m),
+            **({"directed_away_from_lung": directed} if m.over_lung else {}),
         }
 
     def _ultrasound(self, m: _Muscle) -> bool | None:
@@ -539,7 +556,8 @@ class _Generator:
         r = self.r
         s = rec["session"]
         ins: list[_Record] = s["insertions"]
-        kind = _below(r, 8)
+        kind = self.issues % 9  # every kind in turn, so a short file shows each of them
+        self.issues += 1
         if kind == 3 and s["number"] != 1:
             kind = 2  # "three needles in session 1" only applies to first sessions
         if kind == 0:  # deep over the lung beyond 31 mm, no ultrasound (za-bn121)
@@ -570,13 +588,22 @@ class _Generator:
             s["practitioner"] = {"practitioner_id": "pt-16", "dry_needling_trained": False}
         elif kind == 6:  # fewer needles removed than inserted (seed, za-bn121 §7)
             s["post"]["needles_removed"] = len(ins) - 1
-        else:  # deep psoas under anticoagulants (za-bn121 3.1.5)
+        elif kind == 7:  # deep psoas under anticoagulants (za-bn121 3.1.5)
             side = ins[0]["side"] if ins[0]["side"] != "midline" else "left"
             i0 = ins[0] = self._needle(_MUSCLE_BY_ID["psoas"], side, superficial=False)
             i0["ultrasound_guided"] = False
             patient = rec["patient"] = dict(rec["patient"])
             history = patient["history"] = dict(patient["history"])
             history["anticoagulant_therapy"] = True
+        else:  # upper trapezius deeper than the pleura (chen-2018), not directed away
+            m = _MUSCLE_BY_ID["upper_trapezius"]
+            lung_sides = [i["side"] for i in ins[1:] if _MUSCLE_BY_ID[i["muscle"]].over_lung]
+            i0 = ins[0] = self._needle(m, lung_sides[0] if lung_sides else thorax,
+                                       superficial=False)
+            i0["depth_mm"] = float(18 + _below(r, 7))  # 18-24 mm: beyond 14.6 and 17.4 mm
+            i0["needle"]["length_mm"] = 30.0 if r() < 0.5 else 40.0
+            i0["ultrasound_guided"] = False
+            i0["directed_away_from_lung"] = None if r() < 0.5 else False
 
 
 # --- structurally invalid variants ------------------------------------------------------------

@@ -2,7 +2,8 @@
 
 Each file is JSON (or TOML) that opens with a ``header`` (``description``, ``sources``,
 ``version``, ``date``: where the data came from, as python-stdnum's ``iban.dat`` says), then one
-list of entries. Every entry must cite at least one source id registered in
+list of entries (and, optionally, side tables: objects that cite their own ``sources``).
+Every entry must cite at least one source id registered in
 ``dryneedle.sources`` (in ``sources`` or another ``*sources`` key) -- only a record-format rule
 may instead give its ``basis`` (the format contract it enforces) -- and ids must be unique.
 
@@ -45,6 +46,13 @@ def problems(path: Path, known_sources: set[str]) -> list[str]:
         found.append("header.date is not an ISO date")
     found += [f"header cites unknown source {s!r}" for s in about.get("sources", ())
               if s not in known_sources]
+    for key, block in doc.items():  # a side table (e.g. the anatomy's limbs) cites too
+        if key != "header" and isinstance(block, dict):
+            cited = block.get("sources")
+            if not cited:
+                found.append(f"{key}: cites no source")
+            found += [f"{key}: unknown source {s!r}" for s in cited or ()
+                      if s not in known_sources]
     lists = [k for k, v in doc.items() if k != "header" and isinstance(v, list)]
     if len(lists) != 1:
         return [*found, f"expected one list of entries, found {lists}"]

@@ -22,8 +22,14 @@ FINDING_KEYS = ["code", "severity", "path", "message", "sources"]
 
 
 def example(n: int = 1) -> dict[str, Any]:
-    """The SPEC §6 record, for patient ``p-<n>`` (distinct patients keep series checks quiet)."""
+    """The SPEC §6 record, for patient ``p-<n>`` (distinct patients keep series checks quiet).
+
+    Spec 1.1 puts the pleura 14.6 mm under a female patient's upper trapezius (chen-2018): the
+    example's 15 mm without ultrasound is valid only with the needle directed away from the
+    lung, which the record then says.
+    """
     data: dict[str, Any] = json.loads((DATA / "spec_example.json").read_text())
+    data["session"]["insertions"][0]["directed_away_from_lung"] = True
     data["record_id"] = f"r-{n:06d}"
     data["patient"]["patient_id"] = f"p-{n:03d}"
     return data

@@ -17,6 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dryneedle.catalog import MUSCLES
+from dryneedle.model import Sex
 from dryneedle.records import FORMAT, structure_record, validate_records
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -163,6 +164,12 @@ def _issues(record: dict[str, Any]) -> set[str]:
             out.add("superficial_depth")
         if i["dwell_s"] is not None and i["dwell_s"] > 1200:
             out.add("dwell")
+        pleura = MUSCLES[i["muscle"]].pleura_depth_for(
+            None if record["patient"]["sex"] is None else Sex(record["patient"]["sex"]))
+        if (pleura is not None and depth is not None and depth > pleura
+                and i["ultrasound_guided"] is not True
+                and i.get("directed_away_from_lung") is not True):
+            out.add("pleura_depth")
         if i["muscle"] == "psoas" and i["technique"] == "deep" and record["patient"]["history"].get(
             "anticoagulant_therapy"
         ):
@@ -186,7 +193,7 @@ def test_protocol_issues_are_injected_and_structurally_valid() -> None:
     assert all(_issues(item) for item in items)
     assert set(seen) == {
         "lung_depth", "superficial_depth", "dwell", "psoas_anticoagulant",
-        "first_session_count", "both_thorax", "untrained", "removed",
+        "first_session_count", "both_thorax", "untrained", "removed", "pleura_depth",
     }
 
 

@@ -207,21 +207,25 @@ def test_clean_session_has_no_findings() -> None:
 def test_limits_are_read_from_the_policy() -> None:
     """Changing a limit in the policy moves the boundary (superficial max 10 → 12 mm)."""
     session = _session(_gluteus(technique=model.Technique.SUPERFICIAL, depth_mm=11.0))
-    assert codes(validate_session(session)) == ["protocol.depth.superficial_range"]
+    patient = _patient()
+    assert codes(validate_session(session, patient=patient)) == [
+        "protocol.depth.superficial_range"]
     wider = DEFAULT_POLICY.override(limits={"superficial_max_depth_mm": 12.0},
                                     justification="test: clinic allows 12 mm")
-    assert codes(validate_session(session, policy=wider)) == []
-    assert codes(validate_session(session)) == ["protocol.depth.superficial_range"]
+    assert codes(validate_session(session, patient=patient, policy=wider)) == []
+    assert codes(validate_session(session, patient=patient)) == [
+        "protocol.depth.superficial_range"]
 
 
 def test_severity_comes_from_the_policy() -> None:
     """A clinic can override a protocol rule's severity; the finding follows it."""
-    session = _session(_gluteus(muscle="upper_trapezius", depth_mm=20.0))
-    (f,) = validate_session(session).findings
+    session = _session(_gluteus(muscle="upper_trapezius", depth_mm=20.0,
+                                directed_away_from_lung=True))
+    (f,) = validate_session(session, patient=_patient()).findings
     assert (f.code, f.severity) == ("protocol.lung.deep_technique", Severity.WARNING)
     quieter = DEFAULT_POLICY.override(rules={"protocol.lung.deep_technique": {"severity": "info"}},
                                       justification="test")
-    (g,) = validate_session(session, policy=quieter).findings
+    (g,) = validate_session(session, patient=_patient(), policy=quieter).findings
     assert g.severity is Severity.INFO
     assert g.sources == get_rule("protocol.lung.deep_technique").sources
 
@@ -232,7 +236,8 @@ def test_override_sources_are_added_to_findings() -> None:
                                    justification="test")
     (o,) = base.rule_overrides
     policy = attrs.evolve(base, rule_overrides=(attrs.evolve(o, sources=("za-bn121",)),))
-    (f,) = validate_session(_session(_gluteus(guide_tube=False)), policy=policy).findings
+    (f,) = validate_session(_session(_gluteus(guide_tube=False)), patient=_patient(),
+                            policy=policy).findings
     assert f.severity is Severity.WARNING
     assert f.sources == ("seed", "za-bn121")
 
@@ -248,7 +253,7 @@ def test_unknown_muscle_is_an_error_not_an_exception() -> None:
 @pytest.mark.parametrize("depth", [0.0, -0.0, -1.0, -1e300])
 def test_non_positive_depth(depth: float) -> None:
     """Zero and negative depths are errors (the model already refuses NaN and infinities)."""
-    report = validate_session(_session(_gluteus(depth_mm=depth)))
+    report = validate_session(_session(_gluteus(depth_mm=depth)), patient=_patient())
     assert codes(report) == ["protocol.depth.not_positive"]
 
 
@@ -256,14 +261,16 @@ def test_non_positive_depth(depth: float) -> None:
 def test_extreme_dwell(dwell: float) -> None:
     """A negative, zero or huge static dwell is outside the dwell range."""
     session = _session(_gluteus(manipulation=model.Manipulation.STATIC, dwell_s=dwell))
-    assert codes(validate_session(session)) == ["protocol.dwell.range"]
+    assert codes(validate_session(session, patient=_patient())) == ["protocol.dwell.range"]
 
 
-def test_patient_rules_do_not_run_without_a_patient() -> None:
-    """Without a patient, bleeding, screening and condition rules cannot and do not fire."""
+def test_patient_rules_fail_closed_without_a_patient() -> None:
+    """Without a patient every answer is unknown (SPEC §4 1.1): bleeding risk unknown on deep
+    psoas, and the needled session cannot show a screening review."""
     session = _session(_gluteus(muscle="psoas"))
     assert codes(check_session_findings(session, patient=None, screening=None,
-                                        policy=DEFAULT_POLICY)) == []
+                                        policy=DEFAULT_POLICY)) == [
+        "protocol.bleeding.unknown", "protocol.screening.needs_review"]
     with_patient = check_session_findings(session, patient=_patient(anticoagulant_therapy=True),
                                           screening=None, policy=DEFAULT_POLICY)
     assert set(codes(with_patient)) == {
@@ -316,16 +323,18 @@ def test_series_checks_inside_validate_session() -> None:
     """With ``previous``, validate_session runs the series checks about this session."""
     first = _session(_gluteus(), session_id="s-a", date=date(2026, 11, 1), number=1)
     same_day = _session(_gluteus(), session_id="s-b", date=date(2026, 11, 1), number=2)
-    assert codes(validate_session(same_day, previous=[first])) == ["series.same_day"]
+    p = _patient()
+    assert codes(validate_session(same_day, patient=p, previous=[first])) == ["series.same_day"]
     backwards = _session(_gluteus(), session_id="s-c", date=date(2026, 10, 1), number=2)
-    assert codes(validate_session(backwards, previous=[first])) == ["series.number_order"]
+    assert codes(validate_session(backwards, patient=p, previous=[first])) == [
+        "series.number_order"]
     not_first = _session(_gluteus(), session_id="s-d", date=date(2026, 10, 1), number=3)
-    assert codes(validate_session(not_first, previous=[_session(
+    assert codes(validate_session(not_first, patient=p, previous=[_session(
         _gluteus(), session_id="s-e", date=date(2026, 12, 1), number=4)])) == [
         "series.first_session_number"]
     # The session itself inside ``previous`` is ignored; no previous means no series checks.
-    assert codes(validate_session(first, previous=[first])) == []
-    assert codes(validate_session(not_first)) == []
+    assert codes(validate_session(first, patient=p, previous=[first])) == []
+    assert codes(validate_session(not_first, patient=p)) == []
 
 
 def test_duplicate_conflicts_are_reported_once() -> None:
@@ -333,8 +342,8 @@ def test_duplicate_conflicts_are_reported_once() -> None:
     prev = [_session(_gluteus(), session_id=f"s-{k}", date=date(2026, 11, 20), number=2)
             for k in range(3)]
     this = _session(_gluteus(), date=date(2026, 11, 20), number=2)
-    assert codes(validate_session(this, previous=prev)) == ["series.same_day",
-                                                            "series.number_order"]
+    assert codes(validate_session(this, patient=_patient(), previous=prev)) == [
+        "series.same_day", "series.number_order"]
 
 
 def test_latest_previous_session_decides_tolerance() -> None:
@@ -347,8 +356,10 @@ def test_latest_previous_session_decides_tolerance() -> None:
     future_bad = _session(_gluteus(), session_id="s-4", date=date(2026, 4, 1), number=4,
                           adverse_events=(bad,))
     this = _session(_gluteus(), _gluteus(muscle="piriformis"), date=date(2026, 3, 1), number=3)
-    assert codes(validate_session(this, previous=[future_bad, old_bad, recent_ok])) == []
-    assert codes(validate_session(this, previous=[old_bad])) == [
+    p = _patient()
+    assert codes(validate_session(this, patient=p, previous=[future_bad, old_bad, recent_ok])
+                 ) == []
+    assert codes(validate_session(this, patient=p, previous=[old_bad])) == [
         "protocol.needles.increase_after_poor_tolerance"]
 
 
@@ -559,16 +570,19 @@ def test_datetime_session_dates_are_read_as_dates() -> None:
     first = _session(_gluteus(), session_id="s-a", date=date(2026, 11, 1))
     later = _session(_gluteus(), session_id="s-b", date=_raw(datetime(2026, 11, 1, 15, 0)),
                      number=2)
-    assert codes(validate_session(later, previous=[first])) == ["series.same_day"]
+    assert codes(validate_session(later, patient=_patient(), previous=[first])) == [
+        "series.same_day"]
     assert [f.code for _, f in validate_series([later, first])] == ["series.same_day"]
 
 
 def test_lung_depth_finding_cites_the_limit_that_applied() -> None:
     """A muscle's own limit cites its source; the policy limit elsewhere does not cite it."""
     rhomboid = _session(_gluteus(muscle="rhomboid_major", depth_mm=25.0))
-    trapezius = _session(_gluteus(muscle="upper_trapezius", depth_mm=35.0))
-    (r, _) = validate_session(rhomboid).findings
-    (t, _) = validate_session(trapezius).findings
+    # Directed away from the lung: the depth limit applies whatever the direction.
+    trapezius = _session(_gluteus(muscle="upper_trapezius", depth_mm=35.0,
+                                  directed_away_from_lung=True))
+    (r, _) = validate_session(rhomboid, patient=_patient()).findings
+    (t, _) = validate_session(trapezius, patient=_patient()).findings
     assert r.code == t.code == "protocol.lung.depth_limit"
     assert "valera-calero-rhomboid" in r.sources
     assert t.sources == ("za-bn121",)  # munoz-2022 (antithrombotics) is no basis for it

@@ -182,7 +182,8 @@ def test_every_limit_has_a_documented_range_type_and_direction() -> None:
         assert lim.range_text.startswith(lim.kind), lim.name
     floors = {lim.name: lim.stricter for lim in DEFAULT_POLICY.limits() if lim.floor}
     assert floors == {"min_age_years": "higher", "recent_surgery_days": "higher",
-                      "over_lung_max_depth_mm": "lower", "needle_length_max_mm": "lower"}
+                      "over_lung_max_depth_mm": "lower", "needle_length_max_mm": "lower",
+                      "pleura_depth_margin_mm": "higher"}
 
 
 @pytest.mark.parametrize("content", [b"\0" * 2_000_001, b"[" * 100_000, b"{\"a\":" * 100_000,
@@ -349,6 +350,17 @@ TRIGGERS: dict[str, Trigger] = {
         _sess(post=model.PostSteps(needles_removed=None, skin_checked=True)), _patient()),
     "protocol.post.skin_checked.unknown": _protocol(
         _sess(post=model.PostSteps(needles_removed=1, skin_checked=None)), _patient()),
+    # The clinical area's floors (spec 1.1 §4): pleura, physical impossibility, unknowns.
+    "protocol.lung.pleura_depth": _protocol(
+        _sess(_ins("upper_trapezius", depth_mm=20.0, directed_away_from_lung=None)),
+        _patient()),
+    "protocol.depth.beyond_longest_needle": _protocol(
+        _sess(_ins(depth_mm=160.0, needle=model.Needle(diameter_mm=0.3, length_mm=None))),
+        _patient()),
+    "protocol.needle.length.unknown": _protocol(
+        _sess(_ins(depth_mm=30.0, needle=model.Needle(diameter_mm=0.3, length_mm=None))),
+        _patient()),
+    "protocol.screening.needs_review": _protocol(_sess(_ins()), _patient(diabetes=None)),
     "screening.unknown_answer": _screening(_patient(diabetes=None)),
     "screening.birth_date_implausible": _screening(_patient(birth_date=date(2030, 1, 1))),
     "screening.bleeding_risk_site": _screening(_patient(bleeding_disorder=True),

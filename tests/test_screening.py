@@ -780,7 +780,8 @@ def test_cli_rules_json_shows_the_guideline_effects(capsys: pytest.CaptureFixtur
 
 
 def test_lymphoedema_excludes_the_whole_limb_on_its_side() -> None:
-    """za-bn121: a lymphoedema area *or limb*: an arm finding excludes the forearm too."""
+    """za-bn121: a lymphoedema area *or limb*: an arm finding excludes the forearm and the
+    shoulder (deltoid) of that side too (SPEC §3 1.1)."""
     patient = Patient(
         patient_id="p-limb",
         site_findings=(SiteFinding(region="arm", side="left", kind="lymphoedema"),),
@@ -788,7 +789,7 @@ def test_lymphoedema_excludes_the_whole_limb_on_its_side() -> None:
     result = screen(patient, on=date(2026, 11, 27),
                     sites=[("forearm_extensors", "left"), ("forearm_extensors", "right"),
                            ("deltoid", "left")])
-    assert [s.allowed for s in result.site_decisions] == [False, True, True]
+    assert [s.allowed for s in result.site_decisions] == [False, True, False]
     assert [f.path for f in result.findings if f.code == "screening.site_lymphoedema"] == [
-        "session.insertions[0]"
+        "session.insertions[0]", "session.insertions[2]"
     ]

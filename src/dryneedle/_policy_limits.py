@@ -105,6 +105,7 @@ def _spec(kind: type[int] | type[float], unit: str, minimum: float, maximum: flo
 LIMIT_SPECS: Final[Mapping[str, LimitSpec]] = types.MappingProxyType({
     # Screening. Ages are the only integers in years; windows never negative.
     "min_age_years": _spec(int, "years", 0, 25, stricter="higher", floor=True),
+    "max_age_years": _spec(int, "years", 100, 150, stricter="lower"),
     "adult_age_years": _spec(int, "years", 0, 25, stricter="higher"),
     "recent_surgery_days": _spec(int, "days", 0, 3650, stricter="higher", floor=True),
     # FHIR input (issue #14 adds the limit): a pregnancy lasts about 40 weeks.
@@ -115,6 +116,8 @@ LIMIT_SPECS: Final[Mapping[str, LimitSpec]] = types.MappingProxyType({
     "deep_min_depth_mm": _spec(float, "mm", 0, LONGEST_NEEDLE_MM, exclusive=True),
     "over_lung_max_depth_mm": _spec(float, "mm", 0, LONGEST_NEEDLE_MM, exclusive=True,
                                     stricter="lower", floor=True),
+    # The catalog's depths to the pleura are means: a margin may only grow (stricter).
+    "pleura_depth_margin_mm": _spec(float, "mm", 0, 10, stricter="higher", floor=True),
     "dwell_min_s": _spec(float, "s", 0, 3600),
     "dwell_max_s": _spec(float, "s", 0, 3600, exclusive=True, stricter="lower"),
     "first_session_max_needles": _spec(int, "needles", 1, 20, stricter="lower"),

@@ -10,14 +10,24 @@ and their safety facts are part of the record-format contract (ids may be added,
 renamed).
 
 Anatomy facts cite their sources: muscles that overlie the lung (za-bn121 §5.1,
-kalichman-2010), muscles where haemostasis by palpation is impossible (za-bn121 §3) and depth
-limits (valera-calero-rhomboid).
+kalichman-2010), muscles where haemostasis by palpation is impossible (za-bn121 §3), depth
+limits (valera-calero-rhomboid) and, a separate fact, the mean depth from the skin to the
+pleura by sex where a source measured it (upper trapezius at GB21: 14.6 mm in women, 17.4 mm
+in men, chen-2018; means, so a shallower pleura is common). :data:`LIMBS` maps each limb to
+its regions (a lymphoedema finding excludes the whole limb, za-bn121).
 
 >>> from dryneedle.catalog import MUSCLES, CONDITIONS
 >>> MUSCLES["rhomboid_major"].depth_limit_mm
 19.0
 >>> MUSCLES["psoas"].palpable_haemostasis
 False
+>>> from dryneedle.model import Sex
+>>> trapezius = MUSCLES["upper_trapezius"]
+>>> trapezius.pleura_depth_for(Sex.MALE), trapezius.pleura_depth_for(None)
+(17.4, 14.6)
+>>> from dryneedle.catalog import LIMBS
+>>> sorted(r.value for r in LIMBS["upper_limb"])
+['arm', 'forearm', 'hand', 'shoulder']
 >>> CONDITIONS["myofascial_pain_syndrome"].codes_for(2026)
 ('M79.11', 'M79.12', 'M79.18')
 """
@@ -32,16 +42,19 @@ from typing import Any
 
 import attrs
 
-from dryneedle.model import Region
+from dryneedle.model import Region, Sex
 from dryneedle.sources import SOURCES
 
 __all__ = [
     "ANATOMY_ABOUT",
     "CONDITIONS",
     "CONDITIONS_ABOUT",
+    "LIMBS",
+    "LIMBS_SOURCES",
     "MUSCLES",
     "Condition",
     "Muscle",
+    "limb_of",
     "muscles_in",
 ]
 
@@ -59,6 +72,11 @@ class Muscle:
         depth_limit_mm: Maximum safe depth where a source gives one.
         sources: Source ids for the safety facts above.
         region_sources: Source ids for the muscle itself and its region.
+        pleura_depth_mm: Mean depth from the skin to the pleura by sex, where a source measured
+            one (``()`` otherwise); read it with :meth:`pleura_depth_for`. These are *means*:
+            a shallower pleura is common, so a clinic may apply a margin
+            (the policy limit ``pleura_depth_margin_mm``).
+        pleura_sources: Source ids for :attr:`pleura_depth_mm`.
     """
 
     id: str
@@ -69,6 +87,24 @@ class Muscle:
     depth_limit_mm: float | None = None
     sources: tuple[str, ...] = ()
     region_sources: tuple[str, ...] = ()
+    pleura_depth_mm: tuple[tuple[Sex, float], ...] = ()
+    pleura_sources: tuple[str, ...] = ()
+
+    def pleura_depth_for(self, sex: Sex | None) -> float | None:
+        """Return the depth to the pleura for a patient's sex, or ``None`` where none is known.
+
+        A sex that is not recorded, or that the source did not measure, takes the smallest
+        value the catalog gives (fail closed).
+
+        Args:
+            sex: The patient's sex (``None`` when unknown).
+        """
+        if not self.pleura_depth_mm:
+            return None
+        for known, depth in self.pleura_depth_mm:
+            if known is sex and sex is not None:
+                return depth
+        return min(depth for _, depth in self.pleura_depth_mm)
 
 
 def _load(name: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
@@ -76,9 +112,26 @@ def _load(name: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     path = resources.files("dryneedle").joinpath("data", f"{name}.json")
     doc = json.loads(path.read_text(encoding="utf-8"))
     about = doc["header"]
-    entries = doc[next(k for k in doc if k != "header")]
+    entries = doc[next(k for k in doc if k != "header" and isinstance(doc[k], list))]
     _check_sources(f"{name}.json header", about["sources"])
     return about, entries
+
+
+def _pleura(where: str, entry: dict[str, Any]) -> tuple[tuple[Sex, float], ...]:
+    depths = entry.get("pleura_depth_mm")
+    if depths is None:
+        return ()
+    if not isinstance(depths, dict) or set(depths) != {s.value for s in Sex}:
+        msg = f"data/{where}: pleura_depth_mm needs a depth for each of {[s.value for s in Sex]}"
+        raise ValueError(msg)
+    if not all(isinstance(v, int | float) and not isinstance(v, bool) and v > 0
+               for v in depths.values()):
+        msg = f"data/{where}: pleura_depth_mm values must be positive numbers"
+        raise ValueError(msg)
+    if not _check_sources(where, entry.get("pleura_sources", [])):
+        msg = f"data/{where}: pleura_depth_mm needs pleura_sources"
+        raise ValueError(msg)
+    return tuple((s, float(depths[s.value])) for s in Sex)
 
 
 def _check_sources(where: str, ids: list[str]) -> tuple[str, ...]:
@@ -114,6 +167,8 @@ def _muscle(entry: dict[str, Any]) -> Muscle:
         depth_limit_mm=None if depth is None else float(depth),
         sources=sources,
         region_sources=region_sources,
+        pleura_depth_mm=_pleura(where, entry),
+        pleura_sources=tuple(entry.get("pleura_sources", ())),
     )
 
 
@@ -128,6 +183,47 @@ MUSCLES: Mapping[str, Muscle] = types.MappingProxyType({m.id: m for m in _MUSCLE
 """The anatomy catalog, by muscle id (read-only)."""
 
 
+def _limbs() -> tuple[Mapping[str, frozenset[Region]], tuple[str, ...]]:
+    path = resources.files("dryneedle").joinpath("data", "anatomy.json")
+    block = json.loads(path.read_text(encoding="utf-8"))["limbs"]
+    sources = _check_sources("anatomy.json limbs", block["sources"])
+    if not sources:
+        msg = "data/anatomy.json limbs: the limb map needs a source"
+        raise ValueError(msg)
+    limbs = {name: frozenset(Region(r) for r in regions) for name, regions in block.items()
+             if name not in ("sources", "note")}
+    seen: set[Region] = set()
+    for regions in limbs.values():
+        if seen & regions:
+            msg = "data/anatomy.json limbs: a region belongs to two limbs"
+            raise ValueError(msg)
+        seen |= regions
+    return types.MappingProxyType(limbs), sources
+
+
+LIMBS, LIMBS_SOURCES = _limbs()
+"""The regions of each limb (``upper_limb``, ``lower_limb``), from ``data/anatomy.json``.
+
+A lymphoedema finding excludes every region of its limb on its side (za-bn121 "lymphoedema
+area/limb"): upper limb shoulder, arm, forearm, hand; lower limb hip, thigh, knee, leg,
+ankle and foot. ``LIMBS_SOURCES`` are the sources of the map.
+"""
+
+_LIMB_OF: Mapping[Region, str] = types.MappingProxyType(
+    {region: name for name, regions in LIMBS.items() for region in regions})
+
+
+def limb_of(region: Region) -> str | None:
+    """Return the limb a region belongs to (``upper_limb``, ``lower_limb``), or ``None``.
+
+    >>> from dryneedle.catalog import limb_of
+    >>> from dryneedle.model import Region
+    >>> limb_of(Region.SHOULDER), limb_of(Region.ANKLE_FOOT), limb_of(Region.NECK)
+    ('upper_limb', 'lower_limb', None)
+    """
+    return _LIMB_OF.get(region)
+
+
 def muscles_in(region: Region) -> tuple[Muscle, ...]:
     """Return the catalog's muscles in one body region, in catalog order.
 
@@ -138,7 +234,7 @@ def muscles_in(region: Region) -> tuple[Muscle, ...]:
         The muscles whose region is ``region``.
 
     >>> from dryneedle.catalog import muscles_in
-    >>> from dryneedle.model import Region
+    >>> from dryneedle.model import Region, Sex
     >>> [m.id for m in muscles_in(Region.JAW)]
     ['masseter']
     """

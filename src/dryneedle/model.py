@@ -472,6 +472,8 @@ class Insertion:
         guide_tube: Whether a guide tube was used.
         twitch_response: Whether a local twitch response was observed.
         ultrasound_guided: Whether ultrasound guidance was used (unknown counts as not).
+        directed_away_from_lung: Whether the needle was directed away from the lung
+            (za-bn121 "direct the needle away from the lung"); unknown counts as not.
     """
 
     muscle: str = attrs.field(validator=_check_text)
@@ -484,6 +486,7 @@ class Insertion:
     guide_tube: bool | None = _answer()
     twitch_response: bool | None = _answer()
     ultrasound_guided: bool | None = _answer()
+    directed_away_from_lung: bool | None = _answer()
 
 
 @attrs.frozen(kw_only=True)

@@ -201,6 +201,12 @@ class Policy:
         12, unit="years", sources=("seed",),
         doc="Patients younger than this are excluded (children under 12).",
     )
+    max_age_years: int = _limit(
+        120, unit="years", sources=("policy",),
+        doc="An age above this is not plausible: the birth date is a data error (error at "
+        "patient.birth_date), the age is unknown and the patient goes to review. Plausible "
+        "range 100-150 years. Clinic policy default.",
+    )
     adult_age_years: int = _limit(
         18, unit="years", sources=("policy",),
         doc="Patients from the minimum age up to this age are minors: precaution "
@@ -235,6 +241,13 @@ class Policy:
         31.0, unit="mm", sources=("za-bn121",),
         doc="Over the lung, where the catalog gives no muscle limit, a depth at or beyond "
         "this without ultrasound guidance is an error (a 3.1 cm needle reached lung).",
+    )
+    pleura_depth_margin_mm: float = _limit(
+        0.0, unit="mm", sources=("chen-2018", "policy"),
+        doc="Margin taken off the catalog's depth to the pleura (upper trapezius: 14.6 mm "
+        "female, other or unknown sex, 17.4 mm male, chen-2018) before an insertion counts as "
+        "reaching it. The catalog gives means, so a shallower pleura is common: a clinic may "
+        "set a margin (stricter only; plausible range 0-10 mm). Clinic policy default 0.",
     )
     dwell_min_s: float = _limit(
         2.0, unit="s", sources=("seed",), doc="Shortest static dwell time (inclusive).",

@@ -16,14 +16,21 @@ What is checked (SPEC section 4, default policy):
   (za-bn121) without ultrasound guidance is an error; deep technique there is a warning
   (kalichman-2010); over-lung needling of both sides of the thorax in one session is an error
   (za-bn121);
-* dwell: a static insertion stays 2 s to 20 min inclusive (seed); pistoning needs no dwell;
+* dwell: a static insertion stays 2 s to 20 min inclusive (seed); pistoning needs no dwell,
+  but a recorded dwell must be 0 s to the static maximum whatever the manipulation;
+* pleura: over a muscle whose depth to the pleura the catalog gives (upper trapezius: 14.6 mm
+  female, other or unknown sex, 17.4 mm male, chen-2018, means), deeper without ultrasound and
+  without the needle directed away from the lung (unknown counts as not) is an error;
+* physical checks: deeper than the policy's longest plausible needle (150 mm) is an error
+  whatever length is recorded; a deep insertion with no needle length is a warning;
 * needle count: session 1 uses at most 2 needles (seed, za-bn121); a later session adds
   needles only after a tolerated previous session (warning otherwise, seed);
 * bleeding risk (bleeding disorder or antithrombotics): deep needling of a muscle without
   palpable haemostasis is an error, every other site carries a precaution (za-bn121,
   apta-2013, munoz-2022);
 * screening: needling a patient screened ``not_eligible``, or a site screening excluded, is an
-  error;
+  error; needling a patient screened ``needs_review`` is a warning naming the unknown answers;
+  without a patient every answer counts as unknown (fail closed);
 * practitioner and steps: an untrained practitioner, a missing pre-step (history reviewed,
   physical exam, consent, skin disinfected), a needle count removed different from inserted
   or an unchecked skin are errors, unknown ones warnings; no guide tube is informational;
@@ -70,7 +77,8 @@ False
 >>> [(f.code, f.severity.value, f.path) for f in report.findings]  # doctest: +NORMALIZE_WHITESPACE
 [('protocol.lung.depth_limit', 'error', 'session.insertions[0].depth_mm'),
  ('protocol.lung.deep_technique', 'warning', 'session.insertions[0].technique'),
- ('protocol.dwell.range', 'error', 'session.insertions[1].dwell_s')]
+ ('protocol.dwell.range', 'error', 'session.insertions[1].dwell_s'),
+ ('protocol.screening.needs_review', 'warning', 'session')]
 """
 
 

@@ -14,7 +14,9 @@ Decisions (default policy, seed and za-bn121):
   anticoagulant/antiplatelet therapy, compromised immunity, metal allergy, severe needle
   phobia, consent refused, prior abnormal reaction, acute illness; or every planned site is
   excluded by a site finding.
-* ``needs_review`` -- no exclusion, but an answer a rule needs is unknown.
+* ``needs_review`` -- no exclusion, but an answer a rule needs is unknown (including a birth
+  date that is absent, after the evaluation date or implies an age above the policy's
+  ``max_age_years``, and a planned site whose muscle is not in the catalog).
 * ``eligible_with_precautions`` -- a precaution applies: epilepsy, diabetes, vascular disease,
   lymph node removal, mild needle phobia, age 12-17, a planned site over the lung, or some
   (not all) planned sites excluded.
@@ -88,6 +90,7 @@ from dryneedle._screening.rules import (  # the rules, importable from here as b
 )
 from dryneedle._screening.sites import site_row
 from dryneedle._version import __version__
+from dryneedle.catalog import MUSCLES
 from dryneedle.findings import Decision, Finding
 from dryneedle.model import (
     Insertion,
@@ -386,7 +389,12 @@ def screen_parts(
         unknown_paths.append("patient.birth_date")
     else:
         age = age_on(bd, on)
-        if age < policy.min_age_years:
+        if age > policy.max_age_years:
+            hit = c.finding(BIRTH_DATE_IMPLAUSIBLE, "patient.birth_date",
+                            f"age {age} is above the plausible maximum of "
+                            f"{policy.max_age_years}: birth date is a data error, age unknown")
+            unknown_paths.append("patient.birth_date")
+        elif age < policy.min_age_years:
             hit = c.finding(AGE_MINIMUM, "patient.birth_date",
                             f"age {age} is under the minimum of {policy.min_age_years}")
         elif age < policy.adult_age_years:
@@ -427,6 +435,8 @@ def screen_parts(
         else:
             known = site_row(c, i, site, site_path, site_findings, on, bleeding_risk)
         row, site_rank = known
+        if site.muscle not in MUSCLES:  # an unknown planned muscle blocks the decision
+            unknown_paths.append(f"{site_path}[{i}].muscle")
         if row[4]:
             all_excluded = False
         if row[5]:

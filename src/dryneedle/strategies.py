@@ -115,12 +115,13 @@ def insertions() -> st.SearchStrategy[model.Insertion]:
         technique=st.sampled_from(model.Technique),
         depth_mm=st.none() | _mm,
         manipulation=st.sampled_from(model.Manipulation),
-        dwell_s=st.none() | st.floats(min_value=0.0, max_value=5000.0),
+        dwell_s=st.none() | st.floats(min_value=-5.0, max_value=5000.0),
         needle=st.builds(model.Needle, diameter_mm=st.none() | st.floats(0.05, 1.0),
                          length_mm=st.none() | _mm),
         guide_tube=_TRI,
         twitch_response=_TRI,
         ultrasound_guided=_TRI,
+        directed_away_from_lung=_TRI,
     )
 
 

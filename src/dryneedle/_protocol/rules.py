@@ -28,6 +28,7 @@ __all__ = [
     "BLEEDING_PRECAUTION",
     "BLEEDING_UNKNOWN",
     "CONDITION_NOT_INDICATION",
+    "DEPTH_BEYOND_LONGEST",
     "DEPTH_BEYOND_NEEDLE",
     "DEPTH_DEEP",
     "DEPTH_NOT_POSITIVE",
@@ -39,10 +40,12 @@ __all__ = [
     "LUNG_BOTH_SIDES",
     "LUNG_DEEP",
     "LUNG_DEPTH",
+    "LUNG_PLEURA",
     "MUSCLE_UNKNOWN",
     "NEEDLES_FIRST",
     "NEEDLES_INCREASE",
     "NEEDLE_IMPLAUSIBLE",
+    "NEEDLE_LENGTH_UNKNOWN",
     "POST_NEEDLES",
     "POST_NEEDLES_UNKNOWN",
     "POST_SKIN",
@@ -51,6 +54,7 @@ __all__ = [
     "PRACTITIONER_UNTRAINED",
     "PRE_MISSING",
     "PRE_UNKNOWN",
+    "SCREENING_NEEDS_REVIEW",
     "SCREENING_NOT_ELIGIBLE",
     "SCREENING_SITE_EXCLUDED",
     "SERIES_FIRST",
@@ -100,6 +104,11 @@ POST_SKIN_UNKNOWN: Final = rule("protocol.post.skin_checked.unknown")
 GUIDE_TUBE: Final = rule("protocol.guide_tube.not_used")
 NEEDLE_IMPLAUSIBLE: Final = rule("protocol.needle.implausible")
 CONDITION_NOT_INDICATION: Final = rule("protocol.condition.not_indication")
+# Safety hardening (spec 1.1, issue #12).
+LUNG_PLEURA: Final = rule("protocol.lung.pleura_depth")
+DEPTH_BEYOND_LONGEST: Final = rule("protocol.depth.beyond_longest_needle")
+NEEDLE_LENGTH_UNKNOWN: Final = rule("protocol.needle.length.unknown")
+SCREENING_NEEDS_REVIEW: Final = rule("protocol.screening.needs_review")
 
 SERIES_NUMBER_ORDER: Final = rule("series.number_order")
 SERIES_FIRST: Final = rule("series.first_session_number")
@@ -147,6 +156,7 @@ class ProtocolTable:
         "len_min",
         "lung_max",
         "lung_policy_sources",
+        "pleura_margin",
         "rules",
         "sup_max",
         "sup_min",
@@ -177,6 +187,7 @@ class ProtocolTable:
         self.diam_max = policy.needle_diameter_max_mm
         self.len_min = policy.needle_length_min_mm
         self.len_max = policy.needle_length_max_mm
+        self.pleura_margin = policy.pleura_depth_margin_mm
 
 
 _FINDINGS_MAX: Final = 8192

@@ -14,6 +14,7 @@ May import: the model, reference data, findings, policy, screening and
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from datetime import date
 from typing import Final
 
@@ -22,6 +23,7 @@ from dryneedle._protocol.rules import (
     BLEEDING_PRECAUTION,
     BLEEDING_UNKNOWN,
     CONDITION_NOT_INDICATION,
+    DEPTH_BEYOND_LONGEST,
     DEPTH_BEYOND_NEEDLE,
     DEPTH_DEEP,
     DEPTH_NOT_POSITIVE,
@@ -33,8 +35,10 @@ from dryneedle._protocol.rules import (
     LUNG_BOTH_SIDES,
     LUNG_DEEP,
     LUNG_DEPTH,
+    LUNG_PLEURA,
     MUSCLE_UNKNOWN,
     NEEDLE_IMPLAUSIBLE,
+    NEEDLE_LENGTH_UNKNOWN,
     NEEDLES_FIRST,
     POST_NEEDLES,
     POST_NEEDLES_UNKNOWN,
@@ -44,6 +48,7 @@ from dryneedle._protocol.rules import (
     PRACTITIONER_UNTRAINED,
     PRE_MISSING,
     PRE_UNKNOWN,
+    SCREENING_NEEDS_REVIEW,
     SCREENING_NOT_ELIGIBLE,
     SCREENING_SITE_EXCLUDED,
     ProtocolTable,
@@ -52,7 +57,7 @@ from dryneedle._protocol.rules import (
 )
 from dryneedle.catalog import CONDITIONS, MUSCLES, Muscle
 from dryneedle.findings import Decision, Finding
-from dryneedle.model import Manipulation, Patient, Session, Side, Technique
+from dryneedle.model import Manipulation, Patient, Session, Sex, Side, Technique
 from dryneedle.policy import Policy
 from dryneedle.screening import ScreeningResult, screen
 
@@ -91,11 +96,13 @@ def check_session_findings(
     one pass over the insertions, raises no exception on the valid path and builds path
     strings only for findings.
 
-    Patient-dependent rules (bleeding risk, screening ``not_eligible``, excluded sites, the
-    treated conditions) need the patient. When ``patient`` is ``None`` (its part of the record
-    was unreadable) they do not run: nothing is claimed safe, and the structural errors
-    already make the record invalid. When a patient is given without a ``screening`` result,
-    the patient is screened here (on the session's date, for its insertions).
+    Patient-dependent rules (bleeding risk, screening ``not_eligible`` / ``needs_review``,
+    excluded sites, the treated conditions, the depth to the pleura by sex) need the patient.
+    When ``patient`` is ``None`` (not given, or its part of the record was unreadable) every
+    answer counts as unknown (fail closed, SPEC §4 1.1): the bleeding risk is unknown, the sex
+    is unknown, and a needled session gets the ``needs_review`` warning. When a patient is
+    given without a ``screening`` result, the patient is screened here (on the session's date,
+    for its insertions).
 
     Args:
         session: The session.
@@ -113,10 +120,14 @@ def check_session_findings(
         screening = screen(patient, on=on or session.date, sites=session.insertions,
                            policy=policy)
     not_eligible = screening is not None and screening.decision is Decision.NOT_ELIGIBLE
+    review = None
+    if screening is not None and screening.decision is Decision.NEEDS_REVIEW:
+        review = screening.missing
     excluded: frozenset[int] = frozenset()
     if screening is not None and session.insertions:
         excluded = screening.excluded_indices
-    return check_screened_session(session, patient, not_eligible, excluded, protocol_table(policy))
+    return check_screened_session(session, patient, not_eligible, excluded, protocol_table(policy),
+                                  review)
 
 
 def check_screened_session(
@@ -125,6 +136,7 @@ def check_screened_session(
     not_eligible: bool,
     excluded: frozenset[int],
     t: ProtocolTable,
+    review: Sequence[str] | None = None,
 ) -> list[Finding]:
     """Run the per-session checks, given the screening outcome (the record validator's path).
 
@@ -133,10 +145,13 @@ def check_screened_session(
 
     Args:
         session: The session.
-        patient: The session's patient, or ``None`` when unknown (the patient rules do not run).
+        patient: The session's patient, or ``None`` when unknown (every answer counts as
+            unknown: fail closed).
         not_eligible: Whether screening decided ``not_eligible``.
         excluded: Indices of the insertions screening excluded.
         t: The policy's table (:func:`~dryneedle.protocol.protocol_table`).
+        review: When screening decided ``needs_review``, the paths of the unknown answers
+            (``ScreeningResult.missing``); ``None`` otherwise.
 
     Returns:
         The findings, in the order :func:`check_session_findings` gives.
@@ -145,16 +160,20 @@ def check_screened_session(
     insertions = session.insertions
     n = len(insertions)
 
-    bleeding = bleeding_unknown = False
+    bleeding = False
+    bleeding_unknown = True  # no patient: every answer is unknown (fail closed)
+    sex: Sex | None = None
     if patient is not None:
         h = patient.history
         bleeding = h.bleeding_disorder is True or h.anticoagulant_therapy is True
         bleeding_unknown = not bleeding and (
             h.bleeding_disorder is None or h.anticoagulant_therapy is None
         )
+        sex = patient.sex
 
     sup_min, sup_max, deep_min = t.sup_min, t.sup_max, t.deep_min
     lung_max = t.lung_max
+    margin = t.pleura_margin
     dwell_min, dwell_max = t.dwell_min, t.dwell_max
     diam_min, diam_max, len_min, len_max = t.diam_min, t.diam_max, t.len_min, t.len_max
     muscles_get = MUSCLES.get
@@ -200,7 +219,22 @@ def check_screened_session(
             if length is not None and not depth <= length:
                 emit(out, t, DEPTH_BEYOND_NEEDLE, f"session.insertions[{i}].depth_mm",
                       f"depth {_mm(depth)} is beyond the needle's length {_mm(length)}")
+            if depth > len_max:  # whatever length is recorded: no needle is that long
+                emit(out, t, DEPTH_BEYOND_LONGEST, f"session.insertions[{i}].depth_mm",
+                      f"depth {_mm(depth)} is beyond the longest plausible needle "
+                      f"({_mm(len_max)})")
             if lung_muscle is not None and ins.ultrasound_guided is not True:
+                pleura = lung_muscle.pleura_depth_for(sex)
+                if (pleura is not None and ins.directed_away_from_lung is not True
+                        and depth > pleura - margin):
+                    emit(out, t, LUNG_PLEURA, f"session.insertions[{i}].depth_mm",
+                          f"{lung_muscle.id}: {_mm(depth)} is deeper than the pleura "
+                          f"({_mm(pleura - margin)}, {_sex_basis(sex)}) without ultrasound "
+                          "guidance, and the needle is "
+                          + ("not directed away from the lung"
+                             if ins.directed_away_from_lung is False
+                             else "not recorded as directed away from the lung"),
+                          _pleura_sources(t, lung_muscle))
                 limit = lung_muscle.depth_limit_mm
                 if limit is not None:
                     if not depth <= limit:
@@ -217,14 +251,17 @@ def check_screened_session(
                   f"deep technique over the lung ({lung_muscle.id}): superficial is preferred")
 
         # Dwell.
+        dwell = ins.dwell_s
         if ins.manipulation is not _PISTONING:  # static: the dwell is checked
-            dwell = ins.dwell_s
             if dwell is None:
                 emit(out, t, DWELL_UNKNOWN, f"session.insertions[{i}].dwell_s",
                       "dwell time of a static insertion is not recorded")
             elif not dwell_min <= dwell <= dwell_max:
                 emit(out, t, DWELL_RANGE, f"session.insertions[{i}].dwell_s",
                       f"static dwell {dwell:g} s is outside {t.dwell_min:g}-{t.dwell_max:g} s")
+        elif dwell is not None and not 0.0 <= dwell <= dwell_max:  # recorded: still a dwell
+            emit(out, t, DWELL_RANGE, f"session.insertions[{i}].dwell_s",
+                  f"recorded dwell {dwell:g} s is outside 0-{t.dwell_max:g} s")
 
         # Needle plausibility.
         needle = ins.needle
@@ -234,7 +271,12 @@ def check_screened_session(
                   f"needle diameter {_mm(diameter)} is outside "
                   f"{t.diam_min:g}-{t.diam_max:g} mm")
         length = needle.length_mm
-        if length is not None and not len_min <= length <= len_max:
+        if length is None:
+            if deep:
+                emit(out, t, NEEDLE_LENGTH_UNKNOWN, f"session.insertions[{i}].needle.length_mm",
+                      "needle length of a deep insertion is not recorded: the depth cannot be "
+                      "checked against it")
+        elif not len_min <= length <= len_max:
             emit(out, t, NEEDLE_IMPLAUSIBLE, f"session.insertions[{i}].needle.length_mm",
                   f"needle length {_mm(length)} is outside {t.len_min:g}-{t.len_max:g} mm")
         if ins.guide_tube is False:
@@ -274,6 +316,14 @@ def check_screened_session(
         if not_eligible:
             emit(out, t, SCREENING_NOT_ELIGIBLE, "session",
                   "the patient was screened not_eligible but was needled")
+        elif patient is None:
+            emit(out, t, SCREENING_NEEDS_REVIEW, "session",
+                  "the patient is unknown (every screening answer unknown) but was needled: "
+                  "the record cannot show a clinician's review")
+        elif review is not None:
+            emit(out, t, SCREENING_NEEDS_REVIEW, "session",
+                  "the patient was screened needs_review but was needled; unknown: "
+                  + (", ".join(review) or "an answer screening needs"))
         trained = session.practitioner.dry_needling_trained
         if trained is not True:
             if trained is False:
@@ -317,6 +367,20 @@ def check_screened_session(
                     emit(out, t, CONDITION_NOT_INDICATION, f"patient.conditions[{j}]",
                           f"{cid} is not an indication for dry needling")
     return out
+
+
+def _sex_basis(sex: Sex | None) -> str:
+    """Whose mean the pleura depth is (for the message)."""
+    if sex is Sex.MALE:
+        return "the male mean"
+    if sex is Sex.FEMALE:
+        return "the female mean"
+    return "the smaller mean, as the sex is other or unknown"
+
+
+def _pleura_sources(t: ProtocolTable, muscle: Muscle) -> tuple[str, ...]:
+    """The muscle's own pleura sources, then the pleura rule's (and its policy's)."""
+    return tuple(dict.fromkeys((*muscle.pleura_sources, *t.rules[LUNG_PLEURA.id][1])))
 
 
 def _check_pre(out: list[Finding], t: ProtocolTable, value: bool | None, step: str) -> None:

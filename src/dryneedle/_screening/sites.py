@@ -24,7 +24,7 @@ from dryneedle._screening.rules import (
     SITE_RECENT_SURGERY,
     ScreeningTable,
 )
-from dryneedle.catalog import MUSCLES
+from dryneedle.catalog import MUSCLES, limb_of
 from dryneedle.findings import Finding, Rule
 from dryneedle.model import Region, Side, SiteFinding, SiteFindingKind, SiteSide, Technique
 from dryneedle.policy import Policy
@@ -32,11 +32,10 @@ from dryneedle.policy import Policy
 __all__ = ["site_row"]
 
 
-# A lymphoedema finding excludes its whole limb (za-bn121 "area or limb").
-_LIMB = {
-    Region.ARM: 1, Region.FOREARM: 1, Region.HAND: 1,
-    Region.THIGH: 2, Region.KNEE: 2, Region.LEG: 2, Region.ANKLE_FOOT: 2,
-}
+# A lymphoedema finding excludes its whole limb (za-bn121 "area or limb"): the limbs are
+# catalog data (upper limb shoulder, arm, forearm, hand; lower limb hip, thigh, knee, leg,
+# ankle and foot). A region outside the limbs is its own "limb".
+_LIMB: dict[Region, object] = {region: limb_of(region) or region for region in Region}
 
 _LYMPHOEDEMA = SiteFindingKind.LYMPHOEDEMA
 _SF_MIDLINE = SiteSide.MIDLINE
@@ -102,7 +101,7 @@ def site_row(
         side = site.side
         for sf in site_findings:
             if sf.region is not region and (
-                sf.kind is not _LYMPHOEDEMA or _LIMB.get(sf.region, 0) != _LIMB.get(region, -1)
+                sf.kind is not _LYMPHOEDEMA or _LIMB[sf.region] != _LIMB[region]
             ):
                 continue  # another region (a lymphoedema finding covers its whole limb)
             sf_side = sf.side

@@ -221,12 +221,13 @@ class Validator:
         decision = None
         screened = False
         not_eligible = False
+        review: list[str] | None = None
         excluded: frozenset[int] = _NO_SITES
         if self._screening and patient is not None:
             when = self.on if self.on is not None else (
                 session.date if session is not None else None)
             if when is not None:  # without a date no decision can be made
-                rank, found, _unknown, rows = screen_parts(
+                rank, found, unknown, rows = screen_parts(
                     self._compiled, patient, when,
                     session.insertions if session is not None else (), _SITES_PATH, True,
                 )
@@ -235,11 +236,13 @@ class Validator:
                 if found:
                     out.extend(found)
                     not_eligible = rank == 3
+                    if rank == 2:  # needs_review: the unknown answers, as screen() lists them
+                        review = unknown
                     excluded = frozenset(r[0] for r in rows if not r[4])
         if self._protocol and session is not None:
             if screened:
                 out.extend(check_screened_session(session, patient, not_eligible, excluded,
-                                                  self._table))
+                                                  self._table, review))
             else:
                 out.extend(check_session_findings(session, patient=patient, screening=None,
                                                   policy=self.policy, on=self.on))
