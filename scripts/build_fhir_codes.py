@@ -6,7 +6,11 @@ from published VSAC value-set expansions (as shipped with the HL7 / CQF eCQM con
 folder ``input/vocabulary/valueset/external/``), whose expansions name every code with its
 code system's display. Each entry records the value set it came from. Codes seen in the
 Synthea sample bundles but in none of these value sets are added by hand below, with the
-display the bundles show (evidence of use, source ``synthea``).
+display the bundles show (evidence of use, source ``synthea``). Some codes are taken one by one
+from a value set that also holds codes bearing on no answer (``PICKED``: e.g. the RxNorm
+ingredient concepts of the ATC B01A agents in the US Core allergy-substance value set, which
+the same content repository ships), and a few from other published sources, each with a
+``note`` naming the source that shows the code with its name (``HAND``).
 
 Usage (from the repository root)::
 
@@ -24,6 +28,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "src" / "dryneedle" / "fhir" / "data"
 DATE = "2026-12-01"
+VERSION = "2"
 
 SNOMED = "http://snomed.info/sct"
 ICD10CM = "http://hl7.org/fhir/sid/icd-10-cm"
@@ -48,9 +53,69 @@ VALUE_SETS = [
     (0, "2.16.840.1.113883.3.464.1003.103.12.1001", "diabetes"),
     (1, "2.16.840.1.113883.3.464.1003.109.12.1004", "diabetes"),
     (0, "2.16.840.1.113762.1.4.1047.21", "vascular_disease"),
+    (0, "2.16.840.1.113762.1.4.1047.44", "vascular_disease"),
+    (0, "2.16.840.1.113883.3.526.3.369", "vascular_disease"),
     (0, "2.16.840.1.113883.3.3157.4055", "pregnancy"),
     (0, "2.16.840.1.113883.3.526.3.378", "pregnancy"),
     (0, "2.16.840.1.113883.3.464.1003.102.12.1011", "acute_illness"),
+]
+
+# Codes picked one by one from a value set (directory, file, {code: answer}); the display is
+# the value set's. US Core 3.1.1 "Common substances for allergy and intolerance documentation"
+# lists RxNorm ingredient concepts (TTY IN) and SNOMED CT substances: a MedicationRequest coded
+# by ingredient, and an AllergyIntolerance coded by substance, are recognised.
+US_CORE_SUBSTANCES = "ValueSet-us-core-allergy-substance.json"
+PICKED: list[tuple[int, str, dict[str, str]]] = [
+    (0, US_CORE_SUBSTANCES, {
+        # ATC B01AA / B01AB / B01AC / B01AE / B01AF ingredients (RxNorm)
+        "11289": "anticoagulant_therapy",    # Warfarin
+        "5224": "anticoagulant_therapy",     # heparin
+        "67108": "anticoagulant_therapy",    # Enoxaparin
+        "1037042": "anticoagulant_therapy",  # dabigatran etexilate
+        "1114195": "anticoagulant_therapy",  # rivaroxaban
+        "1364430": "anticoagulant_therapy",  # apixaban
+        "32968": "anticoagulant_therapy",    # clopidogrel
+        "10594": "anticoagulant_therapy",    # Ticlopidine
+        "1116632": "anticoagulant_therapy",  # Ticagrelor
+        "1191": "anticoagulant_therapy",     # Aspirin
+        "3521": "anticoagulant_therapy",     # Dipyridamole
+        "21107": "anticoagulant_therapy",    # cilostazol
+        # metal allergy: the substances (RxNorm and SNOMED CT)
+        "1311629": "metal_allergy",          # nickel
+        "31738": "metal_allergy",            # nickel sulfate
+        "43921001": "metal_allergy",         # Nickel compound (substance)
+    }),
+    # Lymph node excision / dissection procedures named in the VSAC expansions of
+    # 2.16.840.1.113883.3.3157.4056 Major Surgical Procedure,
+    # 2.16.840.1.113762.1.4.1248.251 Head, Neck, and Thoracic Surgeries with High Risk Airway
+    # Compromise and 2.16.840.1.113883.3.464.1003.198.12.1005 Bilateral Mastectomy: only those
+    # whose name says lymph nodes were excised, dissected or removed (not biopsies).
+    (0, "valueset-2.16.840.1.113883.3.3157.4056.json", dict.fromkeys([
+        "112892003", "27842006", "33424003", "399733007", "935441000168106", "445917006",
+        "458111000124107", "234245003", "395201008", "395200009", "395199006", "446420001",
+        "446109005", "440383008", "83518006", "5317006", "37851009", "176263006", "41416003",
+        "66245006", "78878001", "1263487006", "438338008"], "lymph_node_removal")),
+    (0, "valueset-2.16.840.1.113762.1.4.1248.251.json", dict.fromkeys([
+        "234249009", "178283002", "715787006", "11231000087108", "234248001", "373824001",
+        "234247006", "78706005", "234246002", "395169002", "178287001"], "lymph_node_removal")),
+    (0, "valueset-2.16.840.1.113883.3.464.1003.198.12.1005.json",
+     {"14714006": "lymph_node_removal"}),
+]
+
+# Codes from other published sources, each shown there with this name (system, code, display,
+# answer, extra source ids, note).
+HAND: list[tuple[str, str, str, str, tuple[str, ...], str]] = [
+    (ICD10CM, "Z79.02", "Long term (current) use of antithrombotics/antiplatelets",
+     "anticoagulant_therapy", (),
+     "ICD-10-CM tabular list, category Z79.0 (Long term (current) use of anticoagulants and "
+     "antithrombotics/antiplatelets), next to Z79.01 (value set 2.16.840.1.113762.1.4.1029.366); "
+     "title as listed with the code by the VA VistA encounter-form data (short title 'Long term "
+     "(current) use of antithrombtc/antipltlts') and medtrack-io/icd_code lib/codes/codes_z79.ex"),
+    (RXNORM, "613391", "prasugrel", "anticoagulant_therapy", (),
+     "RxNorm ingredient (TTY IN) of ATC B01AC22; shown with this name in the HL7 Vulcan Real "
+     "World Data IG 1.0.0 value set ExamplePrasugrelCodes "
+     "(http://hl7.org/fhir/uv/vulcan-rwd/ValueSet/ExamplePrasugrelCodes), with 855812 "
+     "'prasugrel 10 MG Oral Tablet'"),
 ]
 
 # Seen in the Synthea bundles (with these displays), in none of the value sets above.
@@ -79,6 +144,33 @@ def main(dirs: list[Path]) -> int:
             })
             if f"{oid} " not in str(row["valueset"]):
                 row["valueset"] = f"{row['valueset']}; {oid} {titles[oid]}"
+    for which, file, picks in PICKED:
+        vs = json.loads((dirs[which] / file).read_text(encoding="utf-8"))
+        title = vs.get("title") or vs["name"]
+        label = (f"{vs['id']} {title}" if "cts.nlm.nih.gov" in vs.get("url", "")
+                 else f"{vs['url']} {vs.get('version', '')} {title}")
+        listed = list(vs.get("expansion", {}).get("contains", []))
+        listed += [{"system": inc.get("system"), **c}
+                   for inc in vs.get("compose", {}).get("include", [])
+                   for c in inc.get("concept", [])]
+        found = {c["code"]: c for c in listed if c.get("system") in FILE_OF}
+        missing = sorted(set(picks) - set(found))
+        if missing:
+            raise SystemExit(f"{file}: codes not in the value set: {missing}")
+        for code, answer in picks.items():
+            c = found[code]
+            sources = [SOURCE_OF[c["system"]]]
+            if file == US_CORE_SUBSTANCES:
+                sources.append("us-core")
+            rows[c["system"]].setdefault((code, answer), {
+                "code": code, "display": c["display"], "flag": answer, "sources": sources,
+                "valueset": " ".join(label.split()),
+            })
+    for system, code, display, answer, extra, note in HAND:
+        rows[system].setdefault((code, answer), {
+            "code": code, "display": display, "flag": answer,
+            "sources": [SOURCE_OF[system], *extra], "note": note,
+        })
     for system, code, display, answer in SYNTHEA_EXTRA:
         rows[system].setdefault((code, answer), {
             "code": code, "display": display, "flag": answer,
@@ -96,10 +188,14 @@ def main(dirs: list[Path]) -> int:
                 "value-set expansion (field 'valueset': OID and title; the expansion gives the "
                 "code system's own display), read from the HL7/CQF eCQM content repositories "
                 "cqframework/ecqm-content-qicore-2024 and cqframework/ecqm-content-r4; built "
-                "by scripts/build_fhir_codes.py. Value sets: " + " | ".join(sets) + "."
+                "by scripts/build_fhir_codes.py. Codes picked one by one from a value set "
+                "(the US Core allergy-substance value set for RxNorm ingredients and substances; "
+                "lymph node excision procedures) name it the same way; an entry with a 'note' "
+                "instead names the published source that shows the code with its name. "
+                "Value sets: " + " | ".join(sets) + "."
             ),
             "sources": used,
-            "version": "1",
+            "version": VERSION,
             "date": DATE,
             "system": system,
         }

@@ -101,12 +101,121 @@ def test_a_recognised_active_resource_beats_a_form_no(resource: dict[str, Any],
     assert inputs.origin(f"patient.history.{path}") == "fhir+answers"
 
 
+@pytest.mark.parametrize(("when", "status", "expected"), [
+    ("2026-11-20", "final", Pregnancy.NOT_PREGNANT),
+    ("2023-05-01", "final", Pregnancy.UNKNOWN),
+    (None, "final", Pregnancy.UNKNOWN),
+    ("2026-11-20", "preliminary", Pregnancy.UNKNOWN),
+])
+def test_not_pregnant_in_snomed(when: str | None, status: str, expected: Pregnancy) -> None:
+    """SNOMED CT 60001007 (Not pregnant) counts like LOINC LA26683-5: only final and recent."""
+    screening = screen_fhir([PATIENT, preg("o", (SNOMED, "60001007"), when, status)], on=ON,
+                            answers={**ALL_NO, "pregnancy": None})
+    assert screening.inputs.patient.pregnancy is expected
+    assert screening.result.decision is (Decision.ELIGIBLE if expected is Pregnancy.NOT_PREGNANT
+                                         else Decision.NEEDS_REVIEW)
+
+
 def test_pregnancy_from_icd10cm_and_snomed() -> None:
     """Z33.1 (Pregnant state, incidental) and a SNOMED 77386006 value make pregnant."""
     for res in (cond("z", ICD10CM, "Z33.1"),
                 preg("o", (SNOMED, "77386006"), "2026-11-20")):
         inputs = patient_from_fhir([PATIENT, res], answers=ALL_NO, on=ON)
         assert inputs.patient.pregnancy is Pregnancy.PREGNANT
+
+
+def _allergy(rid: str, system: str, code: str) -> dict[str, Any]:
+    return {"resourceType": "AllergyIntolerance", "id": rid, "patient": SUBJECT,
+            "clinicalStatus": {"coding": [{"code": "active"}]},
+            "verificationStatus": {"coding": [{"code": "confirmed"}]},
+            "code": {"coding": [{"system": system, "code": code}]}}
+
+
+@pytest.mark.parametrize("rxcui", [
+    "11289",    # Warfarin (US Core allergy-substance value set, RxNorm TTY IN)
+    "1364430",  # apixaban
+    "1114195",  # rivaroxaban
+    "1037042",  # dabigatran etexilate
+    "5224",     # heparin
+    "67108",    # Enoxaparin
+    "32968",    # clopidogrel
+    "1116632",  # Ticagrelor
+    "613391",   # prasugrel (HL7 Vulcan RWD ExamplePrasugrelCodes)
+    "1191",     # Aspirin
+])
+def test_a_medication_coded_by_ingredient_only_is_an_antithrombotic(rxcui: str) -> None:
+    """An RxNorm ingredient concept alone (no clinical drug, no text) is recognised: with a
+    form's "no", anticoagulant therapy is True and the default policy says not eligible."""
+    screening = screen_fhir([PATIENT, med("w", RXNORM, rxcui)], on=ON, answers=ALL_NO)
+    assert screening.inputs.patient.history.anticoagulant_therapy is True
+    assert screening.inputs.unclassified_medications == ()
+    assert screening.inputs.evidence_for("patient.history.anticoagulant_therapy") == (
+        "MedicationRequest/w",)
+    assert screening.result.decision is Decision.NOT_ELIGIBLE
+
+
+def test_antiplatelet_status_code_z79_02() -> None:
+    """ICD-10-CM Z79.02 (long term use of antithrombotics/antiplatelets) sets the answer."""
+    screening = screen_fhir([PATIENT, cond("z", ICD10CM, "Z79.02")], on=ON, answers=ALL_NO)
+    assert screening.inputs.patient.history.anticoagulant_therapy is True
+    assert screening.result.decision is Decision.NOT_ELIGIBLE
+
+
+@pytest.mark.parametrize(("system", "code"), [
+    (SNOMED, "43921001"),  # Nickel compound (substance)
+    (RXNORM, "1311629"),   # nickel
+    (RXNORM, "31738"),     # nickel sulfate
+])
+def test_a_nickel_allergy_coded_only_by_substance(system: str, code: str) -> None:
+    """An AllergyIntolerance coded by the nickel substance alone (no text) is a metal allergy."""
+    screening = screen_fhir([PATIENT, _allergy("a", system, code)], on=ON, answers=ALL_NO)
+    assert screening.inputs.patient.history.metal_allergy is True
+    assert screening.inputs.evidence_for("patient.history.metal_allergy") == (
+        "AllergyIntolerance/a",)
+    assert screening.result.decision is Decision.NOT_ELIGIBLE
+
+
+def test_an_allergy_to_an_antithrombotic_is_not_antithrombotic_therapy() -> None:
+    """Allergic to warfarin (substance code) says nothing about taking it; nickel as a
+    medication code is no allergy (an unclassified medication instead)."""
+    inputs = patient_from_fhir([PATIENT, _allergy("a", RXNORM, "11289")], answers=ALL_NO, on=ON)
+    assert inputs.patient.history.anticoagulant_therapy is False
+    inputs = patient_from_fhir([PATIENT, med("n", RXNORM, "1311629")], answers=ALL_NO, on=ON)
+    assert inputs.patient.history.metal_allergy is False
+    assert inputs.patient.history.anticoagulant_therapy is None
+
+
+@pytest.mark.parametrize(("code", "status", "expected"), [
+    ("234246002", "completed", True),   # Selective neck dissection of cervical lymph nodes
+    ("446109005", "completed", True),   # Simple mastectomy with excision of axillary lymph nodes
+    ("27842006", "unknown", None),      # Radical excision of lymph nodes, status unknown
+    ("27842006", "not-done", False),
+])
+def test_a_lymph_node_removal_procedure(code: str, status: str, expected: bool | None) -> None:
+    """A Procedure coded as a lymph node excision/dissection sets lymph_node_removal (a
+    precaution); one of unknown status makes it unknown; one not done says nothing."""
+    res = {"resourceType": "Procedure", "id": "l", "status": status, "subject": SUBJECT,
+           "code": {"coding": [{"system": SNOMED, "code": code}]},
+           "performedDateTime": "2019-03-01"}
+    screening = screen_fhir([PATIENT, res], on=ON, answers=ALL_NO)
+    assert screening.inputs.patient.history.lymph_node_removal is expected
+    decision = {True: Decision.ELIGIBLE_WITH_PRECAUTIONS, None: Decision.NEEDS_REVIEW,
+                False: Decision.ELIGIBLE}[expected]
+    assert screening.result.decision is decision
+
+
+@pytest.mark.parametrize(("code", "system"), [
+    ("230690007", SNOMED),   # Cerebrovascular accident (Cerebrovascular Disease Stroke or TIA)
+    ("53741008", SNOMED),    # Coronary arteriosclerosis (Coronary Artery Disease No MI)
+    ("I63.9", ICD10CM),      # Cerebral infarction, unspecified
+])
+def test_stroke_and_coronary_artery_disease_are_vascular_disease(code: str,
+                                                                 system: str) -> None:
+    """Vascular disease (za-bn121, a precaution) from the VSAC cerebrovascular and coronary
+    artery disease value sets."""
+    screening = screen_fhir([PATIENT, cond("v", system, code)], on=ON, answers=ALL_NO)
+    assert screening.inputs.patient.history.vascular_disease is True
+    assert screening.result.decision is Decision.ELIGIBLE_WITH_PRECAUTIONS
 
 
 # --- unread evidence ------------------------------------------------------------------------
@@ -237,6 +346,43 @@ def test_a_wound_condition_at_a_body_site_excludes_it() -> None:
     assert {(f.region.value, f.side.value, f.kind.value)
             for f in inputs.patient.site_findings} == {
         ("arm", "right", "wound"), ("forearm", "right", "wound")}
+
+
+@pytest.mark.parametrize(("kind_code", "kind", "site", "planned", "regions"), [
+    ("341000119102", "tattoo", "40983000", ("biceps_brachii", "left"), {"arm"}),  # upper arm
+    ("341000119102", "tattoo", "77568009", ("lumbar_multifidus", "right"),         # back
+     {"upper_back", "lower_back"}),
+    ("63130001", "scar", "72696002", None, {"knee"}),                             # knee
+    ("125643001", "wound", "45048000", ("levator_scapulae", "left"), {"neck"}),   # neck
+    ("12402003", "scar", "16982005", ("infraspinatus", "left"), {"shoulder"}),    # shoulder
+    ("312608009", "wound", "68367000", ("vastus_lateralis", "right"), {"thigh"}),  # thigh
+    ("125666000", "wound", "661005", ("masseter", "left"), {"jaw"}),              # jaw region
+])
+def test_a_site_finding_at_a_body_site_excludes_that_site(
+        kind_code: str, kind: str, site: str, planned: tuple[str, str] | None,
+        regions: set[str]) -> None:
+    """A tattoo / scar / wound Condition at a body site (no laterality: both sides) is a site
+    finding there; a planned muscle in that region is excluded, so with no other site the
+    decision is not eligible."""
+    res = cond("t", SNOMED, kind_code, onsetDateTime="2026-10-01",
+               bodySite=[{"coding": [{"system": SNOMED, "code": site}]}])
+    inputs = patient_from_fhir([PATIENT, res], on=ON)
+    assert {(f.region.value, f.side.value, f.kind.value)
+            for f in inputs.patient.site_findings} == {(r, "bilateral", kind) for r in regions}
+    if planned is not None:
+        screening = screen_fhir([PATIENT, res], on=ON, answers=ALL_NO, sites=[planned],
+                                site_findings=[])
+        assert screening.result.decision is Decision.NOT_ELIGIBLE
+        (site_decision,) = screening.result.site_decisions
+        assert not site_decision.allowed
+
+
+def test_the_body_site_table_covers_every_region() -> None:
+    """Every region of SPEC §2 can be reached from some SNOMED CT body-site code."""
+    from dryneedle.fhir._terminology import BODY_SITES  # noqa: PLC0415
+    from dryneedle.model import Region  # noqa: PLC0415
+
+    assert {r for regions, _ in BODY_SITES.values() for r in regions} == set(Region)
 
 
 def test_unknown_side_concerns_both_sides_and_laterality_is_read() -> None:

@@ -61,6 +61,11 @@ from dryneedle.model import Pregnancy, Sex, SiteFinding, SiteFindingKind, SiteSi
 __all__ = ["Mapper"]
 
 MUSCLE_SYSTEM = SYSTEMS["muscle"]
+# What a resource type's codes may say: a procedure is a history of it, an allergy only a
+# metal allergy (an allergy *to* warfarin is no anticoagulant therapy), a medication anything
+# but an allergy (a nickel compound given is not an allergy to it).
+_PROCEDURE_ANSWERS = frozenset({"lymph_node_removal", NO_ANSWER})
+_ALLERGY_ANSWERS = frozenset({"metal_allergy", NO_ANSWER})
 _SOURCE_OF = {SNOMED: "snomed-ct", ICD10CM: "icd10cm", RXNORM: "rxnorm", ATC: "atc-b01a"}
 
 
@@ -365,19 +370,32 @@ class Mapper:
                   code=code, sources=("fhir-r4",))
 
     def procedure(self, r: InputResource) -> None:
-        """A Procedure with a body site is surgery there (undated: counts as recent)."""
+        """A Procedure's answer codes (e.g. lymph node removal), and surgery at its body site.
+
+        A code an answer table names sets that answer (status ``stopped``, ``unknown`` or
+        none: unknown, as it may have been done); a body site makes a surgery there
+        (undated: counts as recent).
+        """
         res = r.resource
         status = jstr(res.get("status")) or "missing"
+        codings = self.codings(res.get("code"))
+        hits = [h for h in self.answers_of(codings) if h[0] in _PROCEDURE_ANSWERS]
+        uncertain = status in ("stopped", "unknown", "missing")
+        used = bool(hits) and status not in ("entered-in-error", "not-done", "preparation")
+        if used:
+            self.apply(r, hits, confirmed=not uncertain,
+                       reason=f"status:{status}" if uncertain else "value-set")
         if status in ("entered-in-error", "not-done", "preparation", "stopped"):
-            self.ignore(r, f"status:{status}")
+            if not used:
+                self.ignore(r, f"status:{status}")
             return
         if res.get("bodySite") is None:
-            self.ignore(r, "no-body-site")
+            if not used:
+                self.ignore(r, "no-body-site")
             return
         period = jobj(res.get("performedPeriod"))
         when = parse_when(res.get("performedDateTime") or period.get("start"))
-        if not self.site(r, res.get("bodySite"), self.codings(res.get("code")), when,
-                         surgery=True):
+        if not self.site(r, res.get("bodySite"), codings, when, surgery=True) and not used:
             self.ignore(r, "dryneedle-muscle-site")
 
     # Condition ----------------------------------------------------------------------------------
@@ -468,7 +486,8 @@ class Mapper:
         concepts = [res.get("code")]
         concepts += [jobj(reaction).get("substance") for reaction in jlist(res.get("reaction"))]
         codings = [c for concept in concepts for c in self.codings(concept)]
-        used = self.apply(r, self.answers_of(codings), confirmed=confirmed,
+        hits = [h for h in self.answers_of(codings) if h[0] in _ALLERGY_ANSWERS]
+        used = self.apply(r, hits, confirmed=confirmed,
                           reason="value-set" if confirmed else "verificationStatus:unconfirmed")
         if self.allergy_re is not None and "metal_allergy" not in self.flags_from(r):
             for text in (t for concept in concepts for t in texts_of(concept)):
@@ -528,7 +547,7 @@ class Mapper:
                 med = self.medications.get(ref)
             concept = None if med is None else med.get("code")
         codings = self.codings(concept)
-        hits = self.answers_of(codings)
+        hits = [h for h in self.answers_of(codings) if h[0] != "metal_allergy"]
         texts = texts_of(concept) + [t for t in [jstr(jobj(res.get("medicationReference"))
                                                       .get("display"))] if t]
         if hits:

@@ -129,7 +129,7 @@ def _only(table: Table, codes: list[str], what: str) -> str:
 
 
 def _pregnancy() -> tuple[str, dict[str, Pregnancy]]:
-    table = _coded("pregnancy-status.json", LOINC, ("role",), ("pregnancy", "system"))
+    table = _coded("pregnancy-status.json", LOINC, ("role",), ("pregnancy", "system", "note"))
     observations: list[str] = []
     answers: dict[str, Pregnancy] = {}
     for i, e in enumerate(table.entries):
@@ -308,7 +308,7 @@ def _names() -> tuple[str, ...]:
 
 
 def _body_sites() -> dict[str, tuple[tuple[Region, ...], SiteSide | None]]:
-    table = _coded("body-sites.json", SNOMED, ("regions",), ("side",))
+    table = _coded("body-sites.json", SNOMED, ("regions",), ("side", "note"))
     out: dict[str, tuple[tuple[Region, ...], SiteSide | None]] = {}
     for i, e in enumerate(table.entries):
         try:
@@ -326,12 +326,13 @@ def _laterality() -> dict[str, SiteSide]:
 
 
 def _site_kinds() -> dict[str, SiteFindingKind]:
-    table = _coded("site-finding-kinds.json", SNOMED, ("kind",))
+    table = _coded("site-finding-kinds.json", SNOMED, ("kind",), ("note",))
     return {e.code: SiteFindingKind(e.fields["kind"]) for e in table.entries}
 
 
 def _pregnancy_values() -> dict[tuple[str, str], Pregnancy]:
-    table = load_table("pregnancy-status.json", fields=("role",), optional=("pregnancy", "system"))
+    table = load_table("pregnancy-status.json", fields=("role",),
+                       optional=("pregnancy", "system", "note"))
     return {
         (e.fields.get("system") or LOINC, e.code): Pregnancy(e.fields["pregnancy"])
         for e in table.entries if e.fields["role"] == "answer"
