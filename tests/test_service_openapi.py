@@ -13,6 +13,7 @@ per operation and mode, derandomized, no shrinking (a few seconds each run).
 from __future__ import annotations
 
 import json
+import time
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -196,3 +197,35 @@ def test_nesting_is_measured_on_the_raw_text(value: Any, ascii_only: bool) -> No
     if depth:
         with pytest.raises(HookError, match="nested deeper"):
             parse_json(text, max_depth=depth - 1)
+
+
+# --- adversarial review (regressions) -----------------------------------------------------------
+
+
+def _b64(data: bytes) -> str:
+    import base64  # noqa: PLC0415
+
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def test_an_alg_of_another_key_type_is_401_not_500() -> None:
+    """kid / alg confusion: an RS256 (or ES256, EdDSA) header naming the ES384 key's kid."""
+    import httpx  # noqa: PLC0415 - with the service extra
+
+    keys = ClientKeys()
+    with Server(None, factory=lambda base: create_app(
+            base_url=base, auth=JwtAuth(issuers=[ISS], jwks=keys.jwks))) as server:
+        url = f"{server.url}/cds-services/dryneedle-screening"
+        now = int(time.time())
+        claims = _b64(json.dumps({"iss": ISS, "aud": url, "exp": now + 60, "iat": now,
+                                  "jti": "j"}).encode())
+        for alg in ("RS256", "PS256", "ES256", "EdDSA"):
+            header = _b64(json.dumps({"alg": alg, "kid": "ehr-1", "typ": "JWT"}).encode())
+            response = httpx.post(url, json={}, timeout=10,
+                                  headers={"authorization": f"Bearer {header}.{claims}.AAAA"})
+            assert response.status_code == 401, (alg, response.text)
+            check_response(401, response.json())
+        good = httpx.post(url, timeout=10, json={"hook": "patient-view", "hookInstance": "1",
+                                                 "context": {"patientId": "p"}},
+                          headers={"authorization": f"Bearer {keys.token(url)}"})
+        assert good.status_code == 412  # authenticated; the data is missing

@@ -2,7 +2,8 @@
 
 What it is for: :func:`cds_cards` (one card per decision: a summary under 140 characters, an
 indicator, a Markdown detail naming the most serious findings (the rest counted), the FHIR
-resources behind them and their sources, override reasons, a deterministic uuid) and :func:`cds_response` (the response body).
+resources behind them and their sources, override reasons, a deterministic uuid) and
+:func:`cds_response` (the response body).
 
 May import: the standard library, :mod:`dryneedle.findings`, :mod:`dryneedle.screening` (the
 result type), :mod:`dryneedle.sources` and, in this package, :mod:`._outbound`
