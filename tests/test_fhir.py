@@ -45,6 +45,7 @@ from dryneedle.fhir import (
     patient_from_fhir,
     planned_sites_from_fhir,
     procedure,
+    rank,
     screen_fhir,
 )
 from dryneedle.findings import DECISION_ORDER, Decision, Finding, Severity
@@ -772,6 +773,26 @@ def test_summary_truncates_below_140() -> None:
     (card,) = cds_cards(result)
     assert len(card["summary"]) < 140
     assert re.search(r"\+[0-9]+ more\)$", card["summary"])
+
+
+def test_card_detail_lists_the_most_serious_findings_and_counts_the_rest() -> None:
+    """Past five findings the detail says "And N more"; every code stays in the extension;
+    exclusions come first; the card stays short."""
+    history = History(**dict.fromkeys(ANSWER_NAMES, True), needle_phobia=NeedlePhobia.SEVERE,
+                      consent=False)
+    result = screen(Patient(patient_id="p-1", birth_date=date(2020, 1, 1), sex=Sex.FEMALE,
+                            pregnancy=Pregnancy.PREGNANT, history=history), on=ON)
+    (card,) = cds_cards(result)
+    check_card(card)
+    listed = re.findall(r"^- \*\*.*?\*\* \(`([a-z_.]+)`", card["detail"], re.M)
+    others = [f for f in result.findings if f.code != "screening.unknown_answer"]
+    assert len(listed) == 5 < len(others)
+    assert f"- And {len(others) - 5} more findings" in card["detail"]
+    assert "rules.html" in card["detail"]
+    assert card["extension"]["io.readthedocs.dryneedle"]["codes"] == list(
+        dict.fromkeys(f.code for f in sorted(result.findings, key=rank)))
+    assert all(f.severity == Severity.ERROR for f in result.findings if f.code in listed[:1])
+    assert len(card["detail"].encode()) < 2000
 
 
 # --- command line -----------------------------------------------------------------------------

@@ -1,8 +1,9 @@
 """CDS Hooks 2.0 cards: a screening result as the card a clinician sees in the EHR.
 
 What it is for: :func:`cds_cards` (one card per decision: a summary under 140 characters, an
-indicator, a Markdown detail naming every finding, the FHIR resources behind it and its
-sources, override reasons, a deterministic uuid) and :func:`cds_response` (the response body).
+indicator, a Markdown detail naming the most serious findings (the rest counted), the FHIR
+resources behind them and their sources, override reasons, a deterministic uuid) and
+:func:`cds_response` (the response body).
 
 May import: the standard library, :mod:`dryneedle.findings`, :mod:`dryneedle.screening` (the
 result type), :mod:`dryneedle.sources` and, in this package, :mod:`._outbound`
@@ -147,24 +148,25 @@ def _trail(f: Finding, inputs: FhirPatientInputs | None) -> str:
     return out
 
 
+_SHOWN: Final = 5
+"""Findings (other than unknown answers) a card's detail lists; the rest are counted."""
+
+
 def _finding_line(f: Finding, inputs: FhirPatientInputs | None) -> str:
     title = rule_title(f.code) or f.code
-    line = f"- **{_md(title)}** (`{f.code}`) at `{_md(f.path) or '(input)'}`"
+    line = f"- **{_md(title)}** (`{f.code}` at `{_md(f.path) or '(input)'}`)"
     if title.lower() not in f.message.lower():
         line += f": {_md(f.message)}"
     return line + "." + _trail(f, inputs)
 
 
 def _unknown_line(unknown: Sequence[Finding], inputs: FhirPatientInputs | None) -> str:
-    names = []
-    for f in unknown:
-        name = f.path.rsplit(".", 1)[-1].replace("_", " ")
-        if f.path.endswith(".muscle"):
-            name = f"site {f.path.rsplit('.', 1)[0].rsplit('.', 1)[-1]} (muscle not recognised)"
+    items = []
+    for f in unknown:  # the path names the answer; a trail only where FHIR data bore on it
         trail = _trail(f, inputs).strip().rstrip(".")
-        names.append(f"{name} ({trail[0].lower()}{trail[1:]})" if trail else name)
-    paths = ", ".join(f"`{_md(f.path)}`" for f in unknown)
-    return f"- **Ask before needling**: {', '.join(names)} (`{_UNKNOWN}`: {paths})."
+        items.append(f"`{_md(f.path)}` ({trail[0].lower()}{trail[1:]})" if trail
+                     else f"`{_md(f.path)}`")
+    return f"- **Ask before needling** (`{_UNKNOWN}`): {', '.join(items)}."
 
 
 def _detail(result: ScreeningResult, inputs: FhirPatientInputs | None) -> str:
@@ -176,12 +178,19 @@ def _detail(result: ScreeningResult, inputs: FhirPatientInputs | None) -> str:
     ranked = _ranked(result.findings)
     unknown = [f for f in ranked if f.code == _UNKNOWN]
     grouped = False
+    shown = 0
     for f in ranked:
-        if f.code != _UNKNOWN:
+        if f.code == _UNKNOWN:
+            if not grouped:
+                lines.append(_unknown_line(unknown, inputs))
+                grouped = True
+        elif shown < _SHOWN:
             lines.append(_finding_line(f, inputs))
-        elif not grouped:
-            lines.append(_unknown_line(unknown, inputs))
-            grouped = True
+            shown += 1
+    more = len(ranked) - len(unknown) - shown
+    if more:
+        lines.append(f"- And {more} more finding{'s' if more != 1 else ''} (every code in the "
+                     f"card's `extension`; [rule catalog]({_DOCS_URL}rules.html)).")
     if inputs is not None and inputs.unclassified_medications:
         n = len(inputs.unclassified_medications)
         lines.append(f"- **{n} medication{'s' if n != 1 else ''} could not be classified: check "
@@ -195,15 +204,16 @@ def _detail(result: ScreeningResult, inputs: FhirPatientInputs | None) -> str:
             reasons[p.reason] = reasons.get(p.reason, 0) + 1
         line = f"FHIR: {n_used} resource{'s' if n_used != 1 else ''} used"
         if reasons:
-            line += ", ignored: " + ", ".join(f"{k} ({v})" for k, v in sorted(reasons.items()))
+            line += f"; {sum(reasons.values())} ignored: " + ", ".join(
+                k + (f" \u00d7{v}" if v > 1 else "") for k, v in sorted(reasons.items()))
         conflicts = sorted({p.path for p in inputs.provenance if p.action is Action.CONFLICT})
         if conflicts:
             line += "; conflicting data left unknown: " + ", ".join(f"`{c}`" for c in conflicts)
         lines += ["", line + ". Absent data is unknown, never no."]
     cited = _cited(ranked)
     if cited:
-        lines += ["", "Sources: " + ", ".join(f"`{sid}`" for sid in cited)
-                  + f" (see {_DOCS_URL}sources.html)."]
+        lines += ["", f"[Sources]({_DOCS_URL}sources.html): "
+                  + ", ".join(f"`{sid}`" for sid in cited) + "."]
     return "\n".join(lines)
 
 
@@ -238,7 +248,8 @@ def cds_cards(
     One card per decision: ``summary`` under 140 characters naming the decision and its
     reasons; ``indicator`` ``critical`` (not eligible), ``warning`` (needs review, eligible
     with precautions) or ``info`` (eligible); ``source`` with label, url and a topic coding the
-    decision; ``detail`` in Markdown listing every finding with its rule id, path, the FHIR
+    decision; ``detail`` in Markdown listing the five most serious findings (then a count of
+    the others) with rule id, path, the FHIR
     resources behind it and its sources; ``overrideReasons`` with displays; a deterministic
     ``uuid`` (UUID 5 of the card's content and ``uuid_seed``). A plain ``eligible`` result
     without findings has nothing to say: no card, unless ``always``.

@@ -54,6 +54,7 @@ from dryneedle.service._sites import planned_sites
 
 __all__ = [
     "ALGORITHMS",
+    "CONTEXT_ORDERS",
     "EXTENSION",
     "LEGACY_KEYS",
     "LOOPBACK",
@@ -103,6 +104,10 @@ REQUIRED_PREFETCH: Final[tuple[str, ...]] = _hooks.REQUIRED_PREFETCH
 """Prefetch keys that must be given (``null`` allowed) or fetchable; otherwise 412."""
 LEGACY_KEYS: Final[Mapping[str, str]] = _hooks.LEGACY_KEYS
 """Prefetch keys of dryneedle 0.1 still read: ``medications`` held MedicationStatements."""
+CONTEXT_ORDERS: Final[Mapping[str, str]] = _hooks.CONTEXT_ORDERS
+"""Hook -> the ``context`` key whose orders (a FHIR Bundle of ServiceRequests) give the planned
+sites: ``draftOrders`` for ``order-select`` and ``order-sign``, ``appointments`` for
+``appointment-book``."""
 SERVICES: Final = _hooks.SERVICES
 """The CDS services offered (the discovery response's ``services``), one hook each."""
 ALGORITHMS: Final = _auth.ALGORITHMS

@@ -141,11 +141,14 @@ def create_app(
         return JSONResponse(operation_outcome_error(exc.status, str(exc)),
                             status_code=exc.status, headers=headers)
 
+    # Without keys and without insecure_no_auth every call is refused: a JWT is still required.
+    description = openapi(base or None, authenticated=auth is not None or not insecure_no_auth)
+
     async def services(request: Request) -> JSONResponse:
         return JSONResponse(discovery())
 
     async def describe(request: Request) -> JSONResponse:
-        return JSONResponse(openapi(base or None))
+        return JSONResponse(description)
 
     async def call(request: Request) -> JSONResponse:
         service_id = str(request.path_params["service_id"])

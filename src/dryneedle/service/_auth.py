@@ -32,6 +32,10 @@ ALGORITHMS: Final = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512",
 """Accepted signature algorithms: asymmetric only (``cds-hooks-2.0`` forbids none and HMAC)."""
 
 
+_KTY: Final = {"RS": "RSA", "PS": "RSA", "ES": "EC", "Ed": "OKP"}
+"""JWK ``kty`` of each family of :data:`ALGORITHMS` (by the alg's first two letters)."""
+
+
 class AuthError(Exception):
     """The call is not authenticated (HTTP 401), or the replay cache is full (503)."""
 
@@ -112,9 +116,15 @@ class JwtAuth:
             keys = self._remote_keys(jku)
         if kid not in keys:
             raise AuthError("JWT kid is not a known key")
+        jwk = keys[kid]
+        alg = header.get("alg")
+        # The header's alg must be one the key is for (kid / alg confusion: an RS256 header on
+        # an EC key's kid made PyJWT raise TypeError -- a 500 -- before this check).
+        if jwk.get("kty") != _KTY.get(str(alg)[:2]) or jwk.get("alg", alg) != alg:
+            raise AuthError("JWT alg does not match the key named by kid")
         try:
-            return self._jwt.PyJWK(keys[kid]).key
-        except self._jwt.PyJWTError:
+            return self._jwt.PyJWK(jwk, algorithm=alg).key
+        except (self._jwt.PyJWTError, TypeError, ValueError):
             raise AuthError("the configured key is unusable") from None
 
     def _remote_keys(self, jku: str) -> dict[str, Any]:
@@ -163,7 +173,7 @@ class JwtAuth:
                 leeway=self.leeway,
                 options={"require": ["iss", "aud", "exp", "iat", "jti"], "verify_iat": True},
             )
-        except jwt.PyJWTError as exc:
+        except (jwt.PyJWTError, TypeError, ValueError) as exc:  # never a 500
             raise AuthError(f"JWT rejected: {type(exc).__name__}") from None
         now = self.clock()
         exp, iat, jti = claims["exp"], claims["iat"], claims["jti"]

@@ -29,6 +29,7 @@ import json
 import re
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, date, datetime
+from itertools import accumulate
 from typing import Any, Final
 from urllib.parse import quote
 
@@ -47,6 +48,7 @@ from dryneedle.service._sites import planned_sites
 from dryneedle.wire import converter
 
 __all__ = [
+    "CONTEXT_ORDERS",
     "EXTENSION",
     "LEGACY_KEYS",
     "MAX_DEPTH",
@@ -126,10 +128,11 @@ SERVICES: Final[tuple[Mapping[str, Any], ...]] = (
 """The CDS services this application offers (the discovery response's ``services``)."""
 
 _BY_ID: Final = {s["id"]: s for s in SERVICES}
-_CONTEXT_ORDERS: Final[Mapping[str, str]] = {
+CONTEXT_ORDERS: Final[Mapping[str, str]] = {
     "order-select": "draftOrders", "order-sign": "draftOrders",
     "appointment-book": "appointments",
 }
+"""Hook -> the ``context`` key holding the orders (a FHIR Bundle) planned sites are read from."""
 _TOKEN: Final = re.compile(r"\{\{context\.patientId\}\}")
 _ISSUE_CODE: Final[Mapping[int, str]] = {
     400: "invalid", 401: "login", 403: "forbidden", 404: "not-found", 408: "timeout",
@@ -177,32 +180,32 @@ def discovery() -> dict[str, Any]:
     return {"services": [dict(s) for s in SERVICES]}
 
 
-def _depth_ok(data: Any, limit: int) -> bool:
-    stack = [(data, 1)]
-    while stack:
-        value, depth = stack.pop()
-        if isinstance(value, dict):
-            if depth > limit:
-                return False
-            stack.extend((v, depth + 1) for v in value.values())
-        elif isinstance(value, list):
-            if depth > limit:
-                return False
-            stack.extend((v, depth + 1) for v in value)
-    return True
+_DROP: Final = bytes(b for b in range(256) if b not in b'[]{}"')
+_STEP: Final = {ord("["): 1, ord("{"): 1, ord("]"): -1, ord("}"): -1}
+
+
+def _depth(text: bytes) -> int:
+    """The deepest array / object nesting of a JSON text, without parsing it.
+
+    Removes escaped backslashes and quotes, keeps only brackets and quotes (C speed), drops
+    the insides of strings, then sums +1 / -1 over the brackets left.
+    """
+    skeleton = text.replace(b"\\\\", b"").replace(b'\\"', b"").translate(None, _DROP)
+    outside = b"".join(skeleton.split(b'"')[::2])
+    return max(accumulate(map(_STEP.__getitem__, outside)), default=0)
 
 
 def parse_json(body: bytes | str | Mapping[str, Any], *, max_depth: int = MAX_DEPTH) -> Any:
     """Decode a request body; raise :class:`HookError` 400 when it is not JSON or too deep."""
     if isinstance(body, Mapping):
         return body
-    try:
-        data = json.loads(body)
-    except (ValueError, RecursionError):
-        raise HookError(400, "request body is not valid JSON (or is nested too deeply)") from None
-    if not _depth_ok(data, max_depth):
+    raw = body.encode("utf-8", "surrogatepass") if isinstance(body, str) else body
+    if _depth(raw) > max_depth:  # checked before parsing: a deep body costs no recursion
         raise HookError(400, f"request body is nested deeper than {max_depth} levels")
-    return data
+    try:
+        return json.loads(raw)
+    except (ValueError, RecursionError):
+        raise HookError(400, "request body is not valid JSON") from None
 
 
 def _sites(value: Any) -> list[PlannedSite]:
@@ -228,6 +231,8 @@ def _is_outcome(value: Any) -> bool:
 def _fhir_access(request: Mapping[str, Any], fetch: Fetch | None) -> tuple[str, str] | None:
     server = request.get("fhirServer")
     auth = request.get("fhirAuthorization")
+    if server is not None and (not isinstance(server, str) or not server):
+        raise HookError(400, "fhirServer must be a URL", ["fhirServer"])
     if auth is None:
         return None
     if not isinstance(auth, Mapping) or not isinstance(auth.get("access_token"), str):
@@ -252,15 +257,17 @@ def _prefetch(
     for old, new in LEGACY_KEYS.items():
         if old in given and new not in given:
             given[new] = given[old]
+    for key in (*PREFETCH, *LEGACY_KEYS):  # every given value checked before any fetch
+        value = given.get(key)
+        if value is not None and not isinstance(value, Mapping):
+            raise HookError(400, f"prefetch {key!r} must be a FHIR resource or null",
+                            [f"prefetch.{key}"])
     access = _fhir_access(request, fetch)
     out: dict[str, Any] = {}
     missing: list[str] = []
     for key, template in PREFETCH.items():  # template order: deterministic provenance
         value = given.get(key, _is_outcome)
         if value is not _is_outcome and not _is_outcome(value):
-            if value is not None and not isinstance(value, Mapping):
-                raise HookError(400, f"prefetch {key!r} must be a FHIR resource or null",
-                                [f"prefetch.{key}"])
             out[key] = value
             continue
         if access is not None and fetch is not None:
@@ -312,17 +319,15 @@ def _evaluate(
             or not context["patientId"]:
         raise HookError(400, "context.patientId is required", ["context.patientId"])
     patient_id = context["patientId"]
-    prefetch = _prefetch(request, patient_id, required_prefetch, fetch)
-    resources: list[Any] = list(prefetch.values())
-    sites: list[PlannedSite] = []
-    orders_key = _CONTEXT_ORDERS.get(str(hook))
+    # The whole request is checked (400) before missing data is reported (412).
+    orders: Any = None
+    orders_key = CONTEXT_ORDERS.get(str(hook))
     if orders_key is not None:
         orders = context.get(orders_key)
         if orders is not None and not isinstance(orders, (Mapping, list)):
             raise HookError(400, f"context.{orders_key} must be a FHIR Bundle",
                             [f"context.{orders_key}"])
-        resources.append(orders)
-        sites.extend(planned_sites(orders))
+    sites = planned_sites(orders) if orders_key is not None else []
     ext = _extension(request)
     if "sites" in ext:
         sites.extend(_sites(ext["sites"]))
@@ -332,6 +337,10 @@ def _evaluate(
         where = f"extension.{EXTENSION}.answers"
         raise HookError(400, f"{where} must be an object", [where])
     findings = _site_findings(ext)
+    prefetch = _prefetch(request, patient_id, required_prefetch, fetch)
+    resources: list[Any] = list(prefetch.values())
+    if orders_key is not None:
+        resources.append(orders)
     try:
         screening = screen_fhir(
             resources, on=on, sites=sites, policy=policy, patient_id=patient_id,

@@ -1,18 +1,29 @@
 """The OpenAPI 3.1 description of the service (served at ``/openapi.json``).
 
-What it is for: :func:`openapi` returns the document: discovery, the four hook endpoints, the
-feedback endpoints and their request / response shapes (``cds-hooks-2.0``), every error as a
-FHIR ``OperationOutcome``. Tools such as schemathesis test the service against it.
+What it is for: :func:`openapi` returns the document: discovery, the four hook endpoints (one
+path per service, its request schema naming the one hook it answers, with a complete example
+request), the feedback endpoints and their request / response shapes (``cds-hooks-2.0``),
+every error as a FHIR ``OperationOutcome``. Tools such as schemathesis test the service against it.
 
-May import: the standard library, :mod:`dryneedle._version` and, in this package, :mod:`._hooks`.
+May import: the standard library, :mod:`dryneedle._version`, :mod:`dryneedle.model` and, in this
+package, :mod:`._hooks`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from dryneedle._version import __version__
-from dryneedle.service._hooks import EXTENSION, PREFETCH, SERVICES
+from dryneedle.model import Side
+from dryneedle.service._hooks import (
+    CONTEXT_ORDERS,
+    EXTENSION,
+    LEGACY_KEYS,
+    PREFETCH,
+    REQUIRED_PREFETCH,
+    SERVICES,
+)
 
 __all__ = ["openapi"]
 
@@ -31,15 +42,78 @@ def _errors(*codes: int) -> dict[str, Any]:
     return {str(c): {"description": text[c], **_json("OperationOutcome")} for c in codes}
 
 
-def openapi(base_url: str | None = None) -> dict[str, Any]:
+def _hook_request(hook: str) -> dict[str, Any]:
+    """The request body schema of the service answering ``hook``."""
+    return {
+        "type": "object", "required": ["hook", "hookInstance", "context"],
+        "properties": {
+            "hook": {"const": hook},
+            "hookInstance": {"type": "string", "minLength": 1},
+            "fhirServer": {"type": "string", "minLength": 1},
+            "fhirAuthorization": {"type": "object", "required": ["access_token"],
+                                  "properties": {"access_token": {"type": "string"}}},
+            "context": {"type": "object", "required": ["patientId"], "properties": {
+                "patientId": {"type": "string", "minLength": 1},
+                **{key: {"type": ["object", "array", "null"]}
+                   for h, key in CONTEXT_ORDERS.items() if h == hook}}},
+            "prefetch": {"type": ["object", "null"], "properties": {
+                k: {"type": ["object", "null"]} for k in (*PREFETCH, *LEGACY_KEYS)}},
+            "extension": {"type": "object", "properties": {EXTENSION: {
+                "type": ["object", "null"], "properties": {
+                    "on": {"type": "string", "format": "date",
+                           "pattern": "^[0-9]{4}-[0-9]{2}-[0-9]{2}$"},
+                    "answers": {"type": ["object", "null"]},
+                    "sites": {"type": "array", "items": {
+                        "type": "object", "required": ["muscle"], "properties": {
+                            "muscle": {"type": "string"},
+                            "side": {"enum": [s.value for s in Side]}}}}}}}},
+        },
+        # with fhirAuthorization, fhirServer is required (cds-r-1)
+        "dependentRequired": {"fhirAuthorization": ["fhirServer"]},
+    }
+
+
+def _example(service: Mapping[str, Any]) -> dict[str, Any]:
+    """A complete request for ``service`` (every required prefetch key; answered with cards)."""
+    prefetch: dict[str, Any] = dict.fromkeys(REQUIRED_PREFETCH)
+    prefetch["patient"] = {"resourceType": "Patient", "id": "example", "gender": "female",
+                           "birthDate": "1980-05-05"}
+    return {"hook": service["hook"], "hookInstance": "d1577c69-dfbe-44ad-ba6d-3e05e953b2ea",
+            "context": {"userId": "Practitioner/example", "patientId": "example"},
+            "prefetch": prefetch}
+
+
+def _service_paths(doc: dict[str, Any], service: Mapping[str, Any], *,
+                   authenticated: bool) -> None:
+    """Add the hook and feedback endpoints of one CDS service."""
+    sid, hook = service["id"], service["hook"]
+    name = "".join(part.capitalize() for part in hook.split("-"))
+    security: list[dict[str, list[str]]] = [{"cdsClientJwt": []}] if authenticated else []
+    doc["paths"][f"/cds-services/{sid}"] = {"post": {
+        "summary": f"Call the {hook} service", "operationId": f"call{name}",
+        "security": security,
+        "requestBody": {"required": True, "content": {"application/json": {
+            "schema": _hook_request(hook), "example": _example(service)}}},
+        "responses": {"200": {"description": "Cards", **_json("CardsResponse")},
+                      **_errors(400, 401, 403, 404, 408, 412, 413, 503)},
+    }}
+    doc["paths"][f"/cds-services/{sid}/feedback"] = {"post": {
+        "summary": f"Feedback on the {hook} service's cards",
+        "operationId": f"feedback{name}", "security": security,
+        "requestBody": {"required": True, **_json("FeedbackRequest")},
+        "responses": {"200": {"description": "Stored", **_json("FeedbackResponse")},
+                      **_errors(400, 401, 403, 404, 408, 413, 503)},
+    }}
+
+
+def openapi(base_url: str | None = None, *, authenticated: bool = True) -> dict[str, Any]:
     """Return the OpenAPI 3.1 document of the service.
 
     Args:
         base_url: The service's public URL (``servers``); omitted when ``None``.
+        authenticated: Hook and feedback calls need a CDS client JWT (``False`` describes a
+            service made with ``insecure_no_auth``: no security requirement).
     """
-    ids = [s["id"] for s in SERVICES]
-    service_id = {"name": "service_id", "in": "path", "required": True,
-                  "schema": {"type": "string", "enum": ids}}
     coding = {"type": "object", "required": ["system", "code"],
               "properties": {"system": {"type": "string", "minLength": 1},
                              "code": {"type": "string", "minLength": 1},
@@ -70,20 +144,6 @@ def openapi(base_url: str | None = None) -> dict[str, Any]:
                 "summary": "Discovery", "operationId": "discovery",
                 "responses": {"200": {"description": "The CDS services", **_json("Discovery")}},
             }},
-            "/cds-services/{service_id}": {"post": {
-                "summary": "Call a CDS service", "operationId": "callService",
-                "parameters": [service_id],
-                "requestBody": {"required": True, **_json("HookRequest")},
-                "responses": {"200": {"description": "Cards", **_json("CardsResponse")},
-                              **_errors(400, 401, 403, 404, 408, 412, 413, 503)},
-            }},
-            "/cds-services/{service_id}/feedback": {"post": {
-                "summary": "Feedback on cards", "operationId": "feedback",
-                "parameters": [service_id],
-                "requestBody": {"required": True, **_json("FeedbackRequest")},
-                "responses": {"200": {"description": "Stored", **_json("FeedbackResponse")},
-                              **_errors(400, 401, 403, 404, 408, 413, 503)},
-            }},
             "/openapi.json": {"get": {
                 "summary": "This document", "operationId": "openapi",
                 "responses": {"200": {"description": "OpenAPI 3.1",
@@ -102,37 +162,24 @@ def openapi(base_url: str | None = None) -> dict[str, Any]:
                                        "id": {"type": "string"},
                                        "prefetch": {"type": "object", "additionalProperties": {
                                            "type": "string"}}}}}}},
-                "HookRequest": {
-                    "type": "object", "required": ["hook", "hookInstance", "context"],
-                    "properties": {
-                        "hook": {"enum": sorted({s["hook"] for s in SERVICES})},
-                        "hookInstance": {"type": "string", "minLength": 1},
-                        "fhirServer": {"type": "string"},
-                        "fhirAuthorization": {"type": "object", "required": ["access_token"],
-                                              "properties": {"access_token": {
-                                                  "type": "string"}}},
-                        "context": {"type": "object", "required": ["patientId"],
-                                    "properties": {"patientId": {"type": "string",
-                                                                 "minLength": 1}}},
-                        "prefetch": {"type": "object", "properties": {
-                            k: {"type": ["object", "null"]} for k in PREFETCH}},
-                        "extension": {"type": "object", "properties": {
-                            EXTENSION: {"type": "object"}}},
-                    },
-                },
                 "Card": card,
                 "CardsResponse": {"type": "object", "required": ["cards"], "properties": {
                     "cards": {"type": "array", "items": {"$ref": _REF + "Card"}}}},
                 "FeedbackRequest": {"type": "object", "required": ["feedback"], "properties": {
                     "feedback": {"type": "array", "minItems": 1, "maxItems": 100, "items": {
                         "type": "object", "required": ["card", "outcome", "outcomeTimestamp"],
+                        # an overrideReason only on an overridden card (cds-fb-2)
+                        "anyOf": [{"properties": {"outcome": {"const": "overridden"}}},
+                                  {"not": {"required": ["overrideReason"]}}],
                         "properties": {
                             "card": {"type": "string", "format": "uuid"},
                             "outcome": {"enum": ["accepted", "overridden"]},
                             "acceptedSuggestions": {"type": "array", "items": {
                                 "type": "object", "required": ["id"],
                                 "properties": {"id": {"type": "string"}}}},
-                            "overrideReason": {"type": "object", "properties": {
+                            "overrideReason": {"type": "object", "anyOf": [  # cds-fb-3
+                                {"required": ["reason"]}, {"required": ["userComment"]}],
+                                "properties": {
                                 "reason": {"$ref": _REF + "Coding"},
                                 "userComment": {"type": "string", "maxLength": 4000}}},
                             "outcomeTimestamp": {"type": "string", "format": "date-time"},
@@ -155,8 +202,8 @@ def openapi(base_url: str | None = None) -> dict[str, Any]:
                                                  "bearerFormat": "JWT"}},
         },
     }
-    for path in ("/cds-services/{service_id}", "/cds-services/{service_id}/feedback"):
-        doc["paths"][path]["post"]["security"] = [{"cdsClientJwt": []}]
+    for service in SERVICES:
+        _service_paths(doc, service, authenticated=authenticated)
     if base_url is not None:
         doc["servers"] = [{"url": base_url}]
     return doc

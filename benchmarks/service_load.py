@@ -1,0 +1,318 @@
+"""Bounded load benchmark of the CDS Hooks service (``dryneedle serve``) on 127.0.0.1.
+
+Starts ``dryneedle serve --insecure-no-auth`` (with its audit log) in a subprocess on a free
+loopback port, then runs, in parallel:
+
+* ``--requests`` hook calls (a realistic patient: ``patient-view`` and ``order-select`` with a
+  planned site) from ``--clients`` concurrent keep-alive clients (httpx ``AsyncClient``);
+* one oversized request: ``Content-Length`` of ``--oversized-mb`` MB, whose body is then streamed
+  -- it must be refused with 413 at once, without the server reading it;
+* ``--slow`` slow clients ("slowloris"): half send their request line and headers one byte at a
+  time and never finish, half send complete headers and half a body, then stall. Each gives up
+  after ``--slow-seconds``; the server is expected to close them first (header / body timeouts).
+
+Everything is bounded in count and time and stops by itself. It reports the 5xx count, the
+latency percentiles of the normal requests, requests/s, the oversized request's status and
+time, how the slow clients ended, and the server's RSS sampled over time (psutil). Targets:
+no 5xx, p99 < 50 ms, flat memory. A benchmark, not a test: it asserts nothing about time.
+
+    python benchmarks/service_load.py [--requests 10000] [--clients 32] [--slow 500]
+                                      [--out benchmarks/results/service-load.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psutil  # type: ignore[import-untyped]  # no stubs in the environment
+
+ROOT = Path(__file__).resolve().parents[1]
+BUNDLE = ROOT / "tests" / "data" / "fhir" / "realistic.json"
+PREFETCH_OF = {"Patient": "patient", "MedicationRequest": "medicationRequests",
+               "MedicationStatement": "medicationStatements", "Condition": "conditions",
+               "AllergyIntolerance": "allergies", "Observation": "pregnancy"}
+
+
+def _requests() -> list[tuple[str, bytes]]:
+    """The normal requests: the realistic bundle as prefetch, for two hooks."""
+    bundle = json.loads(BUNDLE.read_text(encoding="utf-8"))
+    resources = [e["resource"] for e in bundle["entry"]]
+    patient = next(r for r in resources if r["resourceType"] == "Patient")
+    prefetch: dict[str, Any] = dict.fromkeys(PREFETCH_OF.values())
+    prefetch["procedures"] = None
+    for kind, key in PREFETCH_OF.items():
+        found = [r for r in resources if r["resourceType"] == kind]
+        if kind == "Patient":
+            prefetch[key] = patient
+        elif found:
+            prefetch[key] = {"resourceType": "Bundle", "type": "searchset",
+                             "entry": [{"resource": r} for r in found]}
+    meds = [r for r in resources if r["resourceType"] == "Medication"]
+    if meds and prefetch["medicationRequests"] is not None:
+        prefetch["medicationRequests"]["entry"] += [{"resource": r} for r in meds]
+    order = {"resourceType": "Bundle", "type": "collection", "entry": [{"resource": {
+        "resourceType": "ServiceRequest", "status": "draft", "intent": "order",
+        "subject": {"reference": f"Patient/{patient['id']}"},
+        "bodySite": [{"coding": [{"system": "http://snomed.info/sct", "code": "76505004",
+                                  "display": "Thigh structure"}]}]}}]}
+    out = []
+    for i, (service, hook, context) in enumerate([
+        ("dryneedle-screening", "patient-view", {}),
+        ("dryneedle-screening-order-select", "order-select",
+         {"draftOrders": order, "selections": ["ServiceRequest/1"]}),
+    ]):
+        body = {"hook": hook, "hookInstance": f"00000000-0000-4000-8000-{i:012d}",
+                "context": {"userId": "Practitioner/1", "patientId": patient["id"], **context},
+                "prefetch": prefetch,
+                "extension": {"io.readthedocs.dryneedle": {"on": "2026-11-27"}}}
+        out.append((f"/cds-services/{service}", json.dumps(body).encode()))
+    return out
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class ServerProcess:
+    """``dryneedle serve`` in a subprocess, with its RSS sampled every ``interval`` seconds."""
+
+    def __init__(self, workdir: Path, extra: list[str], interval: float = 0.25) -> None:
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        env = os.environ | {"PYTHONPATH": str(ROOT / "src")}
+        self.log = (workdir / "serve.log").open("wb")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "dryneedle", "serve", "--insecure-no-auth",
+             "--port", str(self.port), "--audit-db", str(workdir / "audit.sqlite"), *extra],
+            env=env, stdout=subprocess.DEVNULL, stderr=self.log)
+        self.interval = interval
+        self.samples: list[tuple[float, int]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self) -> None:
+        process = psutil.Process(self.proc.pid)
+        start = time.monotonic()
+        while not self._stop.is_set():
+            with contextlib.suppress(psutil.Error):
+                self.samples.append((time.monotonic() - start, process.memory_info().rss))
+            self._stop.wait(self.interval)
+
+    def __enter__(self) -> ServerProcess:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                self.log.close()
+                err = Path(self.log.name).read_text(encoding="utf-8", errors="replace")
+                raise RuntimeError(f"dryneedle serve exited: {err}")
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{self.url}/cds-services", timeout=1).status_code == 200:
+                    self._thread.start()
+                    return self
+            time.sleep(0.1)
+        self.proc.kill()
+        self.proc.wait(timeout=10)
+        self.log.close()
+        raise RuntimeError("dryneedle serve did not start within 30 s")
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=5)
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+        self.log.close()
+
+
+async def _normal(url: str, total: int, clients: int, requests: list[tuple[str, bytes]],
+                  timeout: float) -> dict[str, Any]:
+    latencies: list[float] = []
+    statuses: dict[int, int] = {}
+    errors = 0
+    counter = iter(range(total))
+    headers = {"content-type": "application/json"}
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+
+    async def client(http: httpx.AsyncClient) -> None:
+        nonlocal errors
+        for i in counter:
+            path, body = requests[i % len(requests)]
+            start = time.perf_counter()
+            try:
+                response = await http.post(path, content=body, headers=headers)
+            except httpx.HTTPError:
+                errors += 1
+                continue
+            latencies.append(time.perf_counter() - start)
+            statuses[response.status_code] = statuses.get(response.status_code, 0) + 1
+
+    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=timeout) as http:
+        start = time.perf_counter()
+        await asyncio.gather(*(client(http) for _ in range(clients)))
+        elapsed = time.perf_counter() - start
+    latencies.sort()
+
+    def pct(p: float) -> float:
+        return round(1000 * latencies[min(len(latencies) - 1, int(p * len(latencies)))], 2) \
+            if latencies else float("nan")
+
+    return {"requests": total, "clients": clients, "seconds": round(elapsed, 2),
+            "requests_per_s": round(total / elapsed, 1), "statuses": statuses,
+            "errors": errors, "5xx": sum(n for s, n in statuses.items() if s >= 500),
+            "p50_ms": pct(0.50), "p95_ms": pct(0.95), "p99_ms": pct(0.99),
+            "max_ms": round(1000 * latencies[-1], 2) if latencies else None,
+            "mean_ms": round(1000 * statistics.fmean(latencies), 2) if latencies else None}
+
+
+async def _oversized(port: int, megabytes: int, timeout: float) -> dict[str, Any]:
+    """Announce ``megabytes`` MB, send the first 64 KiB, and time the answer; then stream the
+    rest until the server closes. (Reading the answer before streaming on: a server that
+    refuses a body closes the connection with the body unread, and the TCP reset this sends
+    back can discard an answer the client has not read yet.)"""
+    size = megabytes * 1024 * 1024
+    chunk = b" " * 65536
+    start = time.perf_counter()
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(b"POST /cds-services/dryneedle-screening HTTP/1.1\r\nHost: bench\r\n"
+                 b"Content-Type: application/json\r\n"
+                 + f"Content-Length: {size}\r\n\r\n".encode() + chunk)
+    status: int | None = None
+    try:
+        await writer.drain()
+        line = await asyncio.wait_for(reader.readline(), timeout)
+        status = int(line.split()[1]) if line.startswith(b"HTTP/") else None
+    except (TimeoutError, OSError, ValueError, IndexError):
+        pass
+    seconds = time.perf_counter() - start
+    sent = len(chunk)
+    with contextlib.suppress(OSError):
+        while sent < size:
+            writer.write(chunk)
+            await asyncio.wait_for(writer.drain(), 2.0)
+            sent += len(chunk)
+    writer.close()
+    with contextlib.suppress(OSError):
+        await writer.wait_closed()
+    return {"announced_mb": megabytes, "status": status, "seconds_to_answer": round(seconds, 3),
+            "bytes_accepted_before_close": sent}
+
+
+async def _slow_one(port: int, half_body: bool, give_up: float, byte_delay: float) -> str:
+    """One slow client; returns how it ended: ``closed`` by the server, an ``answered`` status,
+    ``gave-up`` (still open after ``give_up`` seconds), or ``refused``."""
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    except OSError:
+        return "refused"
+    head = (b"POST /cds-services/dryneedle-screening HTTP/1.1\r\nHost: bench\r\n"
+            b"Content-Type: application/json\r\nContent-Length: 2000\r\n")
+    deadline = time.monotonic() + give_up
+    try:
+        if half_body:
+            writer.write(head + b"\r\n" + b"{" + b" " * 999)
+            await writer.drain()
+        else:
+            for byte in head:
+                if time.monotonic() > deadline or reader.at_eof():
+                    break
+                writer.write(bytes([byte]))
+                await writer.drain()
+                await asyncio.sleep(byte_delay)
+        remaining = deadline - time.monotonic()
+        try:
+            data = await asyncio.wait_for(reader.read(1024), max(0.0, remaining))
+        except TimeoutError:
+            return "gave-up"
+        if not data:
+            return "closed"
+        return f"answered-{data.split()[1].decode()}" if data.startswith(b"HTTP/") else "closed"
+    except OSError:
+        return "closed"
+    finally:
+        writer.close()
+        with contextlib.suppress(OSError):
+            await writer.wait_closed()
+
+
+async def _slowloris(port: int, count: int, give_up: float, byte_delay: float) -> dict[str, Any]:
+    start = time.perf_counter()
+    ends = await asyncio.gather(*(_slow_one(port, i % 2 == 1, give_up, byte_delay)
+                                  for i in range(count)))
+    outcome: dict[str, int] = {}
+    for end in ends:
+        outcome[end] = outcome.get(end, 0) + 1
+    return {"clients": count, "ended": outcome, "seconds": round(time.perf_counter() - start, 2)}
+
+
+async def _run(server: ServerProcess, args: argparse.Namespace) -> dict[str, Any]:
+    slow = asyncio.ensure_future(_slowloris(server.port, args.slow, args.slow_seconds,
+                                            args.byte_delay))
+    await asyncio.sleep(min(1.0, args.slow_seconds / 4))  # the slow clients are connected
+    oversized = asyncio.ensure_future(_oversized(server.port, args.oversized_mb, 30.0))
+    normal = await _normal(server.url, args.requests, args.clients, _requests(), 30.0)
+    return {"normal": normal, "oversized": await oversized, "slow": await slow}
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    """Run the benchmark; print and return the report."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--requests", type=int, default=10_000)
+    parser.add_argument("--clients", type=int, default=32)
+    parser.add_argument("--slow", type=int, default=500, help="slow (slowloris) clients")
+    parser.add_argument("--slow-seconds", type=float, default=20.0,
+                        help="a slow client gives up after this long")
+    parser.add_argument("--byte-delay", type=float, default=0.5,
+                        help="seconds between the bytes a slow client sends")
+    parser.add_argument("--oversized-mb", type=int, default=50)
+    parser.add_argument("--server-arg", action="append", default=[],
+                        help="extra 'dryneedle serve' argument (repeatable), e.g. --workers=4")
+    parser.add_argument("--out", type=Path, help="write the JSON report here")
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory() as tmp, ServerProcess(Path(tmp), args.server_arg) as server:
+        cpu = psutil.Process(server.proc.pid)
+        before = sum(cpu.cpu_times()[:2])
+        started = time.perf_counter()
+        report = asyncio.run(_run(server, args))
+        report["seconds"] = round(time.perf_counter() - started, 2)
+        # Server CPU per normal request: independent of how busy the machine is.
+        report["server_cpu_ms_per_request"] = round(
+            1000 * (sum(cpu.cpu_times()[:2]) - before) / max(1, args.requests), 2)
+        report["load_average"] = os.getloadavg()
+        time.sleep(server.interval * 2)
+        rss = [r for _, r in server.samples]
+    report["rss_mb"] = {
+        "min": round(min(rss) / 2**20, 1), "max": round(max(rss) / 2**20, 1),
+        "max_minus_min": round((max(rss) - min(rss)) / 2**20, 1), "samples": len(rss),
+        "over_time": [(round(t, 1), round(r / 2**20, 1)) for t, r in server.samples[::8]],
+    } if rss else None
+    report["python"] = sys.version.split()[0]
+    report["cpus"] = os.cpu_count()
+    text = json.dumps(report, indent=2)
+    print(text)
+    if args.out:
+        args.out.write_text(text + "\n", encoding="utf-8")
+    return report
+
+
+if __name__ == "__main__":
+    main()
