@@ -32,7 +32,8 @@ ODD_LINES = [
 
 def _generator() -> object:
     spec = importlib.util.spec_from_file_location("generate", ROOT / "examples" / "generate.py")
-    assert spec is not None and spec.loader is not None
+    assert spec is not None
+    assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules.setdefault("generate", module)
     spec.loader.exec_module(module)

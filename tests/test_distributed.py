@@ -276,7 +276,7 @@ def test_map_partitions_recipe_on_a_local_cluster(parts: list[Path], client: Any
 # --- the command line's bytes (report_lines) ---------------------------------------------------
 
 
-def _joined(lines: Sequence[str]) -> bytes:
+def _joined(lines: Sequence[Any]) -> bytes:
     return "".join(x + "\n" for x in lines).encode("utf-8")
 
 
@@ -354,9 +354,8 @@ def test_the_graph_reads_each_block_once(generated: list[Path]) -> None:
 def test_write_jsonl_on_a_local_cluster(generated: list[Path], client: Any,
                                         tmp_path: Path) -> None:
     """On worker processes, with another policy and a date: the files hold the CLI's bytes."""
-    from jsonl_inputs import cli_output  # noqa: PLC0415
-
     from dryneedle.policy import GUIDELINE_POLICY  # noqa: PLC0415
+    from jsonl_inputs import cli_output  # noqa: PLC0415
 
     lines = report_lines([str(p) for p in generated], policy=GUIDELINE_POLICY, on=ON,
                          blocksize=25_000)

@@ -152,8 +152,8 @@ def report_lines(
         blocksize: Bytes per partition of a plain file (``None``: one partition per file).
             Compressed files are always one partition.
         storage_options: Options for the file system (credentials, ...).
-        buckets: Buckets of patients for the series shuffle (default: one per block, at
-            most 16).
+        buckets: Buckets of patients for the series shuffle (default: one per 8 blocks, at
+            most 64).
 
     Returns:
         A ``dask.bag.Bag`` of ``str``.

@@ -14,6 +14,7 @@ runs).
 
 from __future__ import annotations
 
+import pickle
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import date
 from typing import Any, Final
@@ -35,8 +36,8 @@ __all__ = ["DEFAULT_BLOCKSIZE", "MAX_BUCKETS", "Block", "as_reports", "blocks", 
 DEFAULT_BLOCKSIZE: Final = "32 MiB"
 """Default bytes per partition of a plain JSONL file (about 20 000 records of 1.5 kB)."""
 
-MAX_BUCKETS: Final = 16
-"""Most buckets of patients for the series shuffle (fewer when there are fewer blocks)."""
+MAX_BUCKETS: Final = 64
+"""Most buckets of patients for the series shuffle (by default one per 8 blocks)."""
 
 Block = tuple[str, str, bool, Any]  # (label, fsspec path, first block of its file, delayed bytes)
 
@@ -88,33 +89,43 @@ def _offsets(firsts: Sequence[bool], *counts: tuple[int, int]) -> list[tuple[int
     return out
 
 
-def _piece(part: Checked, bucket: int) -> list[Any]:
-    return part.keys[bucket]
+# Keys and findings travel between workers as one pickled blob each: Dask would otherwise
+# serialise a list of many small tuples element by element (seconds for 100 000 keys).
 
 
-def _bucket(policy: PolicyRef, *pieces: list[Any]) -> dict[Any, Any]:
-    return series_findings(policy, enumerate(pieces))
+def _piece(part: Checked, bucket: int) -> bytes:
+    return pickle.dumps(part.keys[bucket], protocol=pickle.HIGHEST_PROTOCOL)
 
 
-def _of_block(found: Mapping[int, Any], block: int) -> Any:
-    return found.get(block, [])
+def _bucket(policy: PolicyRef, *pieces: bytes) -> bytes:
+    found = series_findings(policy, enumerate(pickle.loads(p) for p in pieces))  # noqa: S301 - ours
+    return pickle.dumps(found, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def _found(buckets: Sequence[bytes], block: int) -> list[Any]:
+    out = []
+    for blob in buckets:
+        found = pickle.loads(blob).get(block)  # noqa: S301 - our own blobs
+        if found:
+            out.append(found)
+    return out
 
 
 def _finish_lines(part: Checked, offsets: list[tuple[int, int]], block: int,
-                  *series: Any) -> list[str]:
+                  *buckets: bytes) -> list[str]:
     index, line = offsets[block]
-    lines, _ = finish(part, index, line, series)
+    lines, _ = finish(part, index, line, _found(buckets, block))
     return [x.decode("utf-8") for x in lines]
 
 
 def _finish_series(part: Checked, offsets: list[tuple[int, int]], block: int, file: str,
-                   *series: Any) -> list[dict[str, Any]]:
+                   *buckets: bytes) -> list[dict[str, Any]]:
     """Only the records with series findings: ``{"index", "line", "file", "findings"}``."""
     index, line = offsets[block]
     return [
         {"index": index + pos, "line": line + part.rel_lines[pos], "file": file,
          "findings": found}
-        for per_bucket in series for pos, found in per_bucket
+        for per_bucket in _found(buckets, block) for pos, found in per_bucket
     ]
 
 
@@ -147,14 +158,15 @@ def graph(
         on: Screening date.
         checks: The checks (series run across blocks when included).
         with_file: Whether reports carry the ``file`` key.
-        buckets: Buckets of patients for the series shuffle (default: as many as blocks, at
-            most :data:`MAX_BUCKETS`).
+        buckets: Buckets of patients for the series shuffle (default: one per 8 blocks, at
+            most :data:`MAX_BUCKETS`). Each bucket's keys are sent from every block (one small
+            transfer each), and each bucket's findings (sparse) to every worker.
         series_only: Return the series findings per block instead of the report lines.
     """
     delayed = import_extra("dask").delayed
     series = SERIES in checks
     n = len(parts)
-    b = max(1, min(n, MAX_BUCKETS) if buckets is None else buckets) if series else 1
+    b = max(1, min(-(-n // 8), MAX_BUCKETS) if buckets is None else buckets) if series else 1
     check = delayed(check_block, pure=True)
     checked = [
         check(data, policy=policy, on=on, checks=checks, file=label if with_file else None,
@@ -163,16 +175,13 @@ def graph(
     ]
     counts = [delayed(_counts, pure=True)(c) for c in checked]
     offsets = delayed(_offsets, pure=True)([first for _, _, first, _ in parts], *counts)
-    per_block: list[list[Any]] = [[] for _ in range(n)]
+    found: list[Any] = []
     if series:
-        piece, bucket, of_block = (delayed(f, pure=True) for f in (_piece, _bucket, _of_block))
-        for j in range(b):
-            found = bucket(policy, *[piece(c, j) for c in checked])
-            for k in range(n):
-                per_block[k].append(of_block(found, k))
+        piece, bucket = delayed(_piece, pure=True), delayed(_bucket, pure=True)
+        found = [bucket(policy, *[piece(c, j) for c in checked]) for j in range(b)]
     if series_only:
         done = delayed(_finish_series, pure=True)
-        return [done(c, offsets, k, parts[k][0], *per_block[k]) for k, c in enumerate(checked)]
+        return [done(c, offsets, k, parts[k][0], *found) for k, c in enumerate(checked)]
     done = delayed(_finish_lines, pure=True)
-    return [done(c, offsets, k, *per_block[k]) for k, c in enumerate(checked)]
+    return [done(c, offsets, k, *found) for k, c in enumerate(checked)]
 
