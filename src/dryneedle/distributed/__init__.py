@@ -23,7 +23,7 @@ exact.
     reports = validate_spark(spark, "exports/2026-*.jsonl")  # index, line, file, valid, report
     reports.orderBy("index").select("report").write.text("reports")
 
-**How it scales.** Three passes, the same for both engines (:mod:`dryneedle.distributed._core`):
+**How it scales.** Three passes, the same for both engines (one private core module):
 
 1. *Per partition* (a block of whole lines, read on the worker): each line is parsed once and
    checked for structure, screening and protocol; the partition keeps its serialised reports
