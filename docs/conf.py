@@ -60,7 +60,8 @@ myst_heading_anchors = 3
 # inventories cannot be fetched offline (no intersphinx). Builtins and ``typing`` names
 # resolve without an inventory.
 _STDLIB = "|".join(sorted(n for n in sys.stdlib_module_names if not n.startswith("_")))
-_THIRD_PARTY = "attrs|attr|cattrs|hypothesis|starlette|uvicorn|dask|distributed|fsspec|orjson|rich"
+_THIRD_PARTY = ("attrs|attr|cattrs|hypothesis|starlette|uvicorn|dask|distributed|fsspec|orjson|"
+                "rich|pyspark")
 nitpicky = True
 nitpick_ignore_regex = [
     (r"py:mod", rf"({_STDLIB}|{_THIRD_PARTY})(\..*)?"),

@@ -27,9 +27,11 @@ import dask
 
 from dryneedle.distributed import (
     LOCAL_CHECKS,
+    report_lines,
     series_bag,
     validate_bag,
     validate_partition,
+    write_jsonl,
 )
 from dryneedle.policy import DEFAULT_POLICY, Policy
 from dryneedle.records import CHECKS, Validator, validate_lines
@@ -269,3 +271,95 @@ def test_map_partitions_recipe_on_a_local_cluster(parts: list[Path], client: Any
     bag = db.read_text(glob(parts), blocksize=None).map_partitions(validate_partition)
     got = client.compute(bag).result(timeout=120)
     assert summary(got) == summary(validate_lines(all_lines(parts), checks=LOCAL_CHECKS))
+
+
+# --- the command line's bytes (report_lines) ---------------------------------------------------
+
+
+def _joined(lines: Sequence[Any]) -> bytes:
+    return "".join(x + "\n" for x in lines).encode("utf-8")
+
+
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    """Generated records in three files, patients across files, odd lines in the middle one."""
+    from jsonl_inputs import generated_files  # noqa: PLC0415
+
+    return generated_files(tmp_path_factory.mktemp("generated"))
+
+
+def test_report_lines_are_the_cli_bytes_on_the_example() -> None:
+    """One file cut into blocks: the lines are ``dryneedle validate FILE``'s, byte for byte."""
+    from jsonl_inputs import cli_output  # noqa: PLC0415
+
+    bag = report_lines(str(SESSIONS), blocksize=BLOCKSIZE)
+    assert bag.npartitions > 5
+    with dask.config.set(scheduler="synchronous"):
+        got = _joined(compute(bag))
+    cli = cli_output([SESSIONS])
+    assert b'"series.' in cli
+    assert b'"file"' not in cli  # one input: no file key, as the CLI
+    assert got == cli
+
+
+def test_report_lines_are_the_cli_bytes_on_generated_files(generated: list[Path]) -> None:
+    """Three files, patients across blocks and files, odd lines: the CLI's bytes."""
+    from jsonl_inputs import cli_output  # noqa: PLC0415
+
+    bag = report_lines([str(p) for p in generated], blocksize=20_000, buckets=3)
+    assert bag.npartitions > 6
+    with dask.config.set(scheduler="synchronous"):
+        got = _joined(compute(bag))
+    cli = cli_output(generated)
+    assert cli.count(b'"series.') > 10
+    assert got == cli
+
+
+def test_report_lines_other_checks_and_date(generated: list[Path]) -> None:
+    """``checks`` and ``on`` mean what ``--checks`` and ``--on`` mean."""
+    from jsonl_inputs import cli_output  # noqa: PLC0415
+
+    files = [str(p) for p in generated[:2]]
+    with dask.config.set(scheduler="synchronous"):
+        local = _joined(compute(report_lines(files, checks=LOCAL_CHECKS, on=ON,
+                                             blocksize=30_000)))
+        series = _joined(compute(report_lines(files, checks=("structure", "series"),
+                                              blocksize=30_000)))
+    assert local == cli_output(files, "--checks", ",".join(LOCAL_CHECKS), "--on", str(ON))
+    assert series == cli_output(files, "--checks", "structure,series")
+
+
+def test_series_findings_do_not_depend_on_blocks_or_buckets(generated: list[Path]) -> None:
+    """Any blocksize and any number of buckets give the same lines."""
+    files = [str(p) for p in generated]
+    with dask.config.set(scheduler="synchronous"):
+        runs = {
+            _joined(compute(report_lines(files, blocksize=size, buckets=buckets)))
+            for size, buckets in ((None, None), (15_000, 1), (15_000, 7), (50_000, 16))
+        }
+    assert len(runs) == 1
+
+
+def test_the_graph_reads_each_block_once(generated: list[Path]) -> None:
+    """Each block is parsed and checked by one task: no second pass over the record text."""
+    bag = report_lines([str(p) for p in generated], blocksize=20_000)
+    graph = dict(bag.__dask_graph__())
+    checks = [k for k in graph if str(k[0] if isinstance(k, tuple) else k).startswith(
+        "check_block")]
+    reads = [k for k in graph if "read-block" in str(k[0] if isinstance(k, tuple) else k)]
+    assert len(checks) == len(reads) == bag.npartitions
+
+
+@pytest.mark.slow
+def test_write_jsonl_on_a_local_cluster(generated: list[Path], client: Any,
+                                        tmp_path: Path) -> None:
+    """On worker processes, with another policy and a date: the files hold the CLI's bytes."""
+    from dryneedle.policy import GUIDELINE_POLICY  # noqa: PLC0415
+    from jsonl_inputs import cli_output  # noqa: PLC0415
+
+    lines = report_lines([str(p) for p in generated], policy=GUIDELINE_POLICY, on=ON,
+                         blocksize=25_000)
+    paths = write_jsonl(lines, str(tmp_path / "out"))
+    assert [Path(p).name for p in paths][:2] == ["part-00000.jsonl", "part-00001.jsonl"]
+    got = b"".join(Path(p).read_bytes() for p in paths)
+    assert got == cli_output(generated, "--policy", "guideline", "--on", str(ON))

@@ -41,7 +41,7 @@ from typing import Any, Final
 #   _input      the input layer: files, globs, compression, stdin, formats; iter_items
 #   _validate   Validator, RecordReport, validate_records / validate_lines (adds the rules)
 #   _pipeline   the chunked, optionally parallel pipeline behind ``dryneedle validate``
-from dryneedle.records import _fast, _fields
+from dryneedle.records import _documents, _fast, _fields
 from dryneedle.records._input import loads
 from dryneedle.records._json import JSONError
 from dryneedle.records._schema import json_schema
@@ -57,6 +57,7 @@ from dryneedle.wire import converter as _converter
 
 __all__ = [
     "CHECKS",
+    "DEFAULT_MAX_RECORD_BYTES",
     "FAST_PATH",
     "FORMAT",
     "JSONError",
@@ -65,12 +66,18 @@ __all__ = [
     "Validator",
     "converter",
     "json_schema",
+    "jsonl_line_record",
     "loads",
     "structure_record",
     "unstructure_record",
     "validate_lines",
     "validate_records",
 ]
+
+DEFAULT_MAX_RECORD_BYTES: Final = _documents.DEFAULT_MAX_RECORD_BYTES
+"""Default ``--max-record-bytes``: a larger record is reported, not read (16 MiB)."""
+
+jsonl_line_record = _documents.jsonl_line_record
 
 FORMAT: Final = _fields.FORMAT
 """The value of the ``format`` field of every record of format v1."""

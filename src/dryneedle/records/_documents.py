@@ -64,6 +64,29 @@ def too_large(max_bytes: int) -> BadInput:
 # --- JSONL --------------------------------------------------------------------------------------
 
 
+def jsonl_line_record(raw: bytes, max_bytes: int, *, first: bool) -> bytes | BadInput | None:
+    r"""Return the record of one JSONL line (already split, its ``\n`` removed).
+
+    As the input layer reads it: a UTF-8 BOM removed from the input's first line, a line over
+    ``max_bytes`` a :class:`BadInput`, the JSON whitespace around it removed; ``None`` for a
+    blank line.
+
+    For engines that split lines themselves (the Dask and Spark recipes), so that every engine
+    reads a line as :func:`jsonl_records` does.
+
+    >>> from dryneedle.records import jsonl_line_record
+    >>> jsonl_line_record(b'\xef\xbb\xbf{"a": 1}\r', 100, first=True)
+    b'{"a": 1}'
+    >>> jsonl_line_record(b" \t\r", 100, first=False) is None
+    True
+    """
+    if first and raw.startswith(BOM):
+        raw = raw[3:]
+    if len(raw) > max_bytes:
+        return too_large(max_bytes)
+    return raw.strip(JSON_WHITESPACE) or None
+
+
 def jsonl_records(
     stream: IO[bytes], max_bytes: int, *, first_line: int = 1, at_start: bool = True,
     limit: int | None = None, lines_read: list[int] | None = None,
