@@ -66,9 +66,9 @@ def test_summary_counts(page: tuple[Path, dict[str, Any]]) -> None:
     ae = summary["adverse_events"]
     assert (ae["sessions"], ae["records_left_out"]) == (276, 24)
     bruising = ae["kinds"]["bruising"]
-    assert bruising["events"] == 15
+    assert bruising["events"] == 17
     assert [bruising["ci95_low"], bruising["ci95_high"]] == list(
-        wilson_interval(15, 276) or ())
+        wilson_interval(17, 276) or ())
     published = {(p.source, p.kind.value) for p in PUBLISHED_RATES if p.kind is not None}
     shown = {(src, kind) for kind, e in ae["kinds"].items() for src in e["published"]}
     assert shown == published

@@ -23,6 +23,9 @@ def record(n: int = 1) -> dict[str, Any]:
     data: dict[str, Any] = json.loads((DATA / "spec_example.json").read_text())
     data["record_id"] = f"r-{n}"
     data["patient"]["patient_id"] = f"p-{n}"
+    # SPEC §6's example needles the upper trapezius 15 mm deep, past the 14.6 mm pleura
+    # (chen-2018, spec 1.1): valid only when the needle was directed away from the lung.
+    data["session"]["insertions"][0]["directed_away_from_lung"] = True
     return data
 
 

@@ -60,6 +60,7 @@ __all__ = [
     "DEFAULT_MAX_RECORD_BYTES",
     "FAST_PATH",
     "FORMAT",
+    "BadInput",
     "JSONError",
     "RecordError",
     "RecordReport",
@@ -78,6 +79,7 @@ DEFAULT_MAX_RECORD_BYTES: Final = _documents.DEFAULT_MAX_RECORD_BYTES
 """Default ``--max-record-bytes``: a larger record is reported, not read (16 MiB)."""
 
 jsonl_line_record = _documents.jsonl_line_record
+BadInput = _documents.BadInput
 
 FORMAT: Final = _fields.FORMAT
 """The value of the ``format`` field of every record of format v1."""
@@ -104,7 +106,9 @@ It writes dates as ISO strings, enums by value and tuples as lists.
 # The public classes and functions are defined in the private modules but belong to this
 # package: they are documented, pickled and shown in tracebacks as ``dryneedle.records.X``.
 _DEFINED_HERE: tuple[Any, ...] = (
+    BadInput,
     JSONError,
+    jsonl_line_record,
     RecordError,
     RecordReport,
     Validator,

@@ -68,11 +68,11 @@ def jsonl_line_record(raw: bytes, max_bytes: int, *, first: bool) -> bytes | Bad
     r"""Return the record of one JSONL line (already split, its ``\n`` removed).
 
     As the input layer reads it: a UTF-8 BOM removed from the input's first line, a line over
-    ``max_bytes`` a :class:`BadInput`, the JSON whitespace around it removed; ``None`` for a
-    blank line.
+    ``max_bytes`` a ``BadInput`` (reported as ``structure.too_large``), the JSON whitespace
+    around it removed; ``None`` for a blank line.
 
     For engines that split lines themselves (the Dask and Spark recipes), so that every engine
-    reads a line as :func:`jsonl_records` does.
+    reads a line as the command line's JSONL reader does.
 
     >>> from dryneedle.records import jsonl_line_record
     >>> jsonl_line_record(b'\xef\xbb\xbf{"a": 1}\r', 100, first=True)
