@@ -278,7 +278,8 @@ def _path_exists(data: Any, path: str) -> bool:
     if data is None:
         return "." not in path and "[" not in path  # an answer under a null object (unknown)
     if not isinstance(data, dict):
-        return False
+        # A field of an unreadable object (its fail-closed assumptions, SPEC 6, 1.1).
+        return "." not in path and "[" not in path
     for key in sorted((k for k in data if isinstance(k, str)), key=len, reverse=True):
         if path == key:
             return True
@@ -286,7 +287,12 @@ def _path_exists(data: Any, path: str) -> bool:
             rest = path[len(key):]
             if _path_exists(data[key], rest.removeprefix(".")):
                 return True
+    if path.split(".", 1)[0] in _OBJECT_FIELDS:
+        return True  # an answer under a missing object (unknown: SPEC section 6, 1.1)
     return "." not in path and "[" not in path  # a missing field: its parent exists
+
+
+_OBJECT_FIELDS = frozenset({"history", "practitioner", "pre", "post", "needle"})
 
 
 @given(st.lists(_mutations() | JSON_VALUES, max_size=5))
