@@ -344,7 +344,7 @@ def test_a_wound_condition_at_a_body_site_excludes_it() -> None:
                  bodySite=[{"coding": [{"system": SNOMED, "code": "368149001"}]}])
     inputs = patient_from_fhir([PATIENT, wound], on=ON)
     assert {(f.region.value, f.side.value, f.kind.value)
-            for f in inputs.patient.site_findings} == {
+            for f in inputs.patient.site_findings or ()} == {
         ("arm", "right", "wound"), ("forearm", "right", "wound")}
 
 
@@ -367,8 +367,9 @@ def test_a_site_finding_at_a_body_site_excludes_that_site(
     res = cond("t", SNOMED, kind_code, onsetDateTime="2026-10-01",
                bodySite=[{"coding": [{"system": SNOMED, "code": site}]}])
     inputs = patient_from_fhir([PATIENT, res], on=ON)
+    found = inputs.patient.site_findings or ()
     assert {(f.region.value, f.side.value, f.kind.value)
-            for f in inputs.patient.site_findings} == {(r, "bilateral", kind) for r in regions}
+            for f in found} == {(r, "bilateral", kind) for r in regions}
     if planned is not None:
         screening = screen_fhir([PATIENT, res], on=ON, answers=ALL_NO, sites=[planned],
                                 site_findings=[])
@@ -392,7 +393,7 @@ def test_unknown_side_concerns_both_sides_and_laterality_is_read() -> None:
                        {"system": SNOMED, "code": "419161000"}]}
     for site, side in ((hip, "bilateral"), (left, "left")):
         res = _procedure("x", "2026-11-01") | {"bodySite": [site]}
-        (f,) = patient_from_fhir([PATIENT, res], on=ON).patient.site_findings
+        (f,) = patient_from_fhir([PATIENT, res], on=ON).patient.site_findings or ()
         assert (f.region.value, f.side.value) == ("hip", side)
 
 

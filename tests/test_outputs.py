@@ -229,7 +229,7 @@ def test_failure_cases_csv(capsys: pytest.CaptureFixture[str], tmp_path: Path) -
     assert tuple(rows[0]) == FAILURE_COLUMNS
     expected = [tuple("" if v is None else str(v) for v in row) for row in _all_findings(out)]
     assert [tuple(r) for r in rows[1:]] == expected
-    assert len(expected) == 786
+    assert len(expected) == 830
 
 
 def test_failure_cases_parquet(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
@@ -279,7 +279,7 @@ def test_sarif_is_valid_against_the_official_schema(
     _, plain, _ = run(capsys, "validate", EXAMPLES)
     findings = [(r, f) for r in reports_of(plain) for f in r["findings"]]
     results = run_["results"]
-    assert len(results) == len(findings) == 786
+    assert len(results) == len(findings) == 830
     levels = {"error": "error", "warning": "warning", "info": "note"}
     for result, (report, finding) in zip(results, findings, strict=True):
         assert result["ruleId"] == finding["code"]

@@ -131,10 +131,28 @@ def test_every_protocol_rule_is_boundary_tested() -> None:
     quiet = {c for case in CASES for c in case["checks"]
              if c not in {e[0] for e in case["expect"]}}
     untested_here = {"protocol.muscle.unknown"}  # not expressible in a valid record: see below
+    # The fail-closed assumptions about unreadable parts (SPEC section 6, 1.1) fire only on
+    # records with structural errors: their vectors are in safety_partial_vectors.json.
+    partial = json.loads((DATA / "safety_partial_vectors.json").read_text())
+    partial_fires = {c for case in partial["cases"] for exp in case["expect"].values()
+                     for c, _, _ in exp}
+    partial_quiet = {c for case in partial["cases"] for exp in case["expect"].values()
+                     for c in case["checks"] if c not in {e[0] for e in exp}}
+    for rid in PARTIAL_RULES:
+        assert rid in partial_fires, f"{rid} never fires in the partial vectors"
+        assert rid in partial_quiet, f"{rid} is never shown quiet in the partial vectors"
+    untested_here |= PARTIAL_RULES
     for rid in rule_ids():
         if rid.startswith("protocol.") and rid not in untested_here:
             assert rid in fires, f"{rid} never fires in the vectors"
             assert rid in quiet, f"{rid} is never shown quiet in the vectors"
+
+
+PARTIAL_RULES = {
+    "protocol.lung.unchecked", "protocol.lung.both_sides_unchecked",
+    "protocol.bleeding.unchecked", "protocol.needles.unchecked",
+    "protocol.insertions.unchecked",
+}
 
 
 # --- rules and policy ----------------------------------------------------------------------------

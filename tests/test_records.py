@@ -272,29 +272,34 @@ def _path_exists(data: Any, path: str) -> bool:
     Keys may hold ``.``, ``[`` or ``]`` themselves (unknown fields are reported under their own
     name), so the path is matched against the keys that exist, not split on punctuation.
     """
-    return path == "" or _path_matches(data, path)
-
-
-def _path_matches(node: Any, rest: str) -> bool:
-    """Whether ``rest`` (a path without its leading ``.``) names a node below ``node``."""
-    index = re.match(r"\[(\d+)\]", rest)
-    if index is not None and isinstance(node, list):
-        i = int(index.group(1))
-        return i < len(node) and _path_follows(node[i], rest[index.end():])
-    if isinstance(node, dict):
-        for key in node:
-            if rest.startswith(key) and _path_follows(node[key], rest[len(key):]):
-                return True
-    # A missing field (a name of the format) under an object, or an answer under null.
-    return (node is None or isinstance(node, dict)) and re.fullmatch(r"\w+", rest) is not None
-
-
-def _path_follows(node: Any, after: str) -> bool:
-    if after == "":
+    if path == "":
         return True
-    if after.startswith("."):
-        return _path_matches(node, after[1:])
-    return after.startswith("[") and _path_matches(node, after)
+    if path.startswith("["):
+        m = re.match(r"\[(\d+)\]", path)
+        if m is None or not isinstance(data, list) or int(m[1]) >= len(data):
+            return False
+        rest = path[m.end():]
+        return _path_exists(data[int(m[1])], rest.removeprefix("."))
+    if data is None:
+        return "." not in path and "[" not in path  # an answer under a null object (unknown)
+    if not isinstance(data, dict):
+        # Below an unreadable value (a scalar or list where an object was due): the
+        # fail-closed assumptions made for that part name its fields (SPEC 6, 1.1), e.g. the
+        # needle length of an unreadable insertion, the date of an unreadable session.
+        return True
+    for key in sorted((k for k in data if isinstance(k, str)), key=len, reverse=True):
+        if path == key:
+            return True
+        if path.startswith((key + ".", key + "[")):
+            rest = path[len(key):]
+            if _path_exists(data[key], rest.removeprefix(".")):
+                return True
+    if path.split(".", 1)[0] in _OBJECT_FIELDS:
+        return True  # an answer under a missing object (unknown: SPEC section 6, 1.1)
+    return "." not in path and "[" not in path  # a missing field: its parent exists
+
+
+_OBJECT_FIELDS = frozenset({"history", "practitioner", "pre", "post", "needle"})
 
 
 @given(st.lists(_mutations() | JSON_VALUES, max_size=5))

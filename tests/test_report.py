@@ -59,7 +59,7 @@ def test_page_is_static_and_embeds_its_summary(page: tuple[Path, dict[str, Any]]
 def test_summary_counts(page: tuple[Path, dict[str, Any]]) -> None:
     _, summary = page
     v = summary["validation"]
-    assert (v["records"], v["valid"], v["invalid"], v["findings"]) == (300, 209, 91, 786)
+    assert (v["records"], v["valid"], v["invalid"], v["findings"]) == (300, 209, 91, 830)
     assert sum(v["decisions"].values()) == 300
     assert summary["inputs"] == [{"name": str(EXAMPLES), "records": 300}]
     assert len(summary["policy"]["fingerprint"]) == 16

@@ -134,7 +134,7 @@ def test_adding_a_site_finding_never_lowers_the_decision(
     finding: SiteFinding, where: int,
 ) -> None:
     """Adding a site finding (any region, side, kind, date) never moves towards eligible."""
-    found = list(patient.site_findings)
+    found = list(patient.site_findings or ())
     found.insert(min(where, len(found)), finding)
     after = attrs.evolve(patient, site_findings=tuple(found))
     before_r = screen(patient, on=on, sites=sites, policy=policy)

@@ -87,7 +87,7 @@ def test_generated_files_give_the_cli_bytes(spark: Any, generated: list[Path]) -
     df = validate_spark(spark, [str(p) for p in generated])
     assert df.columns == ["index", "line", "file", "valid", "report"]
     cli = cli_output(generated)
-    assert cli.count(b'"series.') > 10
+    assert cli.count(b'"series.') >= 5  # the data exercises the series checks
     rows = df.orderBy("index").collect()
     assert "".join(r["report"] + "\n" for r in rows).encode("utf-8") == cli
     import json  # noqa: PLC0415

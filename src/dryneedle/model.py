@@ -2,7 +2,10 @@
 
 Every class is an immutable (frozen, slotted, keyword-only) attrs class. Clinical facts are
 never defaulted to ``False``: a history answer is ``True``, ``False`` or ``None`` (unknown), and
-an unknown answer produces its own screening finding. Collections are tuples.
+an unknown answer produces its own screening finding. Collections are tuples; the lists that
+record an observation (``Patient.site_findings``, ``Session.adverse_events``) are tri-state
+too: ``()`` means "looked, none", ``None`` means unknown (what an absent or ``null`` list
+of a record reads as).
 
 The field names are exactly those of record format v1 (see :mod:`dryneedle.records`).
 
@@ -231,8 +234,8 @@ def _required_day(value: object) -> date:
     return day
 
 
-def _site_findings(value: Iterable[SiteFinding]) -> tuple[SiteFinding, ...]:
-    return tuple(value)
+def _site_findings(value: Iterable[SiteFinding] | None) -> tuple[SiteFinding, ...] | None:
+    return None if value is None else tuple(value)
 
 
 def _conditions(value: Iterable[str]) -> tuple[str, ...]:
@@ -243,8 +246,8 @@ def _insertions(value: Iterable[Insertion]) -> tuple[Insertion, ...]:
     return tuple(value)
 
 
-def _adverse_events(value: Iterable[AdverseEvent]) -> tuple[AdverseEvent, ...]:
-    return tuple(value)
+def _adverse_events(value: Iterable[AdverseEvent] | None) -> tuple[AdverseEvent, ...] | None:
+    return None if value is None else tuple(value)
 
 
 def _answer() -> Any:
@@ -396,7 +399,10 @@ class Patient:
         sex: Sex; ``None`` if not recorded.
         pregnancy: Pregnancy status; ``None`` if not asked.
         history: History answers.
-        site_findings: Site findings (wounds, scars, ...).
+        site_findings: Site findings (wounds, scars, ...): ``()`` when the sites were inspected
+            and nothing was found, ``None`` when unknown (in a record: absent or ``null``).
+            The constructor's default is ``()``, as before; pass ``None`` when no inspection
+            is recorded.
         conditions: Condition ids from :mod:`dryneedle.catalog` being treated.
     """
 
@@ -405,7 +411,9 @@ class Patient:
     sex: Sex | None = attrs.field(default=None, converter=_opt_sex)
     pregnancy: Pregnancy | None = attrs.field(default=None, converter=_opt_pregnancy)
     history: History = attrs.field(factory=_empty_history)
-    site_findings: tuple[SiteFinding, ...] = attrs.field(default=(), converter=_site_findings)
+    site_findings: tuple[SiteFinding, ...] | None = attrs.field(
+        default=(), converter=_site_findings
+    )
     conditions: tuple[str, ...] = attrs.field(default=(), converter=_conditions)
 
 
@@ -522,7 +530,9 @@ class Session:
         pre: Steps before needling.
         insertions: The insertions made (or planned).
         post: Steps after needling.
-        adverse_events: Adverse events observed.
+        adverse_events: Adverse events observed: ``()`` when observed and none occurred,
+            ``None`` when unknown (tolerance unknown; in a record: absent or ``null``). The
+            constructor's default is ``()``, as before.
     """
 
     session_id: str = attrs.field(validator=_check_text)
@@ -532,7 +542,7 @@ class Session:
     pre: PreSteps = attrs.field(factory=_unknown_pre)
     insertions: tuple[Insertion, ...] = attrs.field(default=(), converter=_insertions)
     post: PostSteps = attrs.field(factory=_unknown_post)
-    adverse_events: tuple[AdverseEvent, ...] = attrs.field(
+    adverse_events: tuple[AdverseEvent, ...] | None = attrs.field(
         default=(), converter=_adverse_events
     )
 

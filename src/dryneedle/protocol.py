@@ -95,6 +95,7 @@ import attrs
 from dryneedle._protocol.rules import (  # the rules, importable from here as before
     BLEEDING_NO_HAEMOSTASIS,  # noqa: F401
     BLEEDING_PRECAUTION,  # noqa: F401
+    BLEEDING_UNCHECKED,  # noqa: F401
     BLEEDING_UNKNOWN,  # noqa: F401
     CONDITION_NOT_INDICATION,  # noqa: F401
     DEPTH_BEYOND_NEEDLE,  # noqa: F401
@@ -105,13 +106,17 @@ from dryneedle._protocol.rules import (  # the rules, importable from here as be
     DWELL_RANGE,  # noqa: F401
     DWELL_UNKNOWN,  # noqa: F401
     GUIDE_TUBE,  # noqa: F401
+    INSERTIONS_UNCHECKED,  # noqa: F401
     LUNG_BOTH_SIDES,  # noqa: F401
+    LUNG_BOTH_SIDES_UNCHECKED,  # noqa: F401
     LUNG_DEEP,  # noqa: F401
     LUNG_DEPTH,  # noqa: F401
+    LUNG_UNCHECKED,  # noqa: F401
     MUSCLE_UNKNOWN,  # noqa: F401
     NEEDLE_IMPLAUSIBLE,  # noqa: F401
     NEEDLES_FIRST,  # noqa: F401
     NEEDLES_INCREASE,
+    NEEDLES_UNCHECKED,  # noqa: F401
     POST_NEEDLES,  # noqa: F401
     POST_NEEDLES_UNKNOWN,  # noqa: F401
     POST_SKIN,  # noqa: F401
@@ -128,6 +133,7 @@ from dryneedle._protocol.rules import (  # the rules, importable from here as be
     SERIES_SAME_DAY,  # noqa: F401
     ProtocolTable,
     emit,
+    poor_tolerance,
     protocol_table,
     rule_ids,
     tolerated,
@@ -248,10 +254,11 @@ def validate_session(
                 seen.add((f.code, f.path))
                 out.append(f)
         n, m = len(session.insertions), 0 if latest is None else len(latest.insertions)
-        if latest is not None and n > m and not tolerated(latest):
+        was_tolerated = None if latest is None else tolerated(latest)
+        if latest is not None and n > m and not was_tolerated:
             emit(out, t, NEEDLES_INCREASE, "session.insertions",
-                  f"{n} needles after a previous session of {m} that was not tolerated "
-                  "(adverse event beyond mild or ungraded)")
+                  f"{n} needles after a previous session of {m} "
+                  + poor_tolerance(was_tolerated))
     valid = all(f.severity is not Severity.ERROR for f in out)
     return ProtocolReport(
         findings=tuple(out),

@@ -78,7 +78,7 @@ from dryneedle._screening.rules import (  # the rules, importable from here as b
     PREGNANCY,
     PRIOR_REACTION,  # noqa: F401
     SITE_BLEEDING_RISK,  # noqa: F401
-    SITE_FINDING,  # noqa: F401
+    SITE_FINDING,
     SITE_LYMPHOEDEMA,  # noqa: F401
     SITE_RECENT_SURGERY,  # noqa: F401
     UNKNOWN,  # noqa: F401
@@ -350,7 +350,7 @@ def screen(
 def screen_parts(
     c: ScreeningTable,
     patient: Patient,
-    on: date,
+    on: date | None,
     sites: Iterable[Any],
     site_path: str = "session.insertions",
     trusted: bool = False,
@@ -364,7 +364,8 @@ def screen_parts(
     Args:
         c: The policy's table (:func:`screening_table`).
         patient: The patient.
-        on: Evaluation date.
+        on: Evaluation date; ``None`` when unknown (a record whose session date could not be
+            read): the age is unknown and every surgery counts as recent.
         sites: Planned sites, as for :func:`screen`.
         site_path: Path prefix of the sites in findings (``<site_path>[i]``).
         trusted: The sites are insertions or planned sites already (no conversion).
@@ -383,6 +384,9 @@ def screen_parts(
     if bd is None:
         hit = c.unknown("patient.birth_date", "birth date", AGE_MINIMUM)
         unknown_paths.append("patient.birth_date")
+    elif on is None:  # the session date of a record could not be read: age unknown
+        hit = c.unknown("session.date", "session date (the age on it)", AGE_MINIMUM)
+        unknown_paths.append("session.date")
     elif bd > on:
         hit = c.finding(BIRTH_DATE_IMPLAUSIBLE, "patient.birth_date",
                         "birth date is after the evaluation date: age unknown")
@@ -419,6 +423,16 @@ def screen_parts(
     # position, muscle and side: memoised.
     bleeding_risk = h.bleeding_disorder is True or h.anticoagulant_therapy is True
     site_findings = patient.site_findings
+    if site_findings is None:  # unknown (absent or null): not "inspected, none"
+        site_findings = ()
+        if sites.__class__ is not tuple and sites.__class__ is not list:
+            sites = tuple(sites)
+        if sites:
+            hit = c.unknown("patient.site_findings",
+                            "site findings (inspection of the planned sites)", SITE_FINDING)
+            findings.append(hit[0])
+            unknown_paths.append("patient.site_findings")
+            rank = max(rank, hit[1])
     plain = c.plain_sites if not site_findings and not bleeding_risk else None
     site_rows: list[tuple[Any, ...]] = []
     all_excluded = True

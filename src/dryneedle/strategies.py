@@ -78,16 +78,20 @@ def patients(
     *,
     unknown: bool = True,
     max_site_findings: int = 3,
+    unknown_lists: bool = False,
 ) -> st.SearchStrategy[model.Patient]:
     """Patients with pseudonymous ids.
 
     Args:
         unknown: Whether answers (history, sex, pregnancy, birth date) may be unknown.
         max_site_findings: Most site findings per patient.
+        unknown_lists: Whether ``site_findings`` may be unknown (``None``: not inspected).
     """
 
     def opt(s: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
         return st.none() | s if unknown else s
+
+    found = st.lists(site_findings(), max_size=max_site_findings).map(tuple)
 
     return st.builds(
         model.Patient,
@@ -96,7 +100,8 @@ def patients(
         sex=opt(st.sampled_from(model.Sex)),
         pregnancy=opt(st.sampled_from(model.Pregnancy)),
         history=histories(unknown=unknown),
-        site_findings=st.lists(site_findings(), max_size=max_site_findings).map(tuple),
+        # None: not inspected (unknown), as an absent or null list reads in a record.
+        site_findings=(st.none() | found) if unknown_lists else found,
         conditions=st.lists(st.sampled_from(sorted(CONDITIONS)), max_size=2, unique=True).map(
             tuple
         ),
@@ -125,12 +130,20 @@ def insertions() -> st.SearchStrategy[model.Insertion]:
     )
 
 
-def sessions(*, max_insertions: int = 6) -> st.SearchStrategy[model.Session]:
+def sessions(
+    *, max_insertions: int = 6, unknown_lists: bool = False
+) -> st.SearchStrategy[model.Session]:
     """Structurally valid sessions.
 
     Args:
         max_insertions: Most insertions per session.
+        unknown_lists: Whether ``adverse_events`` may be unknown (``None``: not recorded).
     """
+    events = st.lists(
+        st.builds(model.AdverseEvent, kind=st.sampled_from(model.AdverseEventKind),
+                  grade=st.none() | st.sampled_from(model.AdverseEventGrade)),
+        max_size=2,
+    ).map(tuple)
     return st.builds(
         model.Session,
         session_id=st.from_regex(r"\As-[0-9]{1,6}\Z"),
@@ -145,21 +158,20 @@ def sessions(*, max_insertions: int = 6) -> st.SearchStrategy[model.Session]:
         post=st.builds(model.PostSteps,
                        needles_removed=st.none() | st.integers(min_value=0, max_value=12),
                        skin_checked=_TRI),
-        adverse_events=st.lists(
-            st.builds(model.AdverseEvent, kind=st.sampled_from(model.AdverseEventKind),
-                      grade=st.none() | st.sampled_from(model.AdverseEventGrade)),
-            max_size=2,
-        ).map(tuple),
+        adverse_events=(st.none() | events) if unknown_lists else events,
     )
 
 
 def session_records(**kwargs: Any) -> st.SearchStrategy[model.SessionRecord]:
-    """Structured :class:`~dryneedle.model.SessionRecord` objects (``patients`` options)."""
+    """Structured :class:`~dryneedle.model.SessionRecord` objects (``patients`` options).
+
+    ``unknown_lists=True`` also lets ``adverse_events`` be unknown.
+    """
     return st.builds(
         model.SessionRecord,
         record_id=st.from_regex(r"\Ar-[0-9]{1,7}\Z"),
         patient=patients(**kwargs),
-        session=sessions(),
+        session=sessions(unknown_lists=kwargs.get("unknown_lists", False)),
     )
 
 

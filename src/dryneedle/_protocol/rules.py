@@ -26,6 +26,7 @@ from dryneedle.policy import Policy
 __all__ = [
     "BLEEDING_NO_HAEMOSTASIS",
     "BLEEDING_PRECAUTION",
+    "BLEEDING_UNCHECKED",
     "BLEEDING_UNKNOWN",
     "CONDITION_NOT_INDICATION",
     "DEPTH_BEYOND_LONGEST",
@@ -37,13 +38,17 @@ __all__ = [
     "DWELL_RANGE",
     "DWELL_UNKNOWN",
     "GUIDE_TUBE",
+    "INSERTIONS_UNCHECKED",
     "LUNG_BOTH_SIDES",
+    "LUNG_BOTH_SIDES_UNCHECKED",
     "LUNG_DEEP",
     "LUNG_DEPTH",
     "LUNG_PLEURA",
+    "LUNG_UNCHECKED",
     "MUSCLE_UNKNOWN",
     "NEEDLES_FIRST",
     "NEEDLES_INCREASE",
+    "NEEDLES_UNCHECKED",
     "NEEDLE_IMPLAUSIBLE",
     "NEEDLE_LENGTH_UNKNOWN",
     "POST_NEEDLES",
@@ -63,6 +68,7 @@ __all__ = [
     "SERIES_SAME_DAY",
     "ProtocolTable",
     "emit",
+    "poor_tolerance",
     "protocol_table",
     "rule_ids",
     "tolerated",
@@ -109,6 +115,12 @@ LUNG_PLEURA: Final = rule("protocol.lung.pleura_depth")
 DEPTH_BEYOND_LONGEST: Final = rule("protocol.depth.beyond_longest_needle")
 NEEDLE_LENGTH_UNKNOWN: Final = rule("protocol.needle.length.unknown")
 SCREENING_NEEDS_REVIEW: Final = rule("protocol.screening.needs_review")
+# Fail-closed assumptions about unreadable or unknown parts (SPEC section 6, 1.1).
+LUNG_UNCHECKED: Final = rule("protocol.lung.unchecked")
+LUNG_BOTH_SIDES_UNCHECKED: Final = rule("protocol.lung.both_sides_unchecked")
+BLEEDING_UNCHECKED: Final = rule("protocol.bleeding.unchecked")
+NEEDLES_UNCHECKED: Final = rule("protocol.needles.unchecked")
+INSERTIONS_UNCHECKED: Final = rule("protocol.insertions.unchecked")
 
 SERIES_NUMBER_ORDER: Final = rule("series.number_order")
 SERIES_FIRST: Final = rule("series.first_session_number")
@@ -234,13 +246,26 @@ def emit(
     out.append(finding)
 
 
-def tolerated(session: Session) -> bool:
-    """Return ``True`` when no adverse event of the session was beyond mild (ungraded = not).
+def tolerated(session: Session) -> bool | None:
+    """Return whether the session was tolerated: no adverse event beyond mild (ungraded = not).
+
+    ``None`` when unknown: the session's ``adverse_events`` were not recorded (absent or
+    ``null``; ``()`` means "observed, none"). Callers read ``None`` as not tolerated.
 
     Args:
         session: The session.
     """
-    for ae in session.adverse_events:  # noqa: SIM110 - a plain loop is faster than all(genexpr)
+    events = session.adverse_events
+    if events is None:
+        return None
+    for ae in events:  # noqa: SIM110 - a plain loop is faster than all(genexpr)
         if ae.grade is not _MILD:
             return False
     return True
+
+
+def poor_tolerance(was_tolerated: bool | None) -> str:
+    """The words of a needle-increase finding after a session not known to be tolerated."""
+    if was_tolerated is None:
+        return "whose tolerance is unknown (adverse events not recorded)"
+    return "that was not tolerated (adverse event beyond mild or ungraded)"

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import date
+from typing import Any, cast
 
 from dryneedle._protocol.rules import (
     SERIES_FIRST,
@@ -23,6 +24,7 @@ from dryneedle._protocol.rules import (
     SERIES_SAME_DAY,
     ProtocolTable,
     emit,
+    poor_tolerance,
     protocol_table,
     tolerated,
 )
@@ -37,10 +39,10 @@ __all__ = ["SeriesIndex", "pair_checks", "series_summary", "validate_series"]
 
 # The per-patient state kept by SeriesIndex: a fixed-size tuple, never the sessions.
 # (latest date, latest number, latest needle count, latest tolerated, date of session 1 or None)
-_State = tuple[date, int, int, bool, date | None]
+_State = tuple[date, int, int, bool | None, date | None]
 
 
-def series_summary(session: Session) -> tuple[date, int, int, bool]:
+def series_summary(session: Session) -> tuple[date, int, int, bool | None]:
     """Return the small, picklable summary of a session that the series checks need.
 
     The parallel pipeline validates records in worker processes and runs the series checks in
@@ -52,7 +54,7 @@ def series_summary(session: Session) -> tuple[date, int, int, bool]:
 
     Returns:
         ``(date, number, needle count, tolerated)``: tolerated is ``False`` when an adverse
-        event was beyond mild or ungraded.
+        event was beyond mild or ungraded, ``None`` when the adverse events are unknown.
 
     >>> from datetime import date
     >>> from dryneedle.model import Practitioner, Session
@@ -61,7 +63,10 @@ def series_summary(session: Session) -> tuple[date, int, int, bool]:
     ...     practitioner=Practitioner(practitioner_id="pt-1")))
     (datetime.date(2026, 1, 5), 2, 0, True)
     """
-    return (session.date, session.number, len(session.insertions), tolerated(session))
+    # None only in a partial record (its insertions unreadable): counted as 0.
+    insertions = cast("tuple[Any, ...] | None", session.insertions)
+    return (session.date, session.number, 0 if insertions is None else len(insertions),
+            tolerated(session))
 
 
 def pair_checks(
@@ -140,7 +145,9 @@ class SeriesIndex:
         """
         return self.add_summary(patient_id, series_summary(session))
 
-    def add_summary(self, patient_id: str, summary: tuple[date, int, int, bool]) -> list[Finding]:
+    def add_summary(
+        self, patient_id: str, summary: tuple[date, int, int, bool | None]
+    ) -> list[Finding]:
         """Add one session of a patient by its :func:`series_summary`; return its findings.
 
         Args:
@@ -174,8 +181,8 @@ class SeriesIndex:
         if (d, number) > (p_date, p_number):
             if count > p_count and not p_tolerated:
                 emit(out, t, SERIES_NEEDLES, "session.insertions",
-                      f"{count} needles after a previous session of {p_count} that was not "
-                      "tolerated (adverse event beyond mild or ungraded)")
+                      f"{count} needles after a previous session of {p_count} "
+                      + poor_tolerance(p_tolerated))
             self._state[patient_id] = (d, number, count, tolerated, first)
         else:
             self._state[patient_id] = (p_date, p_number, p_count, p_tolerated, first)

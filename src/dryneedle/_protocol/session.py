@@ -16,11 +16,12 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from datetime import date
-from typing import Final
+from typing import Final, cast
 
 from dryneedle._protocol.rules import (
     BLEEDING_NO_HAEMOSTASIS,
     BLEEDING_PRECAUTION,
+    BLEEDING_UNCHECKED,
     BLEEDING_UNKNOWN,
     CONDITION_NOT_INDICATION,
     DEPTH_BEYOND_LONGEST,
@@ -32,14 +33,18 @@ from dryneedle._protocol.rules import (
     DWELL_RANGE,
     DWELL_UNKNOWN,
     GUIDE_TUBE,
+    INSERTIONS_UNCHECKED,
     LUNG_BOTH_SIDES,
+    LUNG_BOTH_SIDES_UNCHECKED,
     LUNG_DEEP,
     LUNG_DEPTH,
     LUNG_PLEURA,
+    LUNG_UNCHECKED,
     MUSCLE_UNKNOWN,
     NEEDLE_IMPLAUSIBLE,
     NEEDLE_LENGTH_UNKNOWN,
     NEEDLES_FIRST,
+    NEEDLES_UNCHECKED,
     POST_NEEDLES,
     POST_NEEDLES_UNKNOWN,
     POST_SKIN,
@@ -57,7 +62,7 @@ from dryneedle._protocol.rules import (
 )
 from dryneedle.catalog import CONDITIONS, MUSCLES, Muscle
 from dryneedle.findings import Decision, Finding
-from dryneedle.model import Manipulation, Patient, Session, Sex, Side, Technique
+from dryneedle.model import Insertion, Manipulation, Patient, Session, Sex, Side, Technique
 from dryneedle.policy import Policy
 from dryneedle.screening import ScreeningResult, screen
 
@@ -157,7 +162,15 @@ def check_screened_session(
         The findings, in the order :func:`check_session_findings` gives.
     """
     out: list[Finding] = []
-    insertions = session.insertions
+    # In a partial record (SPEC section 6, 1.1) an unreadable value is None, whatever the
+    # model's annotation says: the casts below say so to the type checker.
+    readable = cast("tuple[Insertion, ...] | None", session.insertions)
+    unreadable = readable is None  # a record whose list of insertions could not be read
+    insertions: tuple[Insertion, ...] = () if readable is None else readable
+    if unreadable:
+        emit(out, t, INSERTIONS_UNCHECKED, "session.insertions",
+             "the insertions could not be read: none of them could be checked, and the "
+             "session counts as needled")
     n = len(insertions)
 
     bleeding = False
@@ -179,18 +192,42 @@ def check_screened_session(
     muscles_get = MUSCLES.get
     left = right = False
     midline = lung = 0
+    maybe_left = maybe_right = False  # insertions possibly over the lung, and their sides
+    maybe_lung = maybe_both = 0
     for i, ins in enumerate(insertions):
-        muscle = muscles_get(ins.muscle)
-        deep = ins.technique is not _SUPERFICIAL
+        name = cast("str | None", ins.muscle)
+        muscle = muscles_get(name) if name is not None else None
+        technique = cast("Technique | None", ins.technique)
+        deep = technique is not _SUPERFICIAL
         depth = ins.depth_mm
+        side = cast("Side | None", ins.side)
         lung_muscle: Muscle | None = None
         if muscle is None:
-            emit(out, t, MUSCLE_UNKNOWN, f"session.insertions[{i}].muscle",
-                  "muscle is not in the anatomy catalog: lung and haemostasis facts unknown")
+            # Unknown (or, in a record, unreadable): the catalog's facts are unknown, so the
+            # insertion counts as possibly over the lung (fail closed).
+            if name is not None:
+                emit(out, t, MUSCLE_UNKNOWN, f"session.insertions[{i}].muscle",
+                      "muscle is not in the anatomy catalog: lung and haemostasis facts unknown")
+            emit(out, t, LUNG_UNCHECKED, f"session.insertions[{i}]",
+                 "muscle unknown: counted as possibly over the lung"
+                 + (" on either side" if side is None else ""))
+        elif muscle.over_lung and side is None:
+            emit(out, t, LUNG_UNCHECKED, f"session.insertions[{i}].side",
+                 f"{muscle.id} overlies the lung and the side is unknown: counted as either side")
+        if muscle is None or side is None:
+            if muscle is None or muscle.over_lung:
+                maybe_lung += 1
+                if side is _LEFT:
+                    maybe_left = True
+                elif side is _RIGHT:
+                    maybe_right = True
+                else:
+                    maybe_both += 1
+            if muscle is not None and muscle.over_lung:
+                lung_muscle = muscle
         elif muscle.over_lung:
             lung_muscle = muscle
             lung += 1
-            side = ins.side
             if side is _LEFT:
                 left = True
             elif side is _RIGHT:
@@ -207,7 +244,16 @@ def check_screened_session(
             emit(out, t, DEPTH_NOT_POSITIVE, f"session.insertions[{i}].depth_mm",
                   "depth must be a positive finite number of millimetres")
         else:
-            if not deep:
+            if technique is None:  # unreadable: only what holds for every technique is known
+                if depth < sup_min or sup_max < depth <= deep_min:
+                    emit(out, t, DEPTH_SUPERFICIAL, f"session.insertions[{i}].depth_mm",
+                         f"technique unknown: {_mm(depth)} is outside the range of every "
+                         "technique")
+                else:
+                    emit(out, t, DEPTH_UNKNOWN, f"session.insertions[{i}].depth_mm",
+                         "technique unknown: the depth range of the technique cannot be "
+                         "checked")
+            elif not deep:
                 if not sup_min <= depth <= sup_max:
                     emit(out, t, DEPTH_SUPERFICIAL, f"session.insertions[{i}].depth_mm",
                           f"superficial technique at {_mm(depth)} is outside "
@@ -246,9 +292,20 @@ def check_screened_session(
                           f"{lung_muscle.id} overlies the lung: {_mm(depth)} reaches the "
                           f"{_mm(lung_max)} limit without ultrasound guidance",
                           t.lung_policy_sources)
+        if muscle is None:  # possibly over the lung: its warnings hold, as assumptions
+            if (depth is not None and 0.0 < depth < _INF and not depth < lung_max
+                    and ins.ultrasound_guided is not True):
+                emit(out, t, LUNG_UNCHECKED, f"session.insertions[{i}].depth_mm",
+                     f"muscle unknown: {_mm(depth)} reaches the over-lung limit of "
+                     f"{_mm(lung_max)} without ultrasound guidance, if it overlies the lung")
+            if deep:
+                emit(out, t, LUNG_DEEP, f"session.insertions[{i}].technique",
+                     "muscle unknown: deep (or unknown) technique possibly over the lung")
         if lung_muscle is not None and deep:
             emit(out, t, LUNG_DEEP, f"session.insertions[{i}].technique",
-                  f"deep technique over the lung ({lung_muscle.id}): superficial is preferred")
+                  f"deep technique over the lung ({lung_muscle.id}): superficial is preferred"
+                  if technique is not None else
+                  f"technique unknown over the lung ({lung_muscle.id}): counted as deep")
 
         # Dwell.
         dwell = ins.dwell_s
@@ -297,6 +354,13 @@ def check_screened_session(
             emit(out, t, BLEEDING_UNKNOWN, f"session.insertions[{i}]",
                   f"bleeding risk unknown: deep needling of {muscle.id}, where haemostasis by "
                   "palpation is impossible")
+        if muscle is None and bleeding and not deep:
+            emit(out, t, BLEEDING_PRECAUTION, f"session.insertions[{i}]",
+                 "bleeding risk: light technique and haemostasis by palpation")
+        elif muscle is None and (bleeding or bleeding_unknown) and deep:
+            emit(out, t, BLEEDING_UNCHECKED, f"session.insertions[{i}]",
+                 ("bleeding risk" if bleeding else "bleeding risk unknown")
+                 + ": muscle unknown, counted as where haemostasis by palpation is impossible")
 
         # Screening.
         if excluded and i in excluded:
@@ -308,11 +372,23 @@ def check_screened_session(
         emit(out, t, LUNG_BOTH_SIDES, "session.insertions",
               "over-lung insertions on both sides of the thorax in one session"
               + (" (a midline insertion counts as either side)" if midline else ""))
-    if session.number == 1 and n > t.first_max:
+    # Could the insertions whose muscle or side is unknown be on both sides?
+    if (maybe_lung and lung + maybe_lung > 1
+            and not (lung > 1 and ((left and right) or midline))
+            and (maybe_both or midline or (left or maybe_left) + (right or maybe_right) > 1)):
+        emit(out, t, LUNG_BOTH_SIDES_UNCHECKED, "session.insertions",
+             "insertions whose muscle or side is unknown may be over the lung on both "
+             "sides of the thorax")
+    number = cast("int | None", session.number)
+    if number == 1 and n > t.first_max:
         emit(out, t, NEEDLES_FIRST, "session.insertions",
               f"{n} needles in the first session; at most {t.first_max}")
+    elif number is None and n > t.first_max:
+        emit(out, t, NEEDLES_UNCHECKED, "session.number",
+             f"session number unknown: {n} needles would exceed the first session's "
+             f"{t.first_max}")
 
-    if n:
+    if n or unreadable:
         if not_eligible:
             emit(out, t, SCREENING_NOT_ELIGIBLE, "session",
                   "the patient was screened not_eligible but was needled")
@@ -343,7 +419,9 @@ def check_screened_session(
 
     post = session.post
     removed = post.needles_removed
-    if removed is None:
+    if unreadable:
+        pass  # how many were inserted is unknown
+    elif removed is None:
         if n:
             emit(out, t, POST_NEEDLES_UNKNOWN, "session.post.needles_removed",
                   f"the number of needles removed is not recorded ({n} inserted)")
@@ -351,7 +429,7 @@ def check_screened_session(
         emit(out, t, POST_NEEDLES, "session.post.needles_removed",
               f"{removed} needles removed but {n} inserted")
     skin_checked = post.skin_checked
-    if n and skin_checked is not True:
+    if (n or unreadable) and skin_checked is not True:
         if skin_checked is False:
             emit(out, t, POST_SKIN, "session.post.skin_checked",
                   "the skin was not checked after needling")
@@ -363,7 +441,7 @@ def check_screened_session(
         conditions = patient.conditions
         if conditions and not _NOT_INDICATIONS.isdisjoint(conditions):
             for j, cid in enumerate(conditions):
-                if cid in _NOT_INDICATIONS:
+                if cid in _NOT_INDICATIONS:  # an unreadable id (None) is not in it
                     emit(out, t, CONDITION_NOT_INDICATION, f"patient.conditions[{j}]",
                           f"{cid} is not an indication for dry needling")
     return out

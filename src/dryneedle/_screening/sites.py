@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import date
-from typing import Any
+from typing import Any, cast
 
 from dryneedle._screening.rules import (
     OVER_LUNG_SITE,
@@ -49,12 +49,15 @@ _KIND_RULE = {
 
 
 def _site_exclusion(
-    sf: SiteFinding, on: date, policy: Policy
+    sf: SiteFinding, on: date | None, policy: Policy
 ) -> tuple[Rule, str] | None:
-    """Return (rule, message) when a site finding excludes its site on ``on``."""
+    """Return (rule, message) when a site finding excludes its site on ``on``.
+
+    An unknown evaluation date (``None``, unreadable in a record) makes every surgery recent.
+    """
     rule = _KIND_RULE.get(sf.kind, SITE_FINDING)
     if sf.kind is SiteFindingKind.SURGERY:
-        if sf.date is None:
+        if sf.date is None or on is None:
             return rule, "surgery of unknown date in this area counts as recent: do not needle"
         days = (on - sf.date).days
         if days > policy.recent_surgery_days:
@@ -66,13 +69,44 @@ def _site_exclusion(
     return rule, f"{sf.kind.value} in this area: do not needle here"
 
 
+def _parts(
+    sf: SiteFinding,
+) -> tuple[Region | None, SiteSide | None, SiteFindingKind | None]:
+    """Region, side and kind of a site finding; ``None`` where a record's was unreadable."""
+    return cast("tuple[Region | None, SiteSide | None, SiteFindingKind | None]",
+                (sf.region, sf.side, sf.kind))
+
+
+def _unchecked(
+    c: ScreeningTable, here: list[Finding], j: int, sf: SiteFinding, region: Region,
+    side: Side | None, on: date | None, path: str,
+) -> int:
+    """A site finding with an unknown part: review every site it could concern (its rank)."""
+    sf_region, sf_side, sf_kind = _parts(sf)
+    if sf_region is not None and sf_region is not region and (
+        sf_kind not in (None, _LYMPHOEDEMA)
+        or _LIMB.get(sf_region, 0) != _LIMB.get(region, -1)
+    ):
+        return 0  # known to be elsewhere
+    if (sf_side is not None and side is not None and side is not _MIDLINE
+            and sf_side is not _SF_MIDLINE and sf_side is not _SF_BILATERAL
+            and sf_side.value != side.value):
+        return 0  # known to be on the other side
+    if sf_kind is not None and _site_exclusion(sf, on, c.policy) is None:
+        return 0  # known not to exclude (an old surgery)
+    hit = c.unknown(f"patient.site_findings[{j}]",
+                    f"what this site finding is (it may concern {path})", SITE_FINDING)
+    here.append(hit[0])
+    return hit[1]
+
+
 def site_row(
     c: ScreeningTable,
     i: int,
     site: Any,
     site_path: str,
     site_findings: Sequence[SiteFinding],
-    on: date,
+    on: date | None,
     bleeding_risk: bool,
 ) -> tuple[tuple[Any, ...], int]:
     """Return the row ``(i, path, muscle, side, allowed, findings)`` of one site and its rank.
@@ -82,8 +116,11 @@ def site_row(
         i: Position of the site in the planned sites.
         site: The site (an insertion or a planned site).
         site_path: Path prefix of the sites (``<site_path>[i]``).
-        site_findings: The patient's site findings.
-        on: Evaluation date (recent surgery is counted back from it).
+        site_findings: The patient's site findings. One whose region, side or kind is
+            unknown (``None``: unreadable in a record) concerns every site it could concern:
+            the site goes to review (``screening.unknown_answer`` at the finding's path), never
+            dropped.
+        on: Evaluation date (recent surgery is counted back from it); ``None`` if unknown.
         bleeding_risk: Whether the patient has a bleeding disorder or antithrombotic therapy.
     """
     path = f"{site_path}[{i}]"
@@ -99,14 +136,19 @@ def site_row(
     else:
         region = muscle.region
         side = site.side
-        for sf in site_findings:
-            if sf.region is not region and (
-                sf.kind is not _LYMPHOEDEMA or _LIMB[sf.region] != _LIMB[region]
+        side = cast("Side | None", side)  # None: unreadable in a record
+        for j, sf in enumerate(site_findings):
+            sf_region, sf_side, sf_kind = _parts(sf)
+            if sf_region is None or sf_side is None or sf_kind is None:
+                rank = max(rank, _unchecked(c, here, j, sf, region, side, on, path))
+                continue
+            if sf_region is not region and (
+                sf_kind is not _LYMPHOEDEMA or _LIMB.get(sf_region, 0) != _LIMB.get(region, -1)
             ):
                 continue  # another region (a lymphoedema finding covers its whole limb)
-            sf_side = sf.side
             if not (sf_side is _SF_MIDLINE or sf_side is _SF_BILATERAL or side is _MIDLINE
-                    or sf_side == side):  # str values: SiteSide.LEFT == Side.LEFT
+                    or side is None  # an unknown side could be either
+                    or sf_side.value == side.value):
                 continue
             exclusion = _site_exclusion(sf, on, c.policy)
             if exclusion is not None:

@@ -86,7 +86,7 @@ def _mirror(cls: type) -> Any:
         elif spec.kind == "object":
             default = _mirror(spec.target)()
             fields.append((spec.name, t, default))
-        elif spec.kind == "array":
+        elif spec.kind == "array" and not spec.nullable:
             fields.append((spec.name, t, ()))
         else:
             fields.append((spec.name, t | None, None))

@@ -39,6 +39,8 @@ class FieldSpec:
         required: Whether the field must be present and non-null.
         target: Enum class, nested model class, or item kind of an array.
         minimum: Smallest allowed value of a number, if any (inclusive).
+        nullable: Whether ``None`` is a value of the field (for an array: unknown, as
+            opposed to ``[]``, "looked, none").
     """
 
     name: str
@@ -46,6 +48,7 @@ class FieldSpec:
     required: bool
     target: Any = None
     minimum: float | None = None
+    nullable: bool = False
 
 
 # Structural bounds (not clinical limits: those live in the Policy).
@@ -106,6 +109,7 @@ def field_specs(cls: type) -> tuple[FieldSpec, ...]:
         specs.append(
             FieldSpec(
                 name=a.name, kind=kind, required=required, target=target, minimum=minimum,
+                nullable=nullable,
             )
         )
     return tuple(specs)

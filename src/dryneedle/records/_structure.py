@@ -23,6 +23,7 @@ anything beyond is ``structure.range`` at its path; a string holding a lone surr
 
 from __future__ import annotations
 
+import json
 import types
 from collections.abc import Callable, Mapping
 from datetime import date
@@ -39,12 +40,20 @@ from dryneedle.wire import converter
 
 __all__ = [
     "BAD",
+    "DUPS",
+    "LENIENT_WALKERS",
+    "R_DUPLICATE",
     "R_JSON",
     "R_TOO_LARGE",
+    "UNREADABLE",
     "WALKERS",
     "RecordError",
+    "loads_with_duplicates",
+    "may_have_duplicates",
+    "pairs_hook",
     "structure_record",
     "unstructure_record",
+    "walk_partial",
     "walk_record",
 ]
 
@@ -75,6 +84,33 @@ R_ENUM: Final = rule("structure.enum")
 R_DATE: Final = rule("structure.date")
 R_RANGE: Final = rule("structure.range")
 R_UNKNOWN_FIELD: Final = rule("structure.unknown_field")
+R_DUPLICATE: Final = rule("structure.duplicate_key")
+
+
+class _Unreadable:
+    """Marker for a field given twice with different values: unreadable there."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "UNREADABLE"
+
+
+class _Dups:
+    """Key of the entry a duplicate-detecting parse adds to an object with repeated keys.
+
+    Not a string, so it can never be a JSON key; its value maps each repeated key to every
+    value it was given, in order.
+    """
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "DUPS"
+
+
+UNREADABLE: Final = _Unreadable()
+DUPS: Final = _Dups()
 
 
 def _json_kind(value: Any) -> str:
@@ -104,6 +140,8 @@ def _missing(path: str) -> Finding:
 def _type(path: str, value: Any, expected: str) -> Finding:
     if value is _MISSING:
         return _missing(path)
+    if value is UNREADABLE:
+        return _f(R_DUPLICATE, path, "key given more than once with different values: unreadable")
     # Never echo the value itself: a misplaced string could be a patient identifier.
     return _f(R_TYPE, path, f"expected {expected}, got {_json_kind(value)}")
 
@@ -163,11 +201,150 @@ def _parse_date(text: str) -> date | None:
     return value
 
 
+# --- duplicate keys (SPEC section 6, 1.1) ----------------------------------------------------
+
+# Screening answers given twice take their most cautious value: this one if any is it, the
+# value itself if all agree, else unknown. (Booleans: ``true`` is the cautious answer.)
+_CAUTIOUS: Final[Mapping[tuple[str, str], Any]] = {
+    **{("History", a.name): True for a in attrs.fields(model.History)
+       if a.name != "needle_phobia"},
+    ("History", "needle_phobia"): model.NeedlePhobia.SEVERE.value,
+    ("Patient", "pregnancy"): model.Pregnancy.PREGNANT.value,
+}
+
+
+def _same(values: list[Any]) -> bool:
+    first = values[0]
+    return all(v.__class__ is first.__class__ and v == first for v in values[1:])
+
+
+def _dedupe(d: dict[Any, Any], cls: type, p: str, out: list[Finding]) -> dict[str, Any]:
+    """Resolve the repeated keys of one object (see :func:`pairs_hook`); report each one."""
+    name = cls.__name__
+    clean = {k: v for k, v in d.items() if k is not DUPS}
+    for key, values in d[DUPS].items():
+        path = f"{p}.{key}" if p else key
+        cautious = _CAUTIOUS.get((name, key), _MISSING)
+        if cautious is not _MISSING:
+            if any(v is cautious or (v == cautious and v.__class__ is cautious.__class__)
+                   for v in values):
+                value = cautious
+            else:
+                value = values[0] if _same(values) else None
+            out.append(_f(R_DUPLICATE, path,
+                          "key given more than once: the most cautious value is used"))
+        elif _same(values):
+            value = values[0]
+            out.append(_f(R_DUPLICATE, path, "key given more than once (same value)"))
+        else:
+            value = UNREADABLE  # reported where the field is read (as this rule)
+        clean[key] = value
+    return clean
+
+
+def pairs_hook(pairs: list[tuple[str, Any]]) -> dict[Any, Any]:
+    """``object_pairs_hook`` of a duplicate-detecting JSON parse.
+
+    Returns the object as a dict (the last value of a repeated key, as other parsers do) and,
+    when a key is repeated, an extra entry under :data:`DUPS` listing every value of each
+    repeated key, which the walkers report and resolve.
+    """
+    d: dict[Any, Any] = dict(pairs)
+    if len(d) != len(pairs):
+        dups: dict[str, list[Any]] = {}
+        seen: dict[str, Any] = {}
+        for k, v in pairs:
+            if k in seen:
+                dups.setdefault(k, [seen[k]]).append(v)
+            seen[k] = v
+        d[DUPS] = dups
+    return d
+
+
+def _reject_constant(name: str) -> Any:
+    msg = f"{name} is not valid JSON"
+    raise ValueError(msg)
+
+
+def _stdlib_dumps(obj: Any) -> bytes:
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+_dumps: Callable[[Any], bytes]
+try:  # the compact re-serialisation of the pre-test (orjson when installed: same count)
+    import orjson as _orjson
+
+    _dumps = _orjson.dumps
+except ImportError:  # pragma: no cover - exercised where the extra is not installed
+    _dumps = _stdlib_dumps
+
+
+def may_have_duplicates(text: str | bytes, parsed: Any) -> bool:
+    r"""A cheap test: ``False`` proves the JSON text has no repeated key in any object.
+
+    ``parsed`` is the text as parsed by a parser that keeps one value per key (orjson,
+    msgspec, the stdlib). Every key written compactly is followed by ``":``, and a string can
+    add ``":`` only as ``\":``, which the compact re-serialisation of ``parsed`` writes
+    identically; so when the text and the re-serialisation hold as many ``":``, no key was
+    written twice. Whitespace before a colon, or a ``\u`` escape (which could hide a quote),
+    answers ``True``, as does any difference: the caller then runs the duplicate-detecting
+    parse (:func:`loads_with_duplicates`). All in C: two counts and one serialisation.
+    """
+    if isinstance(text, bytes):
+        if (b'" ' in text or b'"\t' in text or b'"\r' in text or b'"\n' in text
+                or b'\\u' in text):
+            return True
+        tokens = text.count(b'":')
+    else:
+        if ('" ' in text or '"\t' in text or '"\r' in text or '"\n' in text
+                or '\\u' in text):
+            return True
+        tokens = text.count('":')
+    if tokens == 0:
+        return False
+    try:
+        return _dumps(parsed).count(b'":') != tokens
+    except (TypeError, ValueError):  # pragma: no cover - parsed JSON always serialises
+        return True
+
+
+def loads_with_duplicates(text: str | bytes) -> tuple[Any, bool]:
+    """Parse JSON text keeping repeated keys visible (see :func:`pairs_hook`).
+
+    Returns:
+        The parsed value and whether any object repeated a key.
+
+    Raises:
+        ValueError: When the text is not JSON.
+    """
+    found = False
+
+    def hook(pairs: list[tuple[str, Any]]) -> dict[Any, Any]:
+        nonlocal found
+        d = pairs_hook(pairs)
+        if DUPS in d:
+            found = True
+        return d
+
+    if not isinstance(text, str):
+        text = bytes(text).decode("utf-8")
+    decoder = json.JSONDecoder(object_pairs_hook=hook, parse_constant=_reject_constant)
+    value = decoder.decode(text)
+    return value, found
+
+
 # --- code generation ----------------------------------------------------------------------------
 
 
-def _gen_field(cls: type, spec: FieldSpec, ns: dict[str, Any]) -> list[str]:
-    """Return the generated lines checking one field into local ``v_<name>``."""
+def _gen_field(cls: type, spec: FieldSpec, ns: dict[str, Any], lenient: bool = False) -> list[str]:
+    """Return the generated lines checking one field into local ``v_<name>``.
+
+    With ``lenient``, an unreadable value becomes unknown (``None``; a placeholder for an
+    object) instead of failing the object.
+    """
+    if lenient:
+        return [line.replace("ok = False", f"v_{spec.name} = None")
+                for line in _gen_lenient(cls, spec, ns)]
     n = spec.name
     v = f"v_{n}"
     path = f"(p + {'.' + n!r})"
@@ -176,7 +353,9 @@ def _gen_field(cls: type, spec: FieldSpec, ns: dict[str, Any]) -> list[str]:
         absent = [f"    ok = False; out.append(_type({path}, {v}, EXP))"]
     else:
         default: Any = attrs.fields_dict(cls)[n].default
-        if isinstance(default, attrs.Factory):  # type: ignore[arg-type]
+        if spec.nullable and spec.kind == "array":
+            fill = "None"  # an absent or null list is unknown, never "none" (SPEC 1.1)
+        elif isinstance(default, attrs.Factory):  # type: ignore[arg-type]
             ns[f"_D_{cls.__name__}_{n}"] = default.factory()
             fill = f"_D_{cls.__name__}_{n}"
         else:
@@ -284,15 +463,59 @@ def _gen_field(cls: type, spec: FieldSpec, ns: dict[str, Any]) -> list[str]:
     raise AssertionError(msg)
 
 
-def _generate(cls: type, ns: dict[str, Any]) -> str:
+def _gen_lenient(cls: type, spec: FieldSpec, ns: dict[str, Any]) -> list[str]:
+    """The lenient form of one field's check (objects and arrays keep what is readable)."""
+    n = spec.name
+    v = f"v_{n}"
+    path = f"(p + {'.' + n!r})"
+    if spec.kind == "object":
+        nested = spec.target.__name__
+        return [
+            f"{v} = d.get({n!r}, _MISSING)",
+            f"if {v}.__class__ is dict: {v} = _l_{nested}({v}, {path}, out)",
+            f"else: {v} = _P_{nested}",
+        ]
+    if spec.kind == "array":
+        if spec.target == "condition":
+            item = "_x if _x.__class__ is str and _x in _CONDITIONS else None"
+        else:
+            item = f"_l_{spec.target.__name__}(_x, f'{{_ip}}[{{_i}}]', out)"
+        fill = "None" if spec.nullable else "()"
+        return [
+            f"{v} = d.get({n!r}, _MISSING)",
+            f"if {v}.__class__ is list:",
+            f"    _ip = {path}",
+            f"    {v} = tuple([{item} for _i, _x in enumerate({v})])",
+            f"elif {v} is None or {v} is _MISSING: {v} = {fill}",
+            f"else: {v} = None",
+        ]
+    return _gen_field(cls, spec, ns)
+
+
+def _generate(cls: type, ns: dict[str, Any], lenient: bool = False) -> str:
     name = cls.__name__
     specs = field_specs(cls)
     ns[f"_C_{name}"] = cls
     ns[f"_K_{name}"] = frozenset(s.name for s in specs)
+    if lenient:
+        body = [
+            f"if d.__class__ is not dict: return _P_{name}",
+            f"if _DUPS in d: d = _dedupe(d, _C_{name}, p, out)",
+            "ok = True",
+        ]
+        for spec in specs:
+            body += _gen_field(cls, spec, ns, lenient=True)
+        body += [
+            f"_o = _new(_C_{name})",
+            *(f"_set(_o, {s.name!r}, v_{s.name})" for s in specs),
+            "return _o",
+        ]
+        return f"def _l_{name}(d, p, out):\n" + "\n".join("    " + line for line in body) + "\n"
     body = [
         "if d.__class__ is not dict:",
         "    out.append(_type(p, d, 'an object'))",
         "    return BAD",
+        f"if _DUPS in d: d = _dedupe(d, _C_{name}, p, out)",
         "ok = True",
     ]
     for spec in specs:
@@ -345,15 +568,38 @@ def _build() -> tuple[Mapping[type, Walker], str]:
         "_MAX_DOUBLE": MAX_DOUBLE,
         "_has_surrogate": has_surrogate,
         "_not_text": _not_text,
+        "_DUPS": DUPS,
+        "_dedupe": _dedupe,
     }
-    source = "\n".join(_generate(cls, ns) for cls in _NESTED)
+    for cls in _NESTED:  # the placeholder of an unreadable object: every field unknown
+        placeholder = object.__new__(cls)
+        for spec in field_specs(cls):  # nested objects come earlier in _NESTED
+            value = ns[f"_P_{spec.target.__name__}"] if spec.kind == "object" else None
+            object.__setattr__(placeholder, spec.name, value)
+        ns[f"_P_{cls.__name__}"] = placeholder
+    source = "\n".join(
+        [_generate(cls, ns) for cls in _NESTED] + [_generate(cls, ns, True) for cls in _NESTED]
+    )
     code = compile(source, "<dryneedle-generated-walkers>", "exec")
     exec(code, ns)  # noqa: S102 - code generated from our own model definitions
+    _LENIENT.update({cls: ns[f"_l_{cls.__name__}"] for cls in _NESTED})
     return types.MappingProxyType({cls: ns[f"_w_{cls.__name__}"] for cls in _NESTED}), source
 
 
+_LENIENT: dict[type, Walker] = {}
 WALKERS, GENERATED_SOURCE = _build()
 """The generated walker of each nested model class (and their source, for review)."""
+
+LENIENT_WALKERS: Final = types.MappingProxyType(_LENIENT)
+"""The lenient walker of each nested model class: keeps every readable part.
+
+Used only for records with structural errors (SPEC section 6, 1.1: partial records keep their
+clinical findings). It never fails: an unreadable value becomes unknown (``None``), an
+unreadable object a placeholder whose fields are all unknown, an unreadable item of an array
+such a placeholder at its position (so indices and the needle count hold), and an unreadable
+array unknown (``None``). Findings it appends are the strict walker's again: callers pass a
+scratch list.
+"""
 
 
 # --- one record ----------------------------------------------------------------------------------
@@ -389,6 +635,8 @@ def walk_record(
                 )
             )
             return None, None, None, False
+    if DUPS in data:
+        data = _dedupe(data, model.SessionRecord, "", out)
     fmt = data.get("format", _MISSING)
     format_ok = fmt == FORMAT
     if not format_ok:
@@ -417,6 +665,28 @@ def walk_record(
         None if session is BAD else session,
         format_ok,
     )
+
+
+def walk_partial(data: Any) -> tuple[model.Patient | None, model.Session | None]:
+    """Return the readable parts of a record with structural errors (patient, session).
+
+    Each part that is a JSON object is structured leniently (:data:`LENIENT_WALKERS`):
+    unreadable answers are unknown (``None``), unreadable objects and array items are
+    placeholders whose fields are all unknown. A part that is not an object is ``None``.
+    The structural findings were already given by :func:`walk_record`.
+    """
+    if data.__class__ is not dict:
+        if not isinstance(data, Mapping):
+            return None, None
+        data = dict(data)
+    scratch: list[Finding] = []
+    if DUPS in data:
+        data = _dedupe(data, model.SessionRecord, "", scratch)
+    p = data.get("patient")
+    s = data.get("session")
+    patient = _LENIENT[model.Patient](p, "patient", scratch) if p.__class__ is dict else None
+    session = _LENIENT[model.Session](s, "session", scratch) if s.__class__ is dict else None
+    return patient, session
 
 
 def structure_record(data: Mapping[str, Any]) -> model.SessionRecord:

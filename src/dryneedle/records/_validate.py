@@ -21,7 +21,7 @@ from dryneedle import model
 from dryneedle import protocol as _protocol
 from dryneedle import screening as _screening
 from dryneedle._version import __version__
-from dryneedle.findings import Decision, Finding, Severity
+from dryneedle.findings import Decision, Finding, Severity, rule
 from dryneedle.policy import DEFAULT_POLICY, Policy
 from dryneedle.protocol import (
     check_screened_session,
@@ -33,7 +33,14 @@ from dryneedle.records import _fast
 from dryneedle.records._documents import BadInput
 from dryneedle.records._json import JSONError, escape_surrogates, is_blank
 from dryneedle.records._json import parse as loads
-from dryneedle.records._structure import R_JSON, R_TOO_LARGE, walk_record
+from dryneedle.records._structure import (
+    R_JSON,
+    R_TOO_LARGE,
+    loads_with_duplicates,
+    may_have_duplicates,
+    walk_partial,
+    walk_record,
+)
 from dryneedle.screening import DECISION_BY_RANK, screen_parts
 
 __all__ = ["CHECKS", "RecordReport", "Validator", "validate_lines", "validate_records"]
@@ -46,6 +53,7 @@ CHECKS: Final = ("structure", "screening", "protocol", "series")
 _fast_decode = _fast.decoder()
 _NO_SITES: Final[frozenset[int]] = frozenset()
 _SITES_PATH: Final = "session.insertions"
+_SITE_FINDING: Final = rule("screening.site_finding")  # what the planned sites are needed by
 
 
 class RecordReport(NamedTuple):
@@ -145,10 +153,11 @@ class Validator:
                 wire = _fast_decode(obj)
             except _fast.DECODE_ERRORS:
                 pass  # not clean: the walker below says why
-            else:  # structurally clean: straight to the clinical checks
-                return self._clinical(index, line, wire.record_id, wire.patient, wire.session,
-                                      [], wire)[0]
-        return self._check(obj, index, line, False)[0]
+            else:  # structurally clean: straight to the clinical checks (unless a key repeats)
+                if not _duplicates_possible(obj):
+                    return self._clinical(index, line, wire.record_id, wire.patient,
+                                          wire.session, [], wire)[0]
+        return self._check(obj, index, line, False, fast=False)[0]
 
     def check_keyed(
         self, obj: Any, index: int, line: int | None = None, *, decoded: bool = False
@@ -164,7 +173,8 @@ class Validator:
         return self._check(obj, index, line, True, decoded)
 
     def _check(
-        self, obj: Any, index: int, line: int | None, keyed: bool, decoded: bool = False
+        self, obj: Any, index: int, line: int | None, keyed: bool, decoded: bool = False,
+        fast: bool = True,
     ) -> tuple[RecordReport, tuple[str, Any] | None]:
         cls = obj.__class__
         if decoded:
@@ -172,18 +182,28 @@ class Validator:
         elif cls is BadInput:
             return self._bad_input(index, line, obj), None
         elif cls is bytes or cls is str:
-            if self._fast:
+            text = obj
+            if self._fast and fast:
                 try:
                     wire = _fast_decode(obj)
                 except _fast.DECODE_ERRORS:
                     pass  # not clean: the walker below says why
                 else:  # structurally clean: straight to the clinical checks
-                    return self._clinical(index, line, wire.record_id, wire.patient,
-                                          wire.session, [], wire, keyed)
+                    if not _duplicates_possible(obj):
+                        return self._clinical(index, line, wire.record_id, wire.patient,
+                                              wire.session, [], wire, keyed)
             try:
                 obj = loads(obj)
             except JSONError as exc:
                 return self._json_error(index, line, exc), None
+            if _may_have_duplicates(text, obj):  # rare: parse again, seeing repeated keys
+                try:
+                    again, repeated = loads_with_duplicates(text)
+                except (ValueError, UnicodeDecodeError, RecursionError):
+                    pass  # the parsers disagree on validity: the first parse stands
+                else:
+                    if repeated:
+                        obj = again
         elif isinstance(obj, bytearray | memoryview):
             return self._check(bytes(obj), index, line, keyed)
         out: list[Finding] = []
@@ -191,6 +211,15 @@ class Validator:
         record = None
         if patient is not None and session is not None and record_id is not None and format_ok:
             record = model.SessionRecord(record_id=record_id, patient=patient, session=session)
+        for f in out:
+            if f.severity is _ERROR:
+                # Structural errors: keep every readable part (SPEC section 6, 1.1).
+                record = None
+                if patient is None or session is None:
+                    p_part, s_part = walk_partial(obj)
+                    patient = p_part if patient is None else patient
+                    session = s_part if session is None else session
+                break
         return self._clinical(index, line, record_id, patient, session, out, record, keyed)
 
     def _json_error(self, index: int, line: int | None, exc: Exception) -> RecordReport:
@@ -226,19 +255,24 @@ class Validator:
         if self._screening and patient is not None:
             when = self.on if self.on is not None else (
                 session.date if session is not None else None)
-            if when is not None:  # without a date no decision can be made
-                rank, found, unknown, rows = screen_parts(
-                    self._compiled, patient, when,
-                    session.insertions if session is not None else (), _SITES_PATH, True,
-                )
-                screened = True
-                decision = DECISION_BY_RANK[rank]
-                if found:
-                    out.extend(found)
-                    not_eligible = rank == 3
-                    if rank == 2:  # needs_review: the unknown answers, as screen() lists them
-                        review = unknown
-                    excluded = frozenset(r[0] for r in rows if not r[4])
+            # An unknown date (None: unreadable) makes the age unknown (needs review).
+            sites = session.insertions if session is not None else ()
+            rank, found, unknown, rows = screen_parts(
+                self._compiled, patient, when, sites or (), _SITES_PATH, True,
+            )
+            if sites is None:  # the insertions could not be read: the planned sites unknown
+                hit = self._compiled.unknown(_SITES_PATH, "the planned sites (unreadable)",
+                                             _SITE_FINDING)
+                found.append(hit[0])
+                rank = max(rank, hit[1])
+            screened = True
+            decision = DECISION_BY_RANK[rank]
+            if found:
+                out.extend(found)
+                not_eligible = rank == 3
+                if rank == 2:  # needs_review: the unknown answers, as screen() lists them
+                    review = unknown
+                excluded = frozenset(r[0] for r in rows if not r[4])
         if self._protocol and session is not None:
             if screened:
                 out.extend(check_screened_session(session, patient, not_eligible, excluded,
@@ -247,10 +281,13 @@ class Validator:
                 out.extend(check_session_findings(session, patient=patient, screening=None,
                                                   policy=self.policy, on=self.on))
         key = None
-        if session is not None and patient is not None:
+        if (session is not None and patient is not None and patient.patient_id is not None
+                and session.date is not None and session.number is not None):
+            insertions = session.insertions
             if self._series is not None:
                 series = self._series.add_summary(patient.patient_id, (
-                    session.date, session.number, len(session.insertions), tolerated(session)))
+                    session.date, session.number, 0 if insertions is None else len(insertions),
+                    tolerated(session)))
                 if series:
                     out.extend(series)
             elif keyed:
@@ -265,6 +302,17 @@ class Validator:
             record,
         )), key
 
+
+
+def _duplicates_possible(text: str | bytes) -> bool:
+    """Return ``False`` when no object of the line repeats a key (the pre-test).
+
+    msgspec, like orjson, keeps one value per key, so the accelerated path asks first.
+    """
+    return _may_have_duplicates(text, loads(text))
+
+
+_may_have_duplicates = may_have_duplicates  # rebound by benchmarks/duplicate_keys.py only
 
 
 def validate_records(
