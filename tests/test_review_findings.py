@@ -196,6 +196,27 @@ def test_an_empty_report_is_still_expected() -> None:
     assert triage(structure_report({"symptoms": []}), session=None).level is TriageLevel.EXPECTED
 
 
+@pytest.mark.parametrize("records", [0, 2])
+def test_triage_answers_when_the_session_file_holds_no_or_several_records(
+        records: int, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """SPEC §5 (1.1): when the session cannot be read, triage treats it as over the lung and
+    the command still prints the result, never nothing. ``--session`` with an empty file (or two
+    records) was a usage error that printed no triage at all for chest pain."""
+    session = tmp_path / "s.jsonl"
+    session.write_text("".join(json.dumps(_glute_record()) + "\n" for _ in range(records)),
+                       encoding="utf-8")
+    report = tmp_path / "report.json"
+    report.write_text('{"hours_since_session": 2, "symptoms": [{"kind": "chest_pain"}]}',
+                      encoding="utf-8")
+    code = main(["triage", str(report), "--session", str(session), "--format", "json"])
+    captured = capsys.readouterr()
+    assert code == 1
+    result = json.loads(captured.out)
+    assert result["level"] == "urgent"
+    assert result["findings"]
+    assert "fail closed" in captured.err
+
+
 # --- open breaks --------------------------------------------------------------------------------
 
 
@@ -290,3 +311,34 @@ def test_a_not_eligible_patient_needled_never_reads_weaker_than_a_needs_review_o
     (report,) = validate_records([record], policy=policy)
     session_findings = [f for f in report.findings if f.path == "session"]
     assert any(f.severity is not Severity.INFO for f in session_findings)
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "the CDS service takes the evaluation date from the client (extension "
+    "io.readthedocs.dryneedle.on) without bounding it by the server's today, by design: "
+    "tests/test_service.py::test_evaluation_date_extension ages an 11-year-old with a later "
+    "'on' and test_today_is_read_once forbids reading the clock when 'on' is given; bounding "
+    "it (e.g. refusing an 'on' after today, 400) is a service-owner decision"))
+def test_a_cds_client_cannot_screen_as_of_a_future_date() -> None:
+    """SPEC §3: age < 12 on the evaluation date excludes; §1.7 the date is an argument, but a
+    live patient-view is about today. ``"on": "2099-01-01"`` turned a 9-year-old (born 2017)
+    into ``eligible`` (an undated-surgery window or a stale pregnancy status move the same
+    way)."""
+    from dryneedle.service import handle_hook  # noqa: PLC0415
+
+    answers: dict[str, Any] = dict.fromkeys(
+        ("bleeding_disorder", "anticoagulant_therapy", "immunocompromised", "metal_allergy",
+         "epilepsy", "diabetes", "vascular_disease", "prior_adverse_reaction", "acute_illness",
+         "lymph_node_removal"), False)
+    answers.update(needle_phobia="none", consent=True, pregnancy="not_pregnant")
+    body = {"hook": "patient-view", "hookInstance": "h-1",
+            "context": {"patientId": "p1", "userId": "Practitioner/1"},
+            "prefetch": {"patient": {"resourceType": "Patient", "id": "p1",
+                                     "birthDate": "2017-01-01", "gender": "female"},
+                         "medicationRequests": None, "conditions": None, "allergies": None,
+                         "pregnancy": None},
+            "extension": {"io.readthedocs.dryneedle": {"answers": answers,
+                                                        "on": "2099-01-01"}}}
+    status, out = handle_hook("dryneedle-screening", body, today=lambda: date(2026, 12, 1),
+                              always=True)
+    assert status == 400 or all("not eligible" in c["summary"] for c in out["cards"])
