@@ -436,7 +436,10 @@ def test_nan_limit_fails_closed() -> None:
     """A junk (NaN) limit is refused by overrides, and never makes a symptom read as expected."""
     with pytest.raises(ValueError, match="finite"):
         _clinic(soreness_expected_max_h=math.nan)
-    policy = Policy(soreness_expected_max_h=math.nan)  # built directly, bypassing the check
+    with pytest.raises(ValueError, match="finite"):  # the constructor checks it too
+        Policy(soreness_expected_max_h=math.nan)
+    policy = Policy(name="nan-test")  # forced past every check: the rule still fails closed
+    object.__setattr__(policy, "soreness_expected_max_h", math.nan)
     follow_up = triage(report(1, sym(SymptomKind.SORENESS)), session=CALF, policy=policy)
     assert follow_up.level is TriageLevel.CONTACT_CLINIC
 

@@ -332,6 +332,8 @@ TRIGGERS: dict[str, Trigger] = {
               _ins("rhomboid_major", depth_mm=12.0, side=model.Side.RIGHT)), _patient()),
     "protocol.dwell.unknown": _protocol(
         _sess(_ins(manipulation=model.Manipulation.STATIC, dwell_s=None)), _patient()),
+    "protocol.dwell.range": _protocol(
+        _sess(_ins(manipulation=model.Manipulation.STATIC, dwell_s=-1.0)), _patient()),
     "protocol.bleeding.no_palpable_haemostasis": _protocol(
         _sess(_ins("psoas", depth_mm=40.0, needle=model.Needle(diameter_mm=0.3,
                                                               length_mm=75.0))),

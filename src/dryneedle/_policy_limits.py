@@ -172,7 +172,11 @@ def check_limit_value(name: str, value: Any, unit: str | None = None) -> int | f
     if isinstance(value, bool) or not isinstance(value, int | float):
         msg = f"limit {name!r} must be a number of {spec.unit}, got {type(value).__name__}"
         raise ValueError(msg)
-    if not math.isfinite(value):
+    try:
+        finite = math.isfinite(value)
+    except OverflowError:  # an integer beyond a double (10**400) is no plausible limit
+        finite = False
+    if not finite:
         msg = f"limit {name!r} must be finite"
         raise ValueError(msg)
     if spec.kind is int:

@@ -48,7 +48,6 @@ import attrs
 from dryneedle import _policy_limits
 from dryneedle._policy_limits import (
     LIMIT_SPECS,
-    check_floor_limit,
     check_limit_value,
     check_limit_values,
     check_rule_override,
@@ -300,9 +299,12 @@ class Policy:
         by_rule = {o.rule_id: o for o in self.rule_overrides}
         for o in self.rule_overrides:
             _check_fail_closed(o)
-        for f in attrs.fields(type(self)):
-            if f.metadata.get("limit"):
-                check_floor_limit(f.name, getattr(self, f.name), f.default)
+        # Every route (the constructor, evolve, pickle, override, a policy file) checks every
+        # limit's type, range, floor direction and the cross-limit orderings: a NaN, a string or
+        # an out-of-range value given straight to Policy(...) is refused too.
+        limit_fields = [f for f in attrs.fields(type(self)) if f.metadata.get("limit")]
+        check_limit_values({f.name: getattr(self, f.name) for f in limit_fields},
+                           {f.name: f.default for f in limit_fields})
         object.__setattr__(self, "_by_rule", types.MappingProxyType(by_rule))
         content = {
             "name": self.name,

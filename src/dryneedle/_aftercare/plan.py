@@ -231,6 +231,19 @@ def unreadable_findings(
     )
 
 
+def _insertions_of(session: object) -> tuple[object, ...] | list[object] | None:
+    """A session's insertions, or ``None`` when they cannot be read (fail closed).
+
+    ``None`` for no session, and for anything that is not a session with a sequence of
+    insertions (a raw ``dict``, a string, ``insertions`` of another type): an unreadable
+    session never reads as "no needles near the lung" (SPEC §5 1.1).
+    """
+    insertions = getattr(session, "insertions", None)
+    if not isinstance(session, Session) or not isinstance(insertions, tuple | list):
+        return None
+    return insertions
+
+
 def needled_over_lung(session: Session | None) -> bool | None:
     """Whether any insertion of a session overlay the lung (anatomy catalog).
 
@@ -246,10 +259,11 @@ def needled_over_lung(session: Session | None) -> bool | None:
     >>> needled_over_lung(None) is None
     True
     """
-    if session is None:
+    insertions = _insertions_of(session)
+    if insertions is None:
         return None
     unknown = False
-    for insertion in getattr(session, "insertions", None) or ():
+    for insertion in insertions:
         muscle_id = getattr(insertion, "muscle", None)
         muscle = MUSCLES.get(muscle_id) if isinstance(muscle_id, str) else None
         if muscle is None:
@@ -277,10 +291,11 @@ def needled_near_lung(session: Session | None) -> bool | None:
     >>> needled_near_lung(None) is None
     True
     """
-    if session is None:
+    insertions = _insertions_of(session)
+    if insertions is None:
         return None
     unknown = False
-    for insertion in getattr(session, "insertions", None) or ():
+    for insertion in insertions:
         muscle_id = getattr(insertion, "muscle", None)
         muscle = MUSCLES.get(muscle_id) if isinstance(muscle_id, str) else None
         if muscle is None:

@@ -318,7 +318,13 @@ def triage(
     report_h = _hours(getattr(report, "hours_since_session", None))
     reasons: list[Finding] = []
     level = TriageLevel.EXPECTED
-    for index, symptom in enumerate(getattr(report, "symptoms", None) or ()):
+    # The annotation is a promise, not a check (a raw dict, ``symptoms=None``): an unreadable
+    # report is never "nothing reported" but one symptom of unknown kind (contact, SPEC §5).
+    given: object = report
+    symptoms = getattr(given, "symptoms", None)
+    if not isinstance(given, SymptomReport) or not isinstance(symptoms, tuple | list):
+        symptoms = (None,)
+    for index, symptom in enumerate(symptoms):
         for applied, message in _symptom_reasons(symptom, report_h, lung, policy):
             severity = policy.severity_of(applied.id, applied.severity)
             reasons.append(Finding(code=applied.id, severity=severity,

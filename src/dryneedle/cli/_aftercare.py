@@ -113,11 +113,17 @@ def _document_session(doc: Document) -> _Read:
 
 
 def _load_session(args: argparse.Namespace, name: str) -> _Read:
-    """Read one record or bare session (``--session``), fail closed."""
+    """Read one record or bare session (``--session``), fail closed.
+
+    A file with no record, or with several (which session do the symptoms follow?), is
+    reported and read as an unknown session: triage still answers, near the lung (SPEC §5 1.1:
+    never nothing).
+    """
     docs = list(read_inputs(args, [name]))
     if len(docs) != 1:
-        msg = f"{name}: expected one session record or session, found {len(docs)} records"
-        raise UsageError(msg)
+        sys.stderr.write(f"{escape_text(name)}: expected one session record or session, found "
+                         f"{len(docs)} records; the session is unknown (fail closed)\n")
+        return None, None, ("session",)
     return _document_session(docs[0])
 
 
