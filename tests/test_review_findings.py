@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import json
 import math
+import re
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -295,22 +296,21 @@ def test_preliminary_pregnant_counts_as_pregnant_against_a_same_day_not_pregnant
     assert result.decision.value == "not_eligible"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "protocol.screening.not_eligible is not a floor while protocol.screening.needs_review is: "
-    "whether a known-bad rule must stay at least as strong as its unknown counterpart (also "
-    "protocol.pre.* / post.* / practitioner.untrained vs their .unknown floors) is a spec "
-    "question for the clinical owner, not a local fix"))
 def test_a_not_eligible_patient_needled_never_reads_weaker_than_a_needs_review_one() -> None:
     """SPEC §4 (1.1): a needs_review patient who was needled is a warning at ``session`` (a
-    floor); a not_eligible patient is at least needs_review, yet a policy may set
-    ``protocol.screening.not_eligible`` to ``info`` so the worse patient reads weaker."""
-    policy = load_policy({"justification": "x", "rules": {
-        "protocol.screening.not_eligible": {"severity": "info"}}})
+    floor); a not_eligible patient is worse, so ``protocol.screening.not_eligible`` (like the
+    known-bad counterparts of every unknown floor: steps, training, excluded sites) is a floor
+    too: a policy setting it to ``info`` is refused, naming the rule."""
+    for rule_id in ("protocol.screening.not_eligible", "protocol.screening.site_excluded",
+                    "protocol.practitioner.untrained", "protocol.pre.consent",
+                    "protocol.post.needles_removed", "protocol.post.skin_checked"):
+        with pytest.raises(ValueError, match=re.escape(rule_id)):
+            load_policy({"justification": "x", "rules": {rule_id: {"severity": "info"}}})
     record = copy.deepcopy(_glute_record())
     record["patient"]["pregnancy"] = "pregnant"
-    (report,) = validate_records([record], policy=policy)
+    (report,) = validate_records([record])
     session_findings = [f for f in report.findings if f.path == "session"]
-    assert any(f.severity is not Severity.INFO for f in session_findings)
+    assert any(f.severity is Severity.ERROR for f in session_findings)
 
 
 @pytest.mark.xfail(strict=True, reason=(

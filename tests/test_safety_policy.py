@@ -306,6 +306,7 @@ def _screening(patient: model.Patient, sites: list[Any] | None = None) -> Trigge
     return fire
 
 
+_PRE_STEP_NAMES = ("history_reviewed", "physical_exam", "consent", "skin_disinfected")
 _UNKNOWN_PRE = model.PreSteps(history_reviewed=None, physical_exam=None, consent=None,
                               skin_disinfected=None)
 TRIGGERS: dict[str, Trigger] = {
@@ -363,6 +364,23 @@ TRIGGERS: dict[str, Trigger] = {
         _sess(_ins(depth_mm=30.0, needle=model.Needle(diameter_mm=0.3, length_mm=None))),
         _patient()),
     "protocol.screening.needs_review": _protocol(_sess(_ins()), _patient(diabetes=None)),
+    # Known-bad counterparts of the unknown floors are floors too (never weaker than unknown).
+    "protocol.screening.not_eligible": _protocol(_sess(_ins()), _patient(consent=False)),
+    "protocol.screening.site_excluded": _protocol(
+        _sess(_ins()), model.Patient(
+            patient_id="p-1", birth_date=date(1980, 5, 1), sex=model.Sex.MALE,
+            history=_patient().history,
+            site_findings=(model.SiteFinding(region="pelvis", side="right", kind="tattoo"),))),
+    "protocol.practitioner.untrained": _protocol(
+        _sess(practitioner=model.Practitioner(practitioner_id="pt-1",
+                                              dry_needling_trained=False)), _patient()),
+    **{f"protocol.pre.{step}": _protocol(
+        _sess(pre=model.PreSteps(**{s: s != step for s in _PRE_STEP_NAMES})), _patient())
+       for step in _PRE_STEP_NAMES},
+    "protocol.post.needles_removed": _protocol(
+        _sess(post=model.PostSteps(needles_removed=0, skin_checked=True)), _patient()),
+    "protocol.post.skin_checked": _protocol(
+        _sess(post=model.PostSteps(needles_removed=1, skin_checked=False)), _patient()),
     "screening.unknown_answer": _screening(_patient(diabetes=None)),
     "screening.birth_date_implausible": _screening(_patient(birth_date=date(2030, 1, 1))),
     "screening.bleeding_risk_site": _screening(_patient(bleeding_disorder=True),
