@@ -448,7 +448,7 @@ def run(
     failure: _Failure | None = None
     if jobs <= 1:
         validator = Validator(policy=policy, on=on, checks=per_record)
-        for chunk in _chunks(names, chunk_records, ranges=False, fmt=input_format,
+        for chunk in _chunks(names, chunk_records, ranges=True, fmt=input_format,
                              max_bytes=max_record_bytes):
             if isinstance(chunk, _Failure):
                 failure = chunk
