@@ -137,7 +137,7 @@ def end_to_end(files: dict[str, Path], rounds: int, tmp: Path, *, quiet: bool
             jobs.append((fname, key, argv, env))
     times: dict[str, dict[str, list[float]]] = {f: {} for f in files}
     digests: dict[str, dict[str, set[str]]] = {f: {} for f in files}
-    for fname, key, argv, env in jobs[:len(jobs) // len(files)]:  # warm the page cache
+    for _fname, _key, argv, env in jobs[:len(jobs) // len(files)]:  # warm the page cache
         time_command(argv, env, tmp / "warm.out")
     k = len(jobs)
     for r in range(rounds):
