@@ -8,7 +8,7 @@ memory) and :func:`pair_checks` (one session against another, also used by
 :meth:`SeriesIndex.add_summary` (and into :func:`series_summary` if it needs more of the
 session), its rule into :mod:`dryneedle._protocol.rules`.
 
-Memory is bounded: past :data:`MEMORY_BUDGET` patients, the least recently seen half of the
+Memory is bounded: past ``MEMORY_BUDGET`` patients, the least recently seen half of the
 summaries moves to a private on-disk SQLite database (deleted when the index goes), and comes
 back when its patient reappears; the findings are the same either way.
 
@@ -185,7 +185,7 @@ class SeriesIndex:
 
     Args:
         policy: The policy (severities of the ``series.*`` rules).
-        memory_budget: Patients kept in memory (default :data:`MEMORY_BUDGET`).
+        memory_budget: Patients kept in memory (default ``MEMORY_BUDGET``, 100 000).
 
     >>> from datetime import date
     >>> from dryneedle.model import Practitioner, Session
