@@ -233,3 +233,33 @@ def test_summaries_give_the_same_findings_as_sessions(
     for pid, session in stream:
         summary = pickle.loads(pickle.dumps(series_summary(session)))
         assert by_summary.add_summary(pid, summary) == by_session.add(pid, session)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from([f"p-{k}" for k in range(7)]),
+                          sessions(max_insertions=3)), max_size=30))
+def test_spilling_to_disk_gives_the_same_findings(
+    stream: list[tuple[str, model.Session]],
+) -> None:
+    """With a memory budget of 2 patients (most summaries on disk): the same findings."""
+    in_memory, spilling = SeriesIndex(), SeriesIndex(memory_budget=2)
+    for pid, session in stream:
+        assert spilling.add(pid, session) == in_memory.add(pid, session)
+    assert len(spilling) == len(in_memory)
+    assert sorted(map(repr, spilling._state.values())) == sorted(
+        map(repr, in_memory._state.values()))
+
+
+def test_spilling_keeps_memory_bounded_and_counts_every_patient() -> None:
+    """Many patients, a tiny budget: at most the budget in memory, every patient counted."""
+    index = SeriesIndex(memory_budget=10)
+    reference = SeriesIndex()
+    day = date(2026, 1, 1).toordinal()
+    for n in (1, 2, 2, 3):  # four rounds over 100 patients: each comes back from disk
+        for k in range(100):
+            summary = (day + n * 7 + k % 3, n, k % 4, k % 5 != 0)
+            got = index.add_summary(f"p-{k}", summary)  # type: ignore[arg-type]  # ordinals
+            assert got == reference.add_summary(f"p-{k}", summary)  # type: ignore[arg-type]
+            assert len(index._state._mem) <= 10
+    assert len(index) == len(reference) == 100
+    assert index._state._db is not None

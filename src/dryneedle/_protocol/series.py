@@ -8,14 +8,22 @@ memory) and :func:`pair_checks` (one session against another, also used by
 :meth:`SeriesIndex.add_summary` (and into :func:`series_summary` if it needs more of the
 session), its rule into :mod:`dryneedle._protocol.rules`.
 
-May import: the model, findings, policy and :mod:`dryneedle._protocol.rules`.
+Memory is bounded: past ``MEMORY_BUDGET`` patients, the least recently seen half of the
+summaries moves to a private on-disk SQLite database (deleted when the index goes), and comes
+back when its patient reappears; the findings are the same either way.
+
+May import: the standard library, the model, findings, policy and
+:mod:`dryneedle._protocol.rules`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import pickle
+import sqlite3
+from collections.abc import Iterable, Iterator
 from datetime import date
-from typing import Any, cast
+from itertools import islice
+from typing import Any, Final, cast
 
 from dryneedle._protocol.rules import (
     SERIES_FIRST,
@@ -32,7 +40,11 @@ from dryneedle.findings import Finding
 from dryneedle.model import Session
 from dryneedle.policy import DEFAULT_POLICY, Policy
 
-__all__ = ["SeriesIndex", "pair_checks", "series_summary", "validate_series"]
+__all__ = ["MEMORY_BUDGET", "SeriesIndex", "pair_checks", "series_summary", "validate_series"]
+
+MEMORY_BUDGET: Final = 100_000
+"""Patients whose summaries a :class:`SeriesIndex` keeps in memory (about 20 MB); the rest
+spill to disk."""
 
 
 # --- series --------------------------------------------------------------------------------------
@@ -95,6 +107,72 @@ def pair_checks(
     return False
 
 
+class _Store:
+    """Per-patient summaries: the most recently seen in a dict, the others in SQLite.
+
+    Both parts are disjoint: a summary read back from disk is deleted there. Insertion order
+    of the dict is recency (a set moves the key to the end), so the eviction of the oldest
+    half keeps the patients in treatment in memory.
+    """
+
+    __slots__ = ("_budget", "_db", "_mem", "_spilled")
+
+    def __init__(self, budget: int) -> None:
+        self._budget = max(2, budget)
+        self._mem: dict[str, _State] = {}
+        self._db: sqlite3.Connection | None = None
+        self._spilled = 0
+
+    def __len__(self) -> int:
+        return len(self._mem) + self._spilled
+
+    def get(self, key: str) -> _State | None:
+        """Return the summary of a patient, or ``None``."""
+        found = self._mem.get(key)
+        if found is not None or self._db is None:
+            return found
+        row = self._db.execute("SELECT s FROM state WHERE pid = ?", (key,)).fetchone()
+        if row is None:
+            return None
+        self._db.execute("DELETE FROM state WHERE pid = ?", (key,))
+        self._spilled -= 1
+        value: _State = pickle.loads(row[0])  # noqa: S301 - our own private database
+        self._mem[key] = value
+        return value
+
+    def __setitem__(self, key: str, value: _State) -> None:
+        mem = self._mem
+        if key in mem:
+            del mem[key]  # re-inserted at the end: most recent
+        mem[key] = value
+        if len(mem) > self._budget:
+            self._spill()
+
+    def _spill(self) -> None:
+        """Move the least recently seen half of the summaries to disk."""
+        if self._db is None:
+            # "": a private temporary database on disk, deleted when it is closed.
+            self._db = sqlite3.connect("", check_same_thread=False)
+            self._db.executescript(
+                "PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF; "
+                "PRAGMA temp_store = FILE; PRAGMA cache_size = -4096; "
+                "CREATE TABLE state (pid TEXT PRIMARY KEY, s BLOB) WITHOUT ROWID;"
+            )
+        half = len(self._mem) // 2
+        dumps = pickle.dumps
+        self._db.executemany("INSERT INTO state VALUES (?, ?)",
+                             ((k, dumps(v)) for k, v in islice(self._mem.items(), half)))
+        self._spilled += half
+        self._mem = dict(islice(self._mem.items(), half, None))
+
+    def values(self) -> Iterator[_State]:
+        """Every summary (in memory, then on disk)."""
+        yield from self._mem.values()
+        if self._db is not None:
+            for (blob,) in self._db.execute("SELECT s FROM state"):
+                yield pickle.loads(blob)  # noqa: S301 - our own private database
+
+
 class SeriesIndex:
     """Streaming series checks, keyed by patient id.
 
@@ -105,8 +183,13 @@ class SeriesIndex:
     chronological order (the usual export order); otherwise each session is compared with the
     latest one seen so far.
 
+    Memory stays bounded however many patients there are: past ``memory_budget`` patients,
+    the least recently seen half of the summaries spills to a private on-disk SQLite
+    database, and a patient's summary comes back to memory when the patient reappears.
+
     Args:
         policy: The policy (severities of the ``series.*`` rules).
+        memory_budget: Patients kept in memory (default ``MEMORY_BUDGET``, 100 000).
 
     >>> from datetime import date
     >>> from dryneedle.model import Practitioner, Session
@@ -125,9 +208,10 @@ class SeriesIndex:
 
     __slots__ = ("_state", "_table")
 
-    def __init__(self, *, policy: Policy = DEFAULT_POLICY) -> None:
+    def __init__(self, *, policy: Policy = DEFAULT_POLICY,
+                 memory_budget: int = MEMORY_BUDGET) -> None:
         self._table = protocol_table(policy)
-        self._state: dict[str, _State] = {}
+        self._state = _Store(memory_budget)
 
     def __len__(self) -> int:
         """Return the number of patients seen."""

@@ -15,18 +15,28 @@ Every record text -- a JSONL line, a JSON array element, one JSON document -- is
 * strings may hold lone surrogates (``"\ud800"``); the structure check reports them at their
   path.
 
+The reference is the standard library's decoder; a faster parser may stand in for it only where
+it provably gives the same value: with orjson installed (extra ``fast``, not switched off by
+``DRYNEEDLE_FAST=0``), a byte text with no run of 19 or more digits (orjson turns integers
+beyond 64 bits into floats) and at most :data:`MAX_DEPTH` brackets is parsed by orjson; orjson
+rejects everything else the two might read differently (lone surrogate escapes, numbers beyond
+a double, BOMs, invalid UTF-8, ``NaN``), and on any orjson error the reference decoder parses the
+text again, for its value or its message. A differential property test guards this.
+
 Also here: :data:`JSON_WHITESPACE` and :func:`is_blank` (which lines are not records), and
 :func:`escape_text` / :func:`escape_surrogates`, which make input text safe to print.
 
-May import: the standard library only.
+May import: the standard library only (and the optional orjson).
 """
 
 from __future__ import annotations
 
 import json
 import math
+import os
 import re
 import sys
+from collections.abc import Callable
 from typing import Any, Final
 
 __all__ = [
@@ -81,6 +91,22 @@ _STRING_REST: Final = re.compile(r'[^"\\]*+(?:\\[\s\S][^"\\]*+)*+')
 _BRACKETS: Final = re.compile(r'["\[\]{}]')
 
 
+_fast_loads: Callable[[bytes], Any] | None = None
+_FastError: type[Exception] = ValueError
+if os.environ.get("DRYNEEDLE_FAST", "1") != "0":  # the switch of the accelerated path
+    try:
+        import orjson
+    except ImportError:  # pragma: no cover - exercised where the extra is not installed
+        pass
+    else:
+        _fast_loads = orjson.loads
+        _FastError = orjson.JSONDecodeError
+
+# Every byte to a space, except the ASCII digits (kept): a run of digits survives translation.
+_LONG_DIGITS: Final = b"0" * 19
+_LONG_DIGITS_TABLE: Final = bytes(0x30 if 0x30 <= c <= 0x39 else 0x20 for c in range(256))
+
+
 def _too_deep(text: str) -> bool:
     """Whether arrays/objects nest deeper than :data:`MAX_DEPTH` (strings are skipped)."""
     if text.count("[") + text.count("{") <= MAX_DEPTH:
@@ -133,8 +159,18 @@ def parse(text: str | bytes | bytearray | memoryview) -> Any:
     dryneedle.records.JSONError: NaN is not valid JSON
     """
     if not isinstance(text, str):
+        raw = text if text.__class__ is bytes else bytes(text)
+        if (
+            _fast_loads is not None
+            and raw.count(b"[") + raw.count(b"{") <= MAX_DEPTH
+            and _LONG_DIGITS not in raw.translate(_LONG_DIGITS_TABLE)
+        ):
+            try:
+                return _fast_loads(raw)  # provably the reference's value (module docstring)
+            except _FastError:
+                pass  # the reference decoder below gives the value or says why
         try:
-            text = bytes(text).decode("utf-8")
+            text = raw.decode("utf-8")
         except UnicodeDecodeError as exc:
             raise JSONError(_message(exc)) from None
     if _too_deep(text):

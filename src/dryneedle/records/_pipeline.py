@@ -33,7 +33,7 @@ from typing import Any, Final
 
 import attrs
 
-from dryneedle.findings import Finding, Severity
+from dryneedle.findings import Decision, Finding, Severity
 from dryneedle.policy import Policy
 from dryneedle.records import _input
 from dryneedle.records._documents import DEFAULT_MAX_RECORD_BYTES, BadInput, jsonl_records
@@ -47,7 +47,7 @@ CHUNK_RECORDS: Final = 2000
 try:
     import orjson as _orjson
 
-    def dumps(data: dict[str, Any]) -> bytes:
+    def dumps(data: Any) -> bytes:
         """Serialise one report compactly (orjson when installed; same bytes as the stdlib)."""
         return _orjson.dumps(data)
 
@@ -55,7 +55,7 @@ try:
 
 except ImportError:  # pragma: no cover - the stdlib gives the same bytes
 
-    def dumps(data: dict[str, Any]) -> bytes:
+    def dumps(data: Any) -> bytes:
         """Serialise one report compactly (orjson when installed; same bytes as the stdlib)."""
         return json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
@@ -176,6 +176,36 @@ class _Range:
 Payload = _Range | list[tuple[int, bytes | BadInput]]
 
 
+class _FindingBytes:
+    """Each finding's serialised JSON, cached by identity (the rules memoise their findings).
+
+    An entry holds the finding itself, so its ``id`` cannot be reused while it is cached; the
+    cache is emptied when it reaches :attr:`LIMIT` entries (bounded memory).
+    """
+
+    LIMIT: Final = 1 << 15
+
+    def __init__(self) -> None:
+        self._cache: dict[int, tuple[Finding, bytes, str, str]] = {}
+
+    def get(self, f: Finding) -> tuple[Finding, bytes, str, str]:
+        """Return ``(finding, its JSON bytes, code, severity)``."""
+        entry = self._cache.get(id(f))
+        if entry is None or entry[0] is not f:
+            if len(self._cache) >= self.LIMIT:
+                self._cache.clear()
+            entry = (f, dumps(f.as_dict()), f.code, f.severity.value)
+            self._cache[id(f)] = entry
+        return entry
+
+
+_FINDING_BYTES = _FindingBytes()
+_VALID: Final = {True: b"true", False: b"false"}
+# decision -> (its JSON, its key in the summary)
+_DECISIONS: Final[dict[Decision | None, tuple[bytes, str]]] = {
+    None: (b"null", "none"), **{d: (dumps(d.value), d.value) for d in Decision}}
+
+
 def process_chunk(
     source: str,
     payload: Payload,
@@ -183,6 +213,11 @@ def process_chunk(
     validator: Validator | None = None,
 ) -> ChunkResult:
     """Validate one chunk (without series checks) and serialise its reports.
+
+    Each report's tail is assembled from its parts: the same bytes as ``dumps`` of
+    :meth:`RecordReport.as_dict` without ``index`` and ``line`` (the JSON encoding of a dict
+    is the concatenation of its members' encodings), with each finding serialised once and
+    cached. The summary is counted once per chunk.
 
     Args:
         source: Input name.
@@ -196,21 +231,42 @@ def process_chunk(
     tails: list[bytes] = []
     lines: list[int] = []
     keys: list[tuple[int, str, Any]] = []
-    summary = Summary()
+    codes: list[str] = []
+    severities: list[str] = []
+    decisions: list[str] = []
+    valid = 0
     lines_read: list[int] = []
     records = payload.records(lines_read) if isinstance(payload, _Range) else payload
+    check = v.check_keyed
+    finding_bytes = _FINDING_BYTES.get
+    end = b'],"file":' + dumps(source) + b"}" if multi else b"]}"
+    decision_bytes = _DECISIONS
     for pos, (line, data) in enumerate(records):
-        report, key = v.check_keyed(data, 0, line)
-        d = report.as_dict()
-        del d["index"], d["line"]  # numbered by the main process, in order
-        if multi:
-            d["file"] = source
-        summary.add(d)
-        tails.append(dumps(d)[1:])
+        report, key = check(data, 0, line)
+        dbytes, dkey = decision_bytes[report.decision]
+        decisions.append(dkey)
+        parts = []
+        for f in report.findings:
+            _, fb, code, severity = finding_bytes(f)
+            parts.append(fb)
+            codes.append(code)
+            severities.append(severity)
+        if report.valid:
+            valid += 1
+        tails.append(b"".join((
+            b'"record_id":', dumps(report.record_id), b',"valid":',
+            _VALID[report.valid], b',"decision":', dbytes, b',"findings":[', b",".join(parts), end,
+        )))
         lines.append(line)
         if key is not None:
             pid, (day, number, count, tolerated) = key
             keys.append((pos, pid, (day.toordinal(), number, count, tolerated)))
+    summary = Summary()
+    summary.records = len(tails)
+    summary.valid = valid
+    summary.findings.update(codes)
+    summary.severities.update(severities)
+    summary.decisions.update(decisions)
     if isinstance(payload, _Range):
         return ChunkResult(tails, source, summary, keys, payload.end - payload.start, lines,
                            lines_read[0] if lines_read else 0)
@@ -392,7 +448,7 @@ def run(
     failure: _Failure | None = None
     if jobs <= 1:
         validator = Validator(policy=policy, on=on, checks=per_record)
-        for chunk in _chunks(names, chunk_records, ranges=False, fmt=input_format,
+        for chunk in _chunks(names, chunk_records, ranges=True, fmt=input_format,
                              max_bytes=max_record_bytes):
             if isinstance(chunk, _Failure):
                 failure = chunk
