@@ -221,11 +221,6 @@ def test_triage_answers_when_the_session_file_holds_no_or_several_records(
 # --- open breaks --------------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "session.insertions null/absent is read as [] by the model converter (Session.insertions "
-    "defaults to ()), so aftercare and triage cannot tell 'no needles' from 'unknown'; the fix "
-    "is the unknown-lists design of #12 item 4 (site_findings/adverse_events), in flight on "
-    "another branch: extend it to insertions (None kept, aftercare/triage read it as unknown)"))
 @pytest.mark.parametrize("how", ["null", "absent"])
 def test_unknown_insertions_keep_the_lung_line(how: str, tmp_path: Path,
                                                capsys: pytest.CaptureFixture[str]) -> None:
@@ -248,10 +243,6 @@ def test_unknown_insertions_keep_the_lung_line(how: str, tmp_path: Path,
     assert json.loads(capsys.readouterr().out)["level"] == "urgent"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "the symptom report is decoded with the standard json module (last duplicate wins); "
-    "#12 item 9 (duplicate keys, structure.duplicate_key) is being merged on another branch "
-    "for records and must cover the triage report reader too"))
 def test_duplicate_symptoms_key_never_hides_chest_pain(tmp_path: Path,
                                                        capsys: pytest.CaptureFixture[str]
                                                        ) -> None:

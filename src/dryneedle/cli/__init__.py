@@ -138,14 +138,31 @@ class Document:
         error: ``(code, message)`` when the record could not be read or parsed.
     """
 
-    __slots__ = ("error", "line", "source", "value")
+    __slots__ = ("error", "line", "raw", "source", "value")
 
     def __init__(self, source: str, line: int, value: Any,
-                 error: tuple[str, str] | None) -> None:
+                 error: tuple[str, str] | None, raw: bytes | None = None) -> None:
         self.source = source
         self.line = line
         self.value = value
         self.error = error
+        self.raw = raw
+
+    def repeats_a_key(self) -> bool:
+        """Whether an object of the document gives the same key twice (SPEC §6 1.1)."""
+        from dryneedle.records._structure import (  # noqa: PLC0415
+            loads_with_duplicates,
+            may_have_duplicates,
+        )
+
+        if self.raw is None or self.error is not None:
+            return False
+        if not may_have_duplicates(self.raw, self.value):
+            return False
+        try:
+            return loads_with_duplicates(self.raw)[1]
+        except (ValueError, UnicodeDecodeError, RecursionError):
+            return True  # the parsers disagree: not safe to read as the first parse did
 
     @property
     def where(self) -> str:
@@ -179,7 +196,7 @@ def read_inputs(args: argparse.Namespace, names: Sequence[str]) -> Iterator[Docu
                 yield Document(item.source, item.line, None,
                                ("structure.json", f"not valid JSON: {exc}"))
                 continue
-            yield Document(item.source, item.line, value, None)
+            yield Document(item.source, item.line, value, None, raw=item.data)
     except (OSError, EOFError) as exc:
         msg = f"unreadable input: {exc}"
         raise UsageError(msg) from exc

@@ -101,6 +101,11 @@ def _session_of(data: object, where: str) -> _Read:
     unreadable = tuple(dict.fromkeys(f.path for f in out))
     if session is None and "session" not in unreadable:
         unreadable = (*unreadable, "session")
+    raw_session = data.get("session") if isinstance(data, dict) and "session" in data else data
+    if isinstance(raw_session, dict) and raw_session.get("insertions") is None:
+        # Absent or null insertions are unknown, not "no needles" (SPEC §3, §4 1.1): the plan
+        # keeps every conditional line and triage counts the session as near the lung.
+        unreadable = (*unreadable, "session.insertions")
     return session, patient, unreadable
 
 
@@ -182,6 +187,11 @@ def _cmd_triage(args: argparse.Namespace) -> int:
             if doc.error is not None:
                 _unreadable(doc)
                 unreadable = True
+                continue
+            if doc.repeats_a_key():  # a repeated "symptoms" could hide a symptom (SPEC §6 1.1)
+                sys.stderr.write(f"{doc.where}: [error] structure.duplicate_key: a key is given "
+                                 "more than once in one object; not triaged\n")
+                invalid = True
                 continue
             try:
                 report = structure_report(doc.value)
