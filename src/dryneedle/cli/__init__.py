@@ -8,7 +8,8 @@ The CLI is the only place that prints or exits. Exit codes are part of the inter
 * ``141`` -- standard output was closed early (``| head``): the command stops quietly, as
   ``cat`` and ``grep`` do (128 + SIGPIPE).
 
-Every sub-command reads its inputs through one input layer (``dryneedle.records._input``):
+Every sub-command reads its inputs through one input layer
+(:func:`dryneedle.records.read_items`):
 :func:`add_input_options` adds its options and :func:`read_inputs` reads with them.
 
 Sub-commands: ``validate``, ``screen``, ``rules``, ``schema``, ``aftercare``, ``triage``,
@@ -115,7 +116,7 @@ def _positive(text: str) -> int:
 
 def add_input_options(parser: argparse.ArgumentParser) -> None:
     """Add ``--input-format`` and ``--max-record-bytes`` (the input layer's options)."""
-    from dryneedle.records._input import DEFAULT_MAX_RECORD_BYTES, FORMATS  # noqa: PLC0415
+    from dryneedle.records import DEFAULT_MAX_RECORD_BYTES, FORMATS  # noqa: PLC0415
 
     parser.add_argument(
         "--input-format", choices=FORMATS, default=None,
@@ -150,24 +151,16 @@ class Document:
 
     def repeats_a_key(self) -> bool:
         """Whether an object of the document gives the same key twice (SPEC §6 1.1)."""
-        from dryneedle.records._structure import (  # noqa: PLC0415
-            loads_with_duplicates,
-            may_have_duplicates,
-        )
+        from dryneedle.records import repeats_a_key  # noqa: PLC0415
 
         if self.raw is None or self.error is not None:
             return False
-        if not may_have_duplicates(self.raw, self.value):
-            return False
-        try:
-            return loads_with_duplicates(self.raw)[1]
-        except (ValueError, UnicodeDecodeError, RecursionError):
-            return True  # the parsers disagree: not safe to read as the first parse did
+        return repeats_a_key(self.raw, self.value)
 
     @property
     def where(self) -> str:
         """``source:line``, safe to print."""
-        from dryneedle.records._json import escape_text  # noqa: PLC0415
+        from dryneedle.records import escape_text  # noqa: PLC0415
 
         return escape_text(f"{self.source}:{self.line}")
 
@@ -178,15 +171,16 @@ def read_inputs(args: argparse.Namespace, names: Sequence[str]) -> Iterator[Docu
     A name that matches nothing, or an input that cannot be opened or read, raises the
     command line's usage error (exit code 2), after the documents read before it.
     """
-    from dryneedle.records import _input  # noqa: PLC0415
-    from dryneedle.records._json import JSONError, parse  # noqa: PLC0415
+    from dryneedle import records  # noqa: PLC0415
+    from dryneedle.records import JSONError  # noqa: PLC0415
+    from dryneedle.records import loads as parse  # noqa: PLC0415
 
     try:
-        expanded = _input.expand_inputs(names)
-        for item in _input.read_items(expanded, getattr(args, "input_format", None),
+        expanded = records.expand_inputs(names)
+        for item in records.read_items(expanded, getattr(args, "input_format", None),
                                       getattr(args, "max_record_bytes",
-                                              _input.DEFAULT_MAX_RECORD_BYTES)):
-            if isinstance(item.data, _input.BadInput):
+                                              records.DEFAULT_MAX_RECORD_BYTES)):
+            if isinstance(item.data, records.BadInput):
                 yield Document(item.source, item.line, None,
                                (item.data.code, item.data.message))
                 continue

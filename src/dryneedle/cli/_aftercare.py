@@ -52,8 +52,7 @@ from dryneedle.cli import (
 from dryneedle.findings import Finding, Severity
 from dryneedle.model import Patient, Session, SessionRecord
 from dryneedle.outputs import rates_intervals_text, rates_with_intervals
-from dryneedle.records import Validator
-from dryneedle.records._json import escape_text
+from dryneedle.records import Validator, escape_text
 
 __all__ = ["register"]
 
@@ -87,7 +86,7 @@ def _session_of(data: object, where: str) -> _Read:
     ``unreadable`` holds the path of every structural problem (errors, and unknown fields,
     which may be misspelt answers): what could not be read. Problems are reported on stderr.
     """
-    from dryneedle.records._structure import BAD, WALKERS, walk_record  # noqa: PLC0415
+    from dryneedle.records import walk_part, walk_record  # noqa: PLC0415
 
     out: list[Finding] = []
     patient: Patient | None = None
@@ -95,8 +94,7 @@ def _session_of(data: object, where: str) -> _Read:
     if isinstance(data, dict) and ({"format", "patient", "session"} & data.keys()):
         _rid, patient, session, _format_ok = walk_record(data, out)
     else:
-        walked = WALKERS[Session](data, "session", out)
-        session = None if walked is BAD else walked
+        session = walk_part(Session, data, "session", out)
     _report_problems(where, out)
     unreadable = tuple(dict.fromkeys(f.path for f in out))
     if session is None and "session" not in unreadable:

@@ -21,7 +21,7 @@ from dryneedle.cli import (
 )
 from dryneedle.cli._screen import _site
 from dryneedle.findings import Decision
-from dryneedle.records._json import escape_text
+from dryneedle.records import escape_text
 
 __all__ = ["register"]
 

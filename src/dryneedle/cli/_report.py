@@ -14,6 +14,7 @@ import json
 import sys
 from collections.abc import Iterator
 
+from dryneedle import records
 from dryneedle.cli import (
     EXIT_OK,
     EXIT_USAGE,
@@ -24,7 +25,7 @@ from dryneedle.cli import (
 )
 from dryneedle.model import SessionRecord
 from dryneedle.outputs import ReportUnavailableError, RunStats, render_html, require_report_extra
-from dryneedle.records import CHECKS, Validator, _input, _pipeline
+from dryneedle.records import CHECKS, Validator
 
 __all__ = ["register"]
 
@@ -40,8 +41,8 @@ class _Records:
         validator = Validator(checks=("structure",))
         index = 0
         for name in self.names:
-            with _input.open_input(name) as stream:
-                for item in _input.iter_items(name, stream):
+            with records.open_input(name) as stream:
+                for item in records.iter_items(name, stream):
                     index += 1
                     # An undelimitable or oversized record is a BadInput: its report is invalid.
                     report = validator.check(item.data, index - 1, item.line)
@@ -60,23 +61,23 @@ def _cmd_report(args: argparse.Namespace) -> int:
     if args.jobs < 0:
         raise UsageError("--jobs must be 0 (all CPUs) or a positive number")
     try:
-        names = _input.expand_inputs(args.files)
-    except _input.InputError as exc:
+        names = records.expand_inputs(args.files)
+    except records.InputError as exc:
         raise UsageError(str(exc)) from exc
     stats = RunStats()
     try:
-        for result, _summary in _pipeline.run(
+        for result, _summary in records.run_pipeline(
             names, policy=policy, on=args.on, checks=CHECKS,
-            jobs=args.jobs or _pipeline.default_jobs(),
+            jobs=args.jobs or records.default_jobs(),
         ):
             for line in result.lines:
                 stats.add_report(json.loads(line), result.source)
-        records = _Records(names)
-        stats.records_pass(records)
-        stats.left_out = records.left_out
+        valid = _Records(names)
+        stats.records_pass(valid)
+        stats.left_out = valid.left_out
     except BrokenPipeError:  # pragma: no cover - handled by main()
         raise
-    except (_input.InputError, OSError, EOFError) as exc:
+    except (records.InputError, OSError, EOFError) as exc:
         sys.stderr.write(f"dryneedle: error: unreadable input: {exc}\n")
         return EXIT_USAGE
     summary = stats.summary(policy=policy, policy_name=args.policy)

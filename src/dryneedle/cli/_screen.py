@@ -22,7 +22,7 @@ from dryneedle.cli import (
 from dryneedle.findings import Decision, Finding, Severity
 from dryneedle.model import Insertion, Patient, Session, Side
 from dryneedle.policy import Policy
-from dryneedle.records._json import escape_text
+from dryneedle.records import escape_text
 from dryneedle.screening import PlannedSite, ScreeningResult, screen
 
 __all__ = ["register"]
@@ -32,14 +32,13 @@ def _structure_patient(
     data: Any,
 ) -> tuple[Patient | None, Session | None, bool, list[Finding]]:
     """Return (patient, session, is_record, structural findings) of a record or a patient."""
-    from dryneedle.records._structure import BAD, WALKERS, walk_record  # noqa: PLC0415
+    from dryneedle.records import walk_part, walk_record  # noqa: PLC0415
 
     out: list[Finding] = []
     if isinstance(data, dict) and "patient" in data:
         _rid, patient, session, _ok = walk_record(data, out)
         return patient, session, True, out
-    walked = WALKERS[Patient](data, "patient", out)
-    return (None if walked is BAD else walked), None, False, out
+    return walk_part(Patient, data, "patient", out), None, False, out
 
 
 def _problems_text(title: str, problems: list[Finding]) -> str:

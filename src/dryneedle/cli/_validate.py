@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 from typing import IO, Any, BinaryIO
 
+from dryneedle import records
 from dryneedle.cli import (
     EXIT_ERRORS,
     EXIT_OK,
@@ -40,8 +41,7 @@ from dryneedle.outputs import (
     Threshold,
     exit_status,
 )
-from dryneedle.records import CHECKS, Validator, _input, _pipeline
-from dryneedle.records._json import escape_text
+from dryneedle.records import CHECKS, Validator, escape_text
 
 __all__ = ["register"]
 
@@ -152,8 +152,8 @@ class _Outputs:
 
     def _open_input(self, name: str) -> IO[bytes]:
         if name == "-" and self.spool is not None:
-            return _input.open_input(self.spool.name)
-        return _input.open_input(name)
+            return records.open_input(self.spool.name)
+        return records.open_input(name)
 
     def spool_stdin(self, names: list[str]) -> None:
         """With a split of standard input, keep a copy of it to read the records again."""
@@ -217,12 +217,12 @@ def _cmd_validate(args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from exc
     if args.jobs < 0:
         raise UsageError("--jobs must be 0 (all CPUs) or a positive number")
-    jobs = args.jobs or _pipeline.default_jobs()
+    jobs = args.jobs or records.default_jobs()
     try:
-        names = _input.expand_inputs(args.files)
-    except _input.InputError as exc:
+        names = records.expand_inputs(args.files)
+    except records.InputError as exc:
         raise UsageError(str(exc)) from exc
-    sizes = [_input.input_size(n) for n in names]
+    sizes = [records.input_size(n) for n in names]
     total = sum(s for s in sizes if s is not None) if all(s is not None for s in sizes) else None
     summary_file = None
     if args.summary_json:  # opened first: an unwritable path fails before the run, not after
@@ -235,21 +235,21 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     outputs = _Outputs(args, policy, out)
     outputs.spool_stdin(names)
     progress = _Progress(total, enabled=not args.quiet and sys.stderr.isatty())
-    write: Callable[[_pipeline.ChunkResult], None]
+    write: Callable[[records.ChunkResult], None]
     if args.format == "jsonl":
-        def write(result: _pipeline.ChunkResult) -> None:
+        def write(result: records.ChunkResult) -> None:
             out.write(b"".join(result.lines))
     elif args.format == "text":
-        def write(result: _pipeline.ChunkResult) -> None:
+        def write(result: records.ChunkResult) -> None:
             for line in result.lines:
                 out.write(_text_line(json.loads(line), result.source).encode("utf-8"))
     else:
-        def write(result: _pipeline.ChunkResult) -> None:
+        def write(result: records.ChunkResult) -> None:
             pass
-    summary = _pipeline.Summary()
+    summary = records.Summary()
     complete = False
     try:
-        for result, summary in _pipeline.run(  # noqa: B007 - the last summary is the total
+        for result, summary in records.run_pipeline(  # noqa: B007 - the last summary is the total
             names, policy=policy, on=args.on, checks=checks, jobs=jobs,
             progress=progress.update, input_format=args.input_format,
             max_record_bytes=args.max_record_bytes,
@@ -257,13 +257,13 @@ def _cmd_validate(args: argparse.Namespace) -> int:
             write(result)
             if outputs.reads_reports:
                 # The input layer's format decision (the option or the name, never sniffing).
-                array = _input.input_format(result.source, args.input_format) == "json"
+                array = records.input_format(result.source, args.input_format) == "json"
                 for line in result.lines:
                     outputs.add(json.loads(line), result.source, array=array)
         complete = True
     except BrokenPipeError:  # stdout closed early (`| head`): main() stops quietly with 141
         raise
-    except (_input.InputError, OSError, EOFError) as exc:
+    except (records.InputError, OSError, EOFError) as exc:
         progress.close()
         if not args.quiet:  # the counts say how far the run got
             sys.stderr.write(summary.to_text())

@@ -13,6 +13,11 @@ one session; JSONL files hold one record per line. This package turns records in
   in :mod:`dryneedle.wire`.
 * :func:`json_schema` is the JSON Schema of the format, generated from the models.
 
+The input layer every subcommand reads through (:func:`expand_inputs`, :func:`open_input`,
+:func:`iter_items`, :func:`read_items`), the ``--jobs`` pipeline (:func:`run_pipeline`) and the
+walkers of one part (:func:`walk_record`, :func:`walk_part`) are public for the command line and
+the recipes.
+
 This package's public face re-exports the names of its private modules; like them, it may
 import the model, reference data, findings, policy and rules layers (never fhir, service,
 distributed or cli).
@@ -41,11 +46,30 @@ from typing import Any, Final
 #   _input      the input layer: files, globs, compression, stdin, formats; iter_items
 #   _validate   Validator, RecordReport, validate_records / validate_lines (adds the rules)
 #   _pipeline   the chunked, optionally parallel pipeline behind ``dryneedle validate``
-from dryneedle.records import _documents, _fast, _fields
-from dryneedle.records._input import loads
-from dryneedle.records._json import JSONError
+from dryneedle.records import _documents, _fast, _fields, _pipeline
+from dryneedle.records._input import FORMATS as _FORMATS
+from dryneedle.records._input import (
+    InputError,
+    Item,
+    expand_inputs,
+    input_format,
+    input_size,
+    iter_items,
+    loads,
+    open_input,
+    read_items,
+)
+from dryneedle.records._json import JSONError, escape_text
+from dryneedle.records._pipeline import ChunkResult, Summary, default_jobs
 from dryneedle.records._schema import json_schema
-from dryneedle.records._structure import RecordError, structure_record, unstructure_record
+from dryneedle.records._structure import (
+    RecordError,
+    repeats_a_key,
+    structure_record,
+    unstructure_record,
+    walk_part,
+    walk_record,
+)
 from dryneedle.records._validate import CHECKS as _CHECKS
 from dryneedle.records._validate import (
     RecordReport,
@@ -60,19 +84,36 @@ __all__ = [
     "DEFAULT_MAX_RECORD_BYTES",
     "FAST_PATH",
     "FORMAT",
+    "FORMATS",
     "BadInput",
+    "ChunkResult",
+    "InputError",
+    "Item",
     "JSONError",
     "RecordError",
     "RecordReport",
+    "Summary",
     "Validator",
     "converter",
+    "default_jobs",
+    "escape_text",
+    "expand_inputs",
+    "input_format",
+    "input_size",
+    "iter_items",
     "json_schema",
     "jsonl_line_record",
     "loads",
+    "open_input",
+    "read_items",
+    "repeats_a_key",
+    "run_pipeline",
     "structure_record",
     "unstructure_record",
     "validate_lines",
     "validate_records",
+    "walk_part",
+    "walk_record",
 ]
 
 DEFAULT_MAX_RECORD_BYTES: Final = _documents.DEFAULT_MAX_RECORD_BYTES
@@ -80,6 +121,12 @@ DEFAULT_MAX_RECORD_BYTES: Final = _documents.DEFAULT_MAX_RECORD_BYTES
 
 jsonl_line_record = _documents.jsonl_line_record
 BadInput = _documents.BadInput
+
+run_pipeline = _pipeline.run
+
+FORMATS: Final = _FORMATS
+"""The input formats of ``--input-format``: ``jsonl`` (one record per line) and ``json`` (an
+array of records or one document)."""
 
 FORMAT: Final = _fields.FORMAT
 """The value of the ``format`` field of every record of format v1."""
@@ -107,6 +154,22 @@ It writes dates as ISO strings, enums by value and tuples as lists.
 # package: they are documented, pickled and shown in tracebacks as ``dryneedle.records.X``.
 _DEFINED_HERE: tuple[Any, ...] = (
     BadInput,
+    ChunkResult,
+    InputError,
+    Item,
+    Summary,
+    default_jobs,
+    escape_text,
+    expand_inputs,
+    input_format,
+    input_size,
+    iter_items,
+    open_input,
+    read_items,
+    repeats_a_key,
+    run_pipeline,
+    walk_part,
+    walk_record,
     JSONError,
     jsonl_line_record,
     RecordError,

@@ -118,6 +118,7 @@ def input_format(name: str, explicit: str | None = None) -> Format:
     ``x.json`` and ``x.json.gz`` (any compression suffix) are JSON; every other name, and
     standard input, is JSONL.
 
+    >>> from dryneedle.records import input_format
     >>> input_format("a.json.gz"), input_format("a.jsonl"), input_format("-", "json")
     ('json', 'jsonl', 'json')
     """

@@ -241,6 +241,7 @@ def escape_text(text: str) -> str:
     Control characters (terminal escapes start with one), bidi controls and lone surrogates
     are written as ``\xNN`` / ``\uNNNN``.
 
+    >>> from dryneedle.records import escape_text
     >>> escape_text("r-1\n\x1b[31m")
     'r-1\\x0a\\x1b[31m'
     """

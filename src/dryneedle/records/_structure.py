@@ -616,6 +616,38 @@ _walk_patient = WALKERS[model.Patient]
 _walk_session = WALKERS[model.Session]
 
 
+def walk_part(cls: type, data: Any, path: str, out: list[Finding]) -> Any:
+    """Check one decoded part of a record (e.g. a bare session or patient) as the walkers do.
+
+    Args:
+        cls: The model class of the part (:class:`~dryneedle.model.Session`,
+            :class:`~dryneedle.model.Patient`, ...).
+        data: The decoded JSON value.
+        path: Its path in findings (``"session"``).
+        out: Every structural finding is appended here.
+
+    Returns:
+        The model object, or ``None`` when the part cannot be read at all.
+    """
+    walked = WALKERS[cls](data, path, out)
+    return None if walked is BAD else walked
+
+
+def repeats_a_key(text: str | bytes, parsed: Any) -> bool:
+    """Whether an object of the JSON ``text`` (parsed as ``parsed``) gives a key twice.
+
+    A cheap count of the keys first (exact: no repeat is ever missed), then, only when it
+    cannot rule a repeat out, the duplicate-detecting parse; a disagreement between the
+    parsers counts as a repeat (never read as the first parse did).
+    """
+    if not may_have_duplicates(text, parsed):
+        return False
+    try:
+        return loads_with_duplicates(text)[1]
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        return True
+
+
 def walk_record(
     data: Any, out: list[Finding]
 ) -> tuple[str | None, model.Patient | None, model.Session | None, bool]:
