@@ -155,7 +155,8 @@ class Document:
 
         if self.raw is None or self.error is not None:
             return False
-        return repeats_a_key(self.raw, self.value)
+        repeated: bool = repeats_a_key(self.raw, self.value)
+        return repeated
 
     @property
     def where(self) -> str:

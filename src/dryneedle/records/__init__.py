@@ -38,6 +38,7 @@ from typing import Any, Final
 
 # The package, lowest first (a module imports only those above it):
 #   _fields     field specifications: how each model field appears on the wire
+#   _duplicates duplicate keys: the exact pre-test and the detecting parse
 #   _structure  structural rules, generated walkers, walk/structure/unstructure one record
 #   _fast       optional msgspec mirrors: the accelerated structure check of JSON lines
 #   _schema     the JSON Schema, generated from the field specifications
@@ -47,6 +48,7 @@ from typing import Any, Final
 #   _validate   Validator, RecordReport, validate_records / validate_lines (adds the rules)
 #   _pipeline   the chunked, optionally parallel pipeline behind ``dryneedle validate``
 from dryneedle.records import _documents, _fast, _fields, _pipeline
+from dryneedle.records._duplicates import repeats_a_key
 from dryneedle.records._input import FORMATS as _FORMATS
 from dryneedle.records._input import (
     InputError,
@@ -64,7 +66,6 @@ from dryneedle.records._pipeline import ChunkResult, Summary, default_jobs
 from dryneedle.records._schema import json_schema
 from dryneedle.records._structure import (
     RecordError,
-    repeats_a_key,
     structure_record,
     unstructure_record,
     walk_part,

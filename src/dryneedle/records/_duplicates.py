@@ -1,0 +1,139 @@
+"""Duplicate keys in JSON text (SPEC §6 1.1): a cheap exact pre-test and a detecting parse.
+
+JSON parsers (the stdlib, orjson, msgspec) keep one value per key, silently. A record whose
+object gives a key twice is reported (``structure.duplicate_key``, by the walkers of
+:mod:`._structure`) and its answer resolved cautiously, so the parse that sees duplicates runs
+only when a cheap count of the keys cannot rule them out.
+
+May import: the standard library and orjson (optional) only.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any, Final
+
+__all__ = ["DUPS", "loads_with_duplicates", "may_have_duplicates", "pairs_hook", "repeats_a_key"]
+
+
+class _Dups:
+    """Key of the entry a duplicate-detecting parse adds to an object with repeated keys.
+
+    Not a string, so it can never be a JSON key; its value maps each repeated key to every
+    value it was given, in order.
+    """
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "DUPS"
+
+
+DUPS: Final = _Dups()
+
+
+def pairs_hook(pairs: list[tuple[str, Any]]) -> dict[Any, Any]:
+    """``object_pairs_hook`` of a duplicate-detecting JSON parse.
+
+    Returns the object as a dict (the last value of a repeated key, as other parsers do) and,
+    when a key is repeated, an extra entry under :data:`DUPS` listing every value of each
+    repeated key, which the walkers report and resolve.
+    """
+    d: dict[Any, Any] = dict(pairs)
+    if len(d) != len(pairs):
+        dups: dict[str, list[Any]] = {}
+        seen: dict[str, Any] = {}
+        for k, v in pairs:
+            if k in seen:
+                dups.setdefault(k, [seen[k]]).append(v)
+            seen[k] = v
+        d[DUPS] = dups
+    return d
+
+
+def _reject_constant(name: str) -> Any:
+    msg = f"{name} is not valid JSON"
+    raise ValueError(msg)
+
+
+def _stdlib_dumps(obj: Any) -> bytes:
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+_dumps: Callable[[Any], bytes]
+try:  # the compact re-serialisation of the pre-test (orjson when installed: same count)
+    import orjson as _orjson
+
+    _dumps = _orjson.dumps
+except ImportError:  # pragma: no cover - exercised where the extra is not installed
+    _dumps = _stdlib_dumps
+
+
+def may_have_duplicates(text: str | bytes, parsed: Any) -> bool:
+    r"""A cheap test: ``False`` proves the JSON text has no repeated key in any object.
+
+    ``parsed`` is the text as parsed by a parser that keeps one value per key (orjson,
+    msgspec, the stdlib). Every key written compactly is followed by ``":``, and a string can
+    add ``":`` only as ``\":``, which the compact re-serialisation of ``parsed`` writes
+    identically; so when the text and the re-serialisation hold as many ``":``, no key was
+    written twice. Whitespace before a colon, or a ``\u`` escape (which could hide a quote),
+    answers ``True``, as does any difference: the caller then runs the duplicate-detecting
+    parse (:func:`loads_with_duplicates`). All in C: two counts and one serialisation.
+    """
+    if isinstance(text, bytes):
+        if (b'" ' in text or b'"\t' in text or b'"\r' in text or b'"\n' in text
+                or b'\\u' in text):
+            return True
+        tokens = text.count(b'":')
+    else:
+        if ('" ' in text or '"\t' in text or '"\r' in text or '"\n' in text
+                or '\\u' in text):
+            return True
+        tokens = text.count('":')
+    if tokens == 0:
+        return False
+    try:
+        return _dumps(parsed).count(b'":') != tokens
+    except (TypeError, ValueError):  # pragma: no cover - parsed JSON always serialises
+        return True
+
+
+def loads_with_duplicates(text: str | bytes) -> tuple[Any, bool]:
+    """Parse JSON text keeping repeated keys visible (see :func:`pairs_hook`).
+
+    Returns:
+        The parsed value and whether any object repeated a key.
+
+    Raises:
+        ValueError: When the text is not JSON.
+    """
+    found = False
+
+    def hook(pairs: list[tuple[str, Any]]) -> dict[Any, Any]:
+        nonlocal found
+        d = pairs_hook(pairs)
+        if DUPS in d:
+            found = True
+        return d
+
+    if not isinstance(text, str):
+        text = bytes(text).decode("utf-8")
+    decoder = json.JSONDecoder(object_pairs_hook=hook, parse_constant=_reject_constant)
+    value = decoder.decode(text)
+    return value, found
+
+
+def repeats_a_key(text: str | bytes, parsed: Any) -> bool:
+    """Whether an object of the JSON ``text`` (parsed as ``parsed``) gives a key twice.
+
+    A cheap count of the keys first (exact: no repeat is ever missed), then, only when it
+    cannot rule a repeat out, the duplicate-detecting parse; a disagreement between the
+    parsers counts as a repeat (never read as the first parse did).
+    """
+    if not may_have_duplicates(text, parsed):
+        return False
+    try:
+        return loads_with_duplicates(text)[1]
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        return True
