@@ -1,4 +1,7 @@
-"""``python -m dryneedle`` runs the command line."""
+"""``python -m dryneedle`` runs the command line.
+
+Layer: command line. May import :mod:`dryneedle.cli` only.
+"""
 
 import sys
 

@@ -1,4 +1,9 @@
-"""``dryneedle fhir screen|procedure``, ``dryneedle serve`` and ``dryneedle audit``."""
+"""``dryneedle fhir screen|procedure``, ``dryneedle serve`` and ``dryneedle audit``.
+
+Layer: command line (the only layer that prints or exits). May import every layer below it,
+through public names only: :mod:`dryneedle.fhir`, :mod:`dryneedle.service`,
+:mod:`dryneedle.records`, :mod:`dryneedle.policy`, :mod:`dryneedle.findings`.
+"""
 
 from __future__ import annotations
 

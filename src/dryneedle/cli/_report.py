@@ -5,6 +5,9 @@ and options), then read once more for the needle, depth and adverse-event counts
 structurally valid records. The page and its JSON summary are built by
 :mod:`dryneedle.outputs`. Exit 0 when the page is written, 2 for usage errors, unreadable
 input or a missing ``report`` extra (matplotlib).
+
+Layer: command line (the only layer that prints or exits). May import every layer below it,
+through public names only (:mod:`dryneedle.records`, :mod:`dryneedle.outputs`, ...).
 """
 
 from __future__ import annotations

@@ -1,4 +1,8 @@
-"""``dryneedle screen``: screen one patient (or the patient of each record) and explain why."""
+"""``dryneedle screen``: screen one patient (or the patient of each record) and explain why.
+
+Layer: command line (the only layer that prints or exits). May import every layer below it,
+through public names only (:mod:`dryneedle.screening`, :mod:`dryneedle.records`, ...).
+"""
 
 from __future__ import annotations
 

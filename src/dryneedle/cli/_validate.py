@@ -3,6 +3,9 @@
 Besides the report lines (or JUnit, SARIF, GitHub annotations), a run can split its input into
 valid and invalid records, write a failure-cases table and apply thresholds; the writers live
 in :mod:`dryneedle.outputs`, this module wires them to the options.
+
+Layer: command line (the only layer that prints or exits). May import every layer below it,
+through public names only (:mod:`dryneedle.records`, :mod:`dryneedle.outputs`, ...).
 """
 
 from __future__ import annotations
