@@ -64,8 +64,6 @@ This module may import the model, findings and policy, and those private modules
 
 from __future__ import annotations
 
-import inspect
-import typing
 from collections.abc import Mapping
 from typing import Final
 
@@ -100,6 +98,7 @@ from dryneedle._aftercare.report import (
     unstructure_report,
 )
 from dryneedle._aftercare.triage import FollowUp, TriageLevel, triage
+from dryneedle.exports import present_here
 from dryneedle.findings import Rule
 from dryneedle.model import AdverseEventKind
 
@@ -175,23 +174,4 @@ PUBLISHED_RATES: Final[tuple[PublishedRate, ...]] = _events.PUBLISHED_RATES
 sessions), as events per 100 treatments/sessions. Per-kind figures are of mild (minor) events."""
 
 
-def _present_here(names: list[str]) -> None:
-    """Present the moved public classes as members of this module (their ``__module__``).
-
-    Tracebacks, pickles and the API reference then name ``dryneedle.aftercare.X``, as before the
-    code moved into private modules. A class's own annotations are resolved first, where they
-    were written, so :func:`typing.get_type_hints` keeps working on it. Functions keep their
-    own module, so their doctests run where they are written.
-    """
-    namespace = globals()
-    for name in names:
-        obj = namespace[name]
-        if isinstance(obj, type) and obj.__module__.startswith("dryneedle._aftercare."):
-            own = inspect.get_annotations(obj)
-            if own:
-                hints = typing.get_type_hints(obj, include_extras=True)
-                obj.__annotations__ = {key: hints[key] for key in own}
-            obj.__module__ = __name__
-
-
-_present_here(__all__)
+present_here(globals(), __all__, "dryneedle._aftercare")

@@ -84,8 +84,6 @@ False
 
 from __future__ import annotations
 
-import inspect
-import typing
 from collections.abc import Sequence
 from datetime import date
 from typing import Any
@@ -146,6 +144,7 @@ from dryneedle._protocol.series import (
 )
 from dryneedle._protocol.session import check_screened_session, check_session_findings
 from dryneedle._version import __version__
+from dryneedle.exports import present_here
 from dryneedle.findings import Decision, Finding, Severity
 from dryneedle.model import Patient, Session
 from dryneedle.policy import DEFAULT_POLICY, Policy
@@ -271,23 +270,4 @@ def validate_session(
 
 
 
-def _present_here(names: list[str]) -> None:
-    """Present the moved public classes as members of this module (their ``__module__``).
-
-    Tracebacks, pickles and the API reference then name ``dryneedle.protocol.X``, as before the
-    code moved into private modules. A class's own annotations are resolved first, where they
-    were written, so :func:`typing.get_type_hints` keeps working on it. Functions keep their
-    own module, so their doctests run where they are written.
-    """
-    namespace = globals()
-    for name in names:
-        obj = namespace[name]
-        if isinstance(obj, type) and obj.__module__.startswith("dryneedle._protocol."):
-            own = inspect.get_annotations(obj)
-            if own:
-                hints = typing.get_type_hints(obj, include_extras=True)
-                obj.__annotations__ = {key: hints[key] for key in own}
-            obj.__module__ = __name__
-
-
-_present_here(__all__)
+present_here(globals(), __all__, "dryneedle._protocol")

@@ -48,8 +48,6 @@ policy and those private modules.
 
 from __future__ import annotations
 
-import inspect
-import typing
 from collections.abc import Iterable, Sequence
 from datetime import date, datetime
 from typing import Any, Final
@@ -91,6 +89,7 @@ from dryneedle._screening.rules import (  # the rules, importable from here as b
 from dryneedle._screening.sites import site_row
 from dryneedle._version import __version__
 from dryneedle.catalog import MUSCLES
+from dryneedle.exports import present_here
 from dryneedle.findings import Decision, Finding
 from dryneedle.model import (
     Insertion,
@@ -502,23 +501,4 @@ def is_eligible(result: ScreeningResult) -> bool:
     return result.decision is Decision.ELIGIBLE
 
 
-def _present_here(names: list[str]) -> None:
-    """Present the moved public classes as members of this module (their ``__module__``).
-
-    Tracebacks, pickles and the API reference then name ``dryneedle.screening.X``, as before the
-    code moved into private modules. A class's own annotations are resolved first, where they
-    were written, so :func:`typing.get_type_hints` keeps working on it. Functions keep their
-    own module, so their doctests run where they are written.
-    """
-    namespace = globals()
-    for name in names:
-        obj = namespace[name]
-        if isinstance(obj, type) and obj.__module__.startswith("dryneedle._screening."):
-            own = inspect.get_annotations(obj)
-            if own:
-                hints = typing.get_type_hints(obj, include_extras=True)
-                obj.__annotations__ = {key: hints[key] for key in own}
-            obj.__module__ = __name__
-
-
-_present_here(__all__)
+present_here(globals(), __all__, "dryneedle._screening")

@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import enum
 import types
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Final
 
 import attrs
 
 from dryneedle._version import __version__
-from dryneedle.catalog import MUSCLES
+from dryneedle.catalog import MUSCLES, Muscle
 from dryneedle.findings import Finding, rule
 from dryneedle.model import Patient, Region, Session
 from dryneedle.policy import DEFAULT_POLICY, Policy
@@ -244,6 +244,26 @@ def _insertions_of(session: object) -> tuple[object, ...] | list[object] | None:
     return insertions
 
 
+def _any_muscle(session: Session | None, test: Callable[[Muscle], bool]) -> bool | None:
+    """Whether an insertion's catalog muscle passes ``test``; ``None`` when it cannot be told.
+
+    ``True`` as soon as one known muscle passes; ``False`` when every muscle is in the catalog
+    and none passes; ``None`` for no session, unreadable insertions or an unknown muscle.
+    """
+    insertions = _insertions_of(session)
+    if insertions is None:
+        return None
+    unknown = False
+    for insertion in insertions:
+        muscle_id = getattr(insertion, "muscle", None)
+        muscle = MUSCLES.get(muscle_id) if isinstance(muscle_id, str) else None
+        if muscle is None:
+            unknown = True
+        elif test(muscle):
+            return True
+    return None if unknown else False
+
+
 def needled_over_lung(session: Session | None) -> bool | None:
     """Whether any insertion of a session overlay the lung (anatomy catalog).
 
@@ -259,18 +279,7 @@ def needled_over_lung(session: Session | None) -> bool | None:
     >>> needled_over_lung(None) is None
     True
     """
-    insertions = _insertions_of(session)
-    if insertions is None:
-        return None
-    unknown = False
-    for insertion in insertions:
-        muscle_id = getattr(insertion, "muscle", None)
-        muscle = MUSCLES.get(muscle_id) if isinstance(muscle_id, str) else None
-        if muscle is None:
-            unknown = True
-        elif muscle.over_lung:
-            return True
-    return None if unknown else False
+    return _any_muscle(session, lambda muscle: muscle.over_lung)
 
 
 def needled_near_lung(session: Session | None) -> bool | None:
@@ -291,18 +300,8 @@ def needled_near_lung(session: Session | None) -> bool | None:
     >>> needled_near_lung(None) is None
     True
     """
-    insertions = _insertions_of(session)
-    if insertions is None:
-        return None
-    unknown = False
-    for insertion in insertions:
-        muscle_id = getattr(insertion, "muscle", None)
-        muscle = MUSCLES.get(muscle_id) if isinstance(muscle_id, str) else None
-        if muscle is None:
-            unknown = True
-        elif muscle.over_lung or muscle.region in NEAR_LUNG_REGIONS:
-            return True
-    return None if unknown else False
+    return _any_muscle(
+        session, lambda muscle: muscle.over_lung or muscle.region in NEAR_LUNG_REGIONS)
 
 
 def bleeding_risk(patient: Patient | None) -> bool | None:
