@@ -280,12 +280,11 @@ def _path_exists(data: Any, path: str) -> bool:
             return False
         rest = path[m.end():]
         return _path_exists(data[int(m[1])], rest.removeprefix("."))
-    if data is None:
-        return "." not in path and "[" not in path  # an answer under a null object (unknown)
     if not isinstance(data, dict):
-        # Below an unreadable value (a scalar or list where an object was due): the
-        # fail-closed assumptions made for that part name its fields (SPEC 6, 1.1), e.g. the
-        # needle length of an unreadable insertion, the date of an unreadable session.
+        # Below a null or unreadable value (null, a scalar or a list where an object was due):
+        # the fail-closed assumptions made for that part name its fields (SPEC 6, 1.1), e.g.
+        # the needle length of a null or unreadable insertion, the date of an unreadable
+        # session, an answer under a null history.
         return True
     for key in sorted((k for k in data if isinstance(k, str)), key=len, reverse=True):
         if path == key:
@@ -311,6 +310,9 @@ def test_arbitrary_json_never_raises_and_gives_one_report_per_input(items: list[
         assert r.valid == all(f.severity is not Severity.ERROR for f in r.findings)
 
 
+@example({"session": {"insertions": [None]}}).via(
+    "a null insertion: its needle length is assumed unknown at "
+    "session.insertions[0].needle.length_mm")
 @example({"0[0": None}).via("the fast extra's absence found it: a key holding '['")
 @example({"patient": {"a.b": 1, "a": {}}}).via("a key holding '.'")
 @given(_mutations())
