@@ -165,8 +165,12 @@ def patient_from_fhir(
         if r.type == "Patient" and r.full_url and not jstr(r.resource.get("id")):
             patient_urls[r.full_url] = pid
     form = _coerce_answers(answers or {})
+    clinic = tuple(codes)
+    # ANSWER_CODES is already a merged table: only a clinic's tables call for a new merge (a
+    # merge rebuilds every shipped code, most of a call's cost).
+    table = merge_codes(ANSWER_CODES, *clinic) if clinic else ANSWER_CODES
     m = Mapper(items, patient_id=pid, flag_codes=flag_codes, allergy_terms=allergy_terms,
-               patient_urls=patient_urls, answer_codes=merge_codes(ANSWER_CODES, *codes),
+               patient_urls=patient_urls, answer_codes=table,
                antithrombotic_names=ANTITHROMBOTIC_NAMES, on=on,
                pregnancy_max_age_days=pregnancy_status_max_age_days)
     m.run()
