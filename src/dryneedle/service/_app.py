@@ -105,7 +105,7 @@ def create_app(
         from starlette.middleware import Middleware  # noqa: PLC0415
         from starlette.middleware.cors import CORSMiddleware  # noqa: PLC0415
         from starlette.requests import Request  # noqa: PLC0415
-        from starlette.responses import JSONResponse  # noqa: PLC0415
+        from starlette.responses import JSONResponse, Response  # noqa: PLC0415
         from starlette.routing import Route  # noqa: PLC0415
     except ImportError as exc:  # pragma: no cover - exercised without the extra
         msg = "the reference service needs the 'service' extra: pip install 'dryneedle[service]'"
@@ -142,13 +142,21 @@ def create_app(
                             status_code=exc.status, headers=headers)
 
     # Without keys and without insecure_no_auth every call is refused: a JWT is still required.
-    description = openapi(base or None, authenticated=auth is not None or not insecure_no_auth)
+    authenticated = auth is not None or not insecure_no_auth
+    # Constant documents are serialised once (bytes; a fresh Response per request).
+    services_body = bytes(JSONResponse(discovery()).body)
+    described: dict[date, bytes] = {}  # the description of the current day only
 
-    async def services(request: Request) -> JSONResponse:
-        return JSONResponse(discovery())
+    async def services(request: Request) -> Response:
+        return Response(services_body, media_type="application/json")
 
-    async def describe(request: Request) -> JSONResponse:
-        return JSONResponse(description)
+    async def describe(request: Request) -> Response:
+        now = today()  # the description names the one accepted 'on': the service's date
+        if now not in described:
+            described.clear()
+            described[now] = bytes(JSONResponse(openapi(
+                base or None, authenticated=authenticated, today=now)).body)
+        return Response(described[now], media_type="application/json")
 
     async def call(request: Request) -> JSONResponse:
         service_id = str(request.path_params["service_id"])
