@@ -372,6 +372,29 @@ def test_the_description_names_the_one_accepted_date(client: Any) -> None:
         assert "400" in on["description"]
 
 
+def test_server_timing_header_is_opt_in() -> None:
+    """``server_timing`` adds ``Server-Timing`` (wait, work, app; milliseconds) to hook
+    responses; without it there is none."""
+    prefetch = dict.fromkeys(PREFETCH)
+    prefetch["patient"] = {"resourceType": "Patient", "id": "p-1", "gender": "male",
+                           "birthDate": "1975-07-07"}
+    request = hook_request("patient-view", "p-1", prefetch)
+    with _Server(create_app(today=lambda: TODAY, insecure_no_auth=True,
+                            server_timing=True)) as url:
+        response = httpx.post(f"{url}/cds-services/dryneedle-screening", json=request,
+                              timeout=TIMEOUT)
+    assert response.status_code == 200
+    parts = dict(p.strip().split(";dur=") for p in response.headers["server-timing"].split(","))
+    assert set(parts) == {"wait", "work", "app"}
+    durations = {k: float(v) for k, v in parts.items()}
+    assert 0 < durations["work"] <= durations["app"]
+    assert durations["wait"] >= 0
+    with _Server(create_app(today=lambda: TODAY, insecure_no_auth=True)) as url:
+        response = httpx.post(f"{url}/cds-services/dryneedle-screening", json=request,
+                              timeout=TIMEOUT)
+    assert "server-timing" not in response.headers
+
+
 def test_clock_read_once_per_request() -> None:
     """The evaluation date is read once at the request boundary, also when ``on`` is given
     (it is checked against the service's date, never used instead of it)."""
