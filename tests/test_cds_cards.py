@@ -96,3 +96,27 @@ def test_unknown_answers_are_one_line_after_the_exclusions_and_before_precaution
         assert f"`{path}`" in line
     assert all(f.severity is Severity.ERROR for f in result.findings
                if f.code == listed[0])
+
+
+def test_a_clinic_table_is_merged_as_merge_codes_would() -> None:
+    """The service's per-call table with a clinic's ``--codes`` is exactly
+    ``merge_codes(ANSWER_CODES, *clinic)`` (built from copies, not rebuilt code by code): a
+    shipped code gains the clinic's flag after its own, a new code and a new system appear."""
+    from dryneedle.fhir import ANSWER_CODES, RXNORM  # noqa: PLC0415
+    from dryneedle.fhir._inbound import _answer_codes  # noqa: PLC0415
+    from dryneedle.fhir._terminology import AnswerCodes, merge_codes  # noqa: PLC0415
+
+    system, by_code = next(iter(ANSWER_CODES.items()))
+    shipped, flags = next(iter(by_code.items()))
+    clinic: tuple[AnswerCodes, ...] = (
+        {system: {shipped: (("diabetes", "clinic"), flags[0]), "X-NEW": (("none", None),)},
+         "urn:example:local": {"L1": (("epilepsy", None),)}},
+        {RXNORM: {"197361": (("none", None),)}, system: {"X-NEW": (("none", None),)}},
+    )
+    assert _answer_codes(()) is ANSWER_CODES
+    merged = _answer_codes(clinic)
+    assert merged == merge_codes(ANSWER_CODES, *clinic)
+    assert list(merged) == list(merge_codes(ANSWER_CODES, *clinic))
+    assert merged[system][shipped] == (*flags, ("diabetes", "clinic"))
+    assert ANSWER_CODES[system][shipped] == flags  # the shipped table is not modified
+    assert "X-NEW" not in ANSWER_CODES[system]
