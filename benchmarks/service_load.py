@@ -1,22 +1,33 @@
 """Bounded load benchmark of the CDS Hooks service (``dryneedle serve``) on 127.0.0.1.
 
-Starts ``dryneedle serve --insecure-no-auth`` (with its audit log) in a subprocess on a free
-loopback port, then runs, in parallel:
+Starts ``dryneedle serve --insecure-no-auth --server-timing`` (with its audit log) in a
+subprocess on a free loopback port, then runs, in parallel and **in two other processes** (so
+the load generator and the attackers do not share one interpreter):
 
-* ``--requests`` hook calls (a realistic patient: ``patient-view`` and ``order-select`` with a
-  planned site) from ``--clients`` concurrent keep-alive clients (httpx ``AsyncClient``);
-* one oversized request: ``Content-Length`` of ``--oversized-mb`` MB, whose body is then streamed
-  -- it must be refused with 413 at once, without the server reading it;
-* ``--slow`` slow clients ("slowloris"): half send their request line and headers one byte at a
+* the normal load: ``--requests`` hook calls (a realistic patient: ``patient-view`` and
+  ``order-select`` with a planned site) from ``--clients`` concurrent keep-alive connections,
+  each sending its next request when the answer arrives (closed loop). ``--client raw`` (the
+  default) is a minimal HTTP/1.1 client on asyncio streams (cheap, so the client does not take
+  the server's CPU); ``--client httpx`` uses httpx's ``AsyncClient`` (what an integrator may
+  use, several times costlier per request);
+* the attackers: one oversized request (``Content-Length`` of ``--oversized-mb`` MB, whose body
+  is then streamed -- it must be refused with 413 at once, without the server reading it) and
+  ``--slow`` slow clients ("slowloris"): half send their request line and headers one byte at a
   time and never finish, half send complete headers and half a body, then stall. Each gives up
-  after ``--slow-seconds``; the server is expected to close them first (header / body timeouts).
+  after ``--slow-seconds``; the server is expected to close them first (header / body
+  timeouts).
 
 Everything is bounded in count and time and stops by itself. It reports the 5xx count, the
-latency percentiles of the normal requests, requests/s, the oversized request's status and
-time, how the slow clients ended, and the server's RSS sampled over time (psutil). Targets:
-no 5xx, p99 < 50 ms, flat memory. A benchmark, not a test: it asserts nothing about time.
+client-side latency percentiles of the normal requests (send to last byte received) and the
+server-side ones (the ``Server-Timing`` header: ``app`` in the handler, ``wait`` for a worker
+thread, ``work`` in it), requests/s, the CPU milliseconds per request of the server process
+(user + sys over the run / requests: less sensitive to other jobs than wall time) and of the
+load client, the load average before and after, the oversized request's status and time, how
+the slow clients ended, and the server's RSS sampled over time (psutil). Targets: no 5xx, p99
+< 50 ms, flat memory. A benchmark, not a test: it asserts nothing about time.
 
     python benchmarks/service_load.py [--requests 10000] [--clients 32] [--slow 500]
+                                      [--client raw|httpx] [--no-attack]
                                       [--out benchmarks/results/service-load.json]
 """
 
@@ -27,6 +38,7 @@ import asyncio
 import contextlib
 import json
 import os
+import resource
 import socket
 import statistics
 import subprocess
@@ -77,8 +89,7 @@ def _requests() -> list[tuple[str, bytes]]:
     ]):
         body = {"hook": hook, "hookInstance": f"00000000-0000-4000-8000-{i:012d}",
                 "context": {"userId": "Practitioner/1", "patientId": patient["id"], **context},
-                "prefetch": prefetch,
-                "extension": {"io.readthedocs.dryneedle": {"on": "2026-11-27"}}}
+                "prefetch": prefetch}  # screened as of the service's own date
         out.append((f"/cds-services/{service}", json.dumps(body).encode()))
     return out
 
@@ -98,7 +109,7 @@ class ServerProcess:
         env = os.environ | {"PYTHONPATH": str(ROOT / "src")}
         self.log = (workdir / "serve.log").open("wb")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "dryneedle", "serve", "--insecure-no-auth",
+            [sys.executable, "-m", "dryneedle", "serve", "--insecure-no-auth", "--server-timing",
              "--port", str(self.port), "--audit-db", str(workdir / "audit.sqlite"), *extra],
             env=env, stdout=subprocess.DEVNULL, stderr=self.log)
         self.interval = interval
@@ -144,44 +155,133 @@ class ServerProcess:
         self.log.close()
 
 
-async def _normal(url: str, total: int, clients: int, requests: list[tuple[str, bytes]],
-                  timeout: float) -> dict[str, Any]:
-    latencies: list[float] = []
-    statuses: dict[int, int] = {}
-    errors = 0
+def _timings(header: str | None) -> dict[str, float]:
+    """``Server-Timing: wait;dur=0.01, work;dur=1.2, app;dur=1.3`` -> milliseconds by name."""
+    out: dict[str, float] = {}
+    for part in (header or "").split(","):
+        name, _, dur = part.strip().partition(";dur=")
+        with contextlib.suppress(ValueError):
+            out[name] = float(dur)
+    return out
+
+
+class _Tally:
+    """What the normal clients saw: latencies, server timings, statuses, errors."""
+
+    def __init__(self) -> None:
+        self.latencies: list[float] = []
+        self.server: dict[str, list[float]] = {"app": [], "wait": [], "work": []}
+        self.statuses: dict[int, int] = {}
+        self.errors = 0
+
+    def add(self, seconds: float, status: int, timing: str | None) -> None:
+        self.latencies.append(seconds)
+        self.statuses[status] = self.statuses.get(status, 0) + 1
+        for name, ms in _timings(timing).items():
+            if name in self.server:
+                self.server[name].append(ms / 1000)
+
+    def report(self, total: int, clients: int, elapsed: float) -> dict[str, Any]:
+        def pcts(values: list[float]) -> dict[str, float | None]:
+            values = sorted(values)
+            if not values:
+                return {}
+
+            def pct(p: float) -> float:
+                return round(1000 * values[min(len(values) - 1, int(p * len(values)))], 2)
+
+            return {"p50_ms": pct(0.50), "p95_ms": pct(0.95), "p99_ms": pct(0.99),
+                    "max_ms": round(1000 * values[-1], 2),
+                    "mean_ms": round(1000 * statistics.fmean(values), 2)}
+
+        return {"requests": total, "clients": clients, "seconds": round(elapsed, 2),
+                "requests_per_s": round(total / elapsed, 1), "statuses": self.statuses,
+                "errors": self.errors,
+                "5xx": sum(n for st, n in self.statuses.items() if st >= 500),
+                **pcts(self.latencies),
+                "server": {name: pcts(v) for name, v in self.server.items()}}
+
+
+async def _normal_httpx(url: str, total: int, clients: int, requests: list[tuple[str, bytes]],
+                        timeout: float) -> dict[str, Any]:
+    tally = _Tally()
     counter = iter(range(total))
     headers = {"content-type": "application/json"}
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
 
     async def client(http: httpx.AsyncClient) -> None:
-        nonlocal errors
         for i in counter:
             path, body = requests[i % len(requests)]
             start = time.perf_counter()
             try:
                 response = await http.post(path, content=body, headers=headers)
             except httpx.HTTPError:
-                errors += 1
+                tally.errors += 1
                 continue
-            latencies.append(time.perf_counter() - start)
-            statuses[response.status_code] = statuses.get(response.status_code, 0) + 1
+            tally.add(time.perf_counter() - start, response.status_code,
+                      response.headers.get("server-timing"))
 
     async with httpx.AsyncClient(base_url=url, limits=limits, timeout=timeout) as http:
         start = time.perf_counter()
         await asyncio.gather(*(client(http) for _ in range(clients)))
         elapsed = time.perf_counter() - start
-    latencies.sort()
+    return tally.report(total, clients, elapsed)
 
-    def pct(p: float) -> float:
-        return round(1000 * latencies[min(len(latencies) - 1, int(p * len(latencies)))], 2) \
-            if latencies else float("nan")
 
-    return {"requests": total, "clients": clients, "seconds": round(elapsed, 2),
-            "requests_per_s": round(total / elapsed, 1), "statuses": statuses,
-            "errors": errors, "5xx": sum(n for s, n in statuses.items() if s >= 500),
-            "p50_ms": pct(0.50), "p95_ms": pct(0.95), "p99_ms": pct(0.99),
-            "max_ms": round(1000 * latencies[-1], 2) if latencies else None,
-            "mean_ms": round(1000 * statistics.fmean(latencies), 2) if latencies else None}
+async def _read_response(reader: asyncio.StreamReader) -> tuple[int, dict[bytes, bytes], bytes]:
+    """Read one HTTP/1.1 response with a ``Content-Length`` body (what the service sends)."""
+    head = await reader.readuntil(b"\r\n\r\n")
+    lines = head.split(b"\r\n")
+    status = int(lines[0].split()[1])
+    fields: dict[bytes, bytes] = {}
+    for line in lines[1:]:
+        name, sep, value = line.partition(b":")
+        if sep:
+            fields[name.strip().lower()] = value.strip()
+    body = await reader.readexactly(int(fields.get(b"content-length", b"0")))
+    return status, fields, body
+
+
+async def _normal_raw(port: int, total: int, clients: int, requests: list[tuple[str, bytes]],
+                      timeout: float) -> dict[str, Any]:
+    """The normal load over plain asyncio streams: one keep-alive connection per client."""
+    tally = _Tally()
+    counter = iter(range(total))
+    wire = [(f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+             f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+             ).encode() + body for path, body in requests]
+
+    async def client() -> None:
+        conn: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
+        for i in counter:
+            start = time.perf_counter()
+            try:
+                if conn is None:
+                    conn = await asyncio.wait_for(
+                        asyncio.open_connection("127.0.0.1", port), timeout)
+                reader, writer = conn
+                writer.write(wire[i % len(wire)])
+                status, fields, body = await asyncio.wait_for(_read_response(reader), timeout)
+            except (OSError, TimeoutError, ValueError, IndexError,
+                    asyncio.IncompleteReadError, asyncio.LimitOverrunError):
+                tally.errors += 1
+                if conn is not None:
+                    conn[1].close()
+                conn = None
+                continue
+            tally.add(time.perf_counter() - start, status,
+                      fields.get(b"server-timing", b"").decode() or None)
+            if status == 200 and not body.startswith(b'{"cards":'):
+                tally.errors += 1  # not a CDS Hooks response
+            if fields.get(b"connection", b"").lower() == b"close":
+                conn[1].close()
+                conn = None
+        if conn is not None:
+            conn[1].close()
+
+    start = time.perf_counter()
+    await asyncio.gather(*(client() for _ in range(clients)))
+    return tally.report(total, clients, time.perf_counter() - start)
 
 
 async def _oversized(port: int, megabytes: int, timeout: float) -> dict[str, Any]:
@@ -264,40 +364,94 @@ async def _slowloris(port: int, count: int, give_up: float, byte_delay: float) -
     return {"clients": count, "ended": outcome, "seconds": round(time.perf_counter() - start, 2)}
 
 
-async def _run(server: ServerProcess, args: argparse.Namespace) -> dict[str, Any]:
-    slow = asyncio.ensure_future(_slowloris(server.port, args.slow, args.slow_seconds,
+async def _attack(port: int, args: argparse.Namespace) -> dict[str, Any]:
+    slow = asyncio.ensure_future(_slowloris(port, args.slow, args.slow_seconds,
                                             args.byte_delay))
-    await asyncio.sleep(min(1.0, args.slow_seconds / 4))  # the slow clients are connected
-    oversized = asyncio.ensure_future(_oversized(server.port, args.oversized_mb, 30.0))
-    normal = await _normal(server.url, args.requests, args.clients, _requests(), 30.0)
-    return {"normal": normal, "oversized": await oversized, "slow": await slow}
+    oversized = await _oversized(port, args.oversized_mb, 30.0)
+    return {"oversized": oversized, "slow": await slow}
 
 
-def main(argv: list[str] | None = None) -> dict[str, Any]:
-    """Run the benchmark; print and return the report."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def _role(args: argparse.Namespace) -> dict[str, Any]:
+    """Run one side of the load in this process (``--role``); return its report."""
+    if args.role == "attack":
+        return asyncio.run(_attack(args.port, args))
+    requests = _requests()
+    if args.client == "httpx":
+        report = asyncio.run(_normal_httpx(f"http://127.0.0.1:{args.port}", args.requests,
+                                           args.clients, requests, 30.0))
+    else:
+        report = asyncio.run(_normal_raw(args.port, args.requests, args.clients, requests,
+                                         30.0))
+    used = resource.getrusage(resource.RUSAGE_SELF)
+    report["client_cpu_ms_per_request"] = round(
+        1000 * (used.ru_utime + used.ru_stime) / max(1, args.requests), 2)
+    return report
+
+
+def _spawn(role: str, port: int, argv: list[str]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([sys.executable, __file__, "--role", role, "--port", str(port),
+                             *argv], stdout=subprocess.PIPE)
+
+
+def _collect(proc: subprocess.Popen[bytes], timeout: float) -> dict[str, Any]:
+    out, _ = proc.communicate(timeout=timeout)
+    if proc.returncode != 0:
+        msg = f"a load process failed (exit {proc.returncode})"
+        raise RuntimeError(msg)
+    return dict(json.loads(out))
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--requests", type=int, default=10_000)
     parser.add_argument("--clients", type=int, default=32)
+    parser.add_argument("--client", choices=("raw", "httpx"), default="raw",
+                        help="the normal load's HTTP client (default: %(default)s)")
     parser.add_argument("--slow", type=int, default=500, help="slow (slowloris) clients")
     parser.add_argument("--slow-seconds", type=float, default=20.0,
                         help="a slow client gives up after this long")
     parser.add_argument("--byte-delay", type=float, default=0.5,
                         help="seconds between the bytes a slow client sends")
     parser.add_argument("--oversized-mb", type=int, default=50)
+    parser.add_argument("--no-attack", action="store_true",
+                        help="the normal load only (no oversized request, no slow clients)")
     parser.add_argument("--server-arg", action="append", default=[],
                         help="extra 'dryneedle serve' argument (repeatable), e.g. --workers=4")
     parser.add_argument("--out", type=Path, help="write the JSON report here")
-    args = parser.parse_args(argv)
+    parser.add_argument("--role", choices=("normal", "attack"), help=argparse.SUPPRESS)
+    parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    """Run the benchmark; print and return the report."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = _parser().parse_args(argv)
+    if args.role is not None:
+        print(json.dumps(_role(args)))
+        return {}
+    shared = ["--requests", str(args.requests), "--clients", str(args.clients),
+              "--client", args.client, "--slow", str(args.slow),
+              "--slow-seconds", str(args.slow_seconds), "--byte-delay", str(args.byte_delay),
+              "--oversized-mb", str(args.oversized_mb)]
+    load_before = os.getloadavg()
     with tempfile.TemporaryDirectory() as tmp, ServerProcess(Path(tmp), args.server_arg) as server:
         cpu = psutil.Process(server.proc.pid)
         before = sum(cpu.cpu_times()[:2])
         started = time.perf_counter()
-        report = asyncio.run(_run(server, args))
+        attack = None if args.no_attack else _spawn("attack", server.port, shared)
+        if attack is not None:
+            time.sleep(min(1.0, args.slow_seconds / 4))  # the slow clients are connected
+        normal = _collect(_spawn("normal", server.port, shared), 3600)
+        normal["statuses"] = {int(k): n for k, n in normal["statuses"].items()}
+        report: dict[str, Any] = {"normal": normal}
+        if attack is not None:
+            report |= _collect(attack, args.slow_seconds + 120)
         report["seconds"] = round(time.perf_counter() - started, 2)
-        # Server CPU per normal request: independent of how busy the machine is.
+        # Server CPU per normal request: less sensitive than wall time to other jobs.
         report["server_cpu_ms_per_request"] = round(
             1000 * (sum(cpu.cpu_times()[:2]) - before) / max(1, args.requests), 2)
-        report["load_average"] = os.getloadavg()
+        report["load_average"] = {"before": load_before, "after": os.getloadavg()}
         time.sleep(server.interval * 2)
         rss = [r for _, r in server.samples]
     report["rss_mb"] = {
@@ -305,6 +459,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "max_minus_min": round((max(rss) - min(rss)) / 2**20, 1), "samples": len(rss),
         "over_time": [(round(t, 1), round(r / 2**20, 1)) for t, r in server.samples[::8]],
     } if rss else None
+    report["server_args"] = args.server_arg
     report["python"] = sys.version.split()[0]
     report["cpus"] = os.cpu_count()
     text = json.dumps(report, indent=2)

@@ -304,12 +304,6 @@ def test_a_not_eligible_patient_needled_never_reads_weaker_than_a_needs_review_o
     assert any(f.severity is Severity.ERROR for f in session_findings)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "the CDS service takes the evaluation date from the client (extension "
-    "io.readthedocs.dryneedle.on) without bounding it by the server's today, by design: "
-    "tests/test_service.py::test_evaluation_date_extension ages an 11-year-old with a later "
-    "'on' and test_today_is_read_once forbids reading the clock when 'on' is given; bounding "
-    "it (e.g. refusing an 'on' after today, 400) is a service-owner decision"))
 def test_a_cds_client_cannot_screen_as_of_a_future_date() -> None:
     """SPEC §3: age < 12 on the evaluation date excludes; §1.7 the date is an argument, but a
     live patient-view is about today. ``"on": "2099-01-01"`` turned a 9-year-old (born 2017)

@@ -233,8 +233,10 @@ def test_nothing_to_say_gives_empty_cards(client: Any) -> None:
     assert response.json() == {"cards": []}
 
 
-def test_evaluation_date_extension(client: Any) -> None:
-    """The request may fix the evaluation date; otherwise today (UTC) is used."""
+def test_the_service_screens_as_of_its_own_date(client: Any) -> None:
+    """The evaluation date is the service's today (its injectable clock), never the client's:
+    an 11-year-old is excluded today, is a minor on the clock's later day, and a client's
+    ``on`` other than the service's date is refused (400) rather than ageing the child."""
     prefetch = dict.fromkeys(PREFETCH)
     prefetch["patient"] = {"resourceType": "Patient", "id": "p-9", "gender": "male",
                            "birthDate": "2014-12-01"}
@@ -243,12 +245,29 @@ def test_evaluation_date_extension(client: Any) -> None:
         "patient-view", "p-9", prefetch, extension={"io.readthedocs.dryneedle": ext}))
     (card,) = today.json()["cards"]
     assert card["indicator"] == "critical"  # 11 years old on the fixed today
-    later = client.post("/cds-services/dryneedle-screening", json=hook_request(
+    assert "on 2026-11-27" in card["detail"]
+    same = client.post("/cds-services/dryneedle-screening", json=hook_request(
         "patient-view", "p-9", prefetch,
-        extension={"io.readthedocs.dryneedle": ext | {"on": "2026-12-01"}}))
+        extension={"io.readthedocs.dryneedle": ext | {"on": TODAY.isoformat()}}))
+    assert same.status_code == 200  # the service's own date is tolerated
+    assert same.json()["cards"][0]["indicator"] == "critical"
+    for other in ("2026-12-01", "2099-01-01", "2026-11-26"):
+        refused = client.post("/cds-services/dryneedle-screening", json=hook_request(
+            "patient-view", "p-9", prefetch,
+            extension={"io.readthedocs.dryneedle": ext | {"on": other}}))
+        assert refused.status_code == 400, other
+        check_response(400, refused.json())
+        (issue,) = refused.json()["issue"]
+        assert issue["expression"] == ["extension.io.readthedocs.dryneedle.on"]
+        assert "2026-11-27" in issue["diagnostics"]
+    with _Server(create_app(today=lambda: date(2026, 12, 1), insecure_no_auth=True)) as url:
+        later = httpx.post(f"{url}/cds-services/dryneedle-screening", timeout=TIMEOUT,
+                           json=hook_request("patient-view", "p-9", prefetch,
+                                             extension={"io.readthedocs.dryneedle": ext}))
     (card,) = later.json()["cards"]
-    assert card["indicator"] == "warning"
+    assert card["indicator"] == "warning"  # 12 on the service's later today
     assert "minor" in card["summary"]
+    assert "on 2026-12-01" in card["detail"]
 
 
 # --- order-select -----------------------------------------------------------------------------
@@ -340,8 +359,45 @@ def test_malformed_requests(client: Any, path: str, body: Any, status: int) -> N
     assert response.json()["issue"][0]["diagnostics"]
 
 
+def test_the_description_names_the_one_accepted_date(client: Any) -> None:
+    """``/openapi.json`` documents ``on`` as the service's own date (a const), so tools that
+    generate requests from it never send another one."""
+    doc = client.get("/openapi.json").json()
+    for service in SERVICES:
+        schema = doc["paths"][f"/cds-services/{service['id']}"]["post"]["requestBody"][
+            "content"]["application/json"]["schema"]
+        on = schema["properties"]["extension"]["properties"]["io.readthedocs.dryneedle"][
+            "properties"]["on"]
+        assert on["const"] == TODAY.isoformat()
+        assert "400" in on["description"]
+
+
+def test_server_timing_header_is_opt_in() -> None:
+    """``server_timing`` adds ``Server-Timing`` (wait, work, app; milliseconds) to hook
+    responses; without it there is none."""
+    prefetch = dict.fromkeys(PREFETCH)
+    prefetch["patient"] = {"resourceType": "Patient", "id": "p-1", "gender": "male",
+                           "birthDate": "1975-07-07"}
+    request = hook_request("patient-view", "p-1", prefetch)
+    with _Server(create_app(today=lambda: TODAY, insecure_no_auth=True,
+                            server_timing=True)) as url:
+        response = httpx.post(f"{url}/cds-services/dryneedle-screening", json=request,
+                              timeout=TIMEOUT)
+    assert response.status_code == 200
+    parts = dict(p.strip().split(";dur=") for p in response.headers["server-timing"].split(","))
+    assert set(parts) == {"wait", "work", "app"}
+    durations = {k: float(v) for k, v in parts.items()}
+    assert 0 < durations["work"] <= durations["app"]
+    assert durations["wait"] >= 0
+    with _Server(create_app(today=lambda: TODAY, insecure_no_auth=True)) as url:
+        response = httpx.post(f"{url}/cds-services/dryneedle-screening", json=request,
+                              timeout=TIMEOUT)
+    assert "server-timing" not in response.headers
+
+
 def test_clock_read_once_per_request() -> None:
-    """The evaluation date is read once at the request boundary, never when one is given."""
+    """The evaluation date is read once at the request boundary, also when ``on`` is given
+    (it is checked against the service's date, never used instead of it)."""
     calls: list[int] = []
 
     def today() -> date:
@@ -353,10 +409,14 @@ def test_clock_read_once_per_request() -> None:
     handle_hook("dryneedle-screening", hook_request("patient-view", "p-1", prefetch),
                 today=today)
     assert calls == [1]
-    handle_hook("dryneedle-screening", hook_request(
+    status, _ = handle_hook("dryneedle-screening", hook_request(
         "patient-view", "p-1", prefetch,
         extension={"io.readthedocs.dryneedle": {"on": "2026-01-01"}}), today=today)
-    assert calls == [1]
+    assert (status, calls) == (400, [1, 1])
+    status, _ = handle_hook("dryneedle-screening", hook_request(
+        "patient-view", "p-1", prefetch,
+        extension={"io.readthedocs.dryneedle": {"on": TODAY.isoformat()}}), today=today)
+    assert (status, calls) == (200, [1, 1, 1])
 
 
 def test_services_constant_matches_discovery() -> None:

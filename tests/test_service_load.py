@@ -34,6 +34,10 @@ def test_the_load_benchmark_runs_with_small_counts(tmp_path: Path) -> None:
     assert out.exists()
     assert report["normal"]["statuses"] == {200: 50}
     assert report["normal"]["5xx"] == 0
+    assert report["normal"]["errors"] == 0
+    assert report["normal"]["server"]["app"]["p50_ms"] > 0  # the Server-Timing header was read
+    assert report["normal"]["client_cpu_ms_per_request"] > 0
     assert report["oversized"]["status"] == 413
     assert sum(report["slow"]["ended"].values()) == 5
     assert report["rss_mb"]["samples"] > 0
+    assert report["server_cpu_ms_per_request"] > 0

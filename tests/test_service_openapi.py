@@ -142,6 +142,8 @@ def test_malformed_requests_are_400_before_missing_data_is_412() -> None:
     bad = [
         base | {"extension": {"io.readthedocs.dryneedle": {"on": True}}},
         base | {"extension": {"io.readthedocs.dryneedle": {"sites": "neck"}}},
+        base | {"extension": "\u00ae9"},  # schemathesis: a non-object extension was ignored
+        base | {"extension": [{"io.readthedocs.dryneedle": {}}]},
         base | {"prefetch": {"pregnancy": "no"}},
         base | {"prefetch": {"medications": False}},
         base | {"fhirServer": ""},

@@ -186,7 +186,7 @@ def _serve_app(args: argparse.Namespace) -> Any:
         cors_origins=tuple(args.cors_origin or ()), auth=auth, base_url=base_url,
         insecure_no_auth=args.insecure_no_auth, audit=audit, fetcher=fetcher,
         max_body=args.max_body, body_timeout=args.body_timeout, workers=args.workers,
-        codes=_code_tables(args.codes),
+        codes=_code_tables(args.codes), server_timing=args.server_timing,
     )
 
 
@@ -282,6 +282,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                    help="return an info card even when there is nothing to say")
     p.add_argument("--cors-origin", action="append", metavar="ORIGIN",
                    help="allow browser calls from this origin (repeatable)")
+    p.add_argument("--server-timing", action="store_true",
+                   help="add a Server-Timing header to hook responses (time in the service)")
     p.set_defaults(func=_cmd_serve)
 
     a = sub.add_parser(

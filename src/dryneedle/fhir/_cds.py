@@ -100,8 +100,10 @@ def _resource_label(label: str) -> str:
 
 _UNKNOWN: Final = "screening.unknown_answer"
 _EFFECTS: Final[Mapping[str, Effect | None]] = {r.id: r.effect for r in all_rules()}
-_LEAD_SOURCES: Final = ("za-bn121", "munoz-2022", "apta-2013")
-"""Primary clinical sources a card may lead with, in order of preference (``SOURCES.md``)."""
+_LEAD_SOURCES: Final = frozenset({"za-bn121", "munoz-2022", "apta-2013", "kalichman-2010"})
+"""Primary clinical sources a card may lead with (``SOURCES.md`` grade P, clinical guidance or
+peer-reviewed clinical literature: never the secondary ``seed``, a terminology or a
+standard)."""
 _LABEL_MAX: Final = 80
 
 
@@ -223,10 +225,11 @@ def _cited(ranked: Sequence[Finding]) -> list[str]:
 
 
 def _lead_source(ranked: Sequence[Finding]) -> Source | None:
-    cited = _cited(ranked)
-    for sid in _LEAD_SOURCES:
-        if sid in cited:
-            return SOURCES[sid]
+    """The first primary clinical source of the most important finding that cites one."""
+    for f in ranked:
+        for sid in f.sources:
+            if sid in _LEAD_SOURCES and sid in SOURCES:
+                return SOURCES[sid]
     return None
 
 

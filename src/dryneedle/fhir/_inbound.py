@@ -40,6 +40,7 @@ from dryneedle.fhir._terminology import (
     EXT_BODY_SIDE,
     FLAG_CODES,
     SYSTEMS,
+    AnswerCodes,
     merge_codes,
 )
 from dryneedle.model import History, NeedlePhobia, Patient, Pregnancy, SiteFinding
@@ -98,6 +99,24 @@ def _find_patient_id(items: list[InputResource], full_urls: Mapping[str, str]) -
     msg = ("no Patient resource and no single patient reference in the input; pass patient_id="
            if not refs else "the input refers to several patients; pass patient_id=")
     raise FhirInputError(msg)
+
+
+def _answer_codes(clinic: tuple[AnswerCodes, ...]) -> AnswerCodes:
+    """The shipped answer codes with a clinic's tables merged on top.
+
+    :data:`ANSWER_CODES` is already a merged table (each code's flags without repeats): it is
+    used as it is, or copied system by system (C-speed dict copies) and only the clinic's
+    codes merged into the copy -- the same table as ``merge_codes(ANSWER_CODES, *clinic)``
+    without rebuilding its thousands of codes on every call.
+    """
+    if not clinic:
+        return ANSWER_CODES
+    out = {system: dict(by_code) for system, by_code in ANSWER_CODES.items()}
+    for system, by_code in merge_codes(*clinic).items():
+        into = out.setdefault(system, {})
+        for code, flags in by_code.items():
+            into[code] = tuple(dict.fromkeys((*into.get(code, ()), *flags)))
+    return out
 
 
 def patient_from_fhir(
@@ -165,8 +184,9 @@ def patient_from_fhir(
         if r.type == "Patient" and r.full_url and not jstr(r.resource.get("id")):
             patient_urls[r.full_url] = pid
     form = _coerce_answers(answers or {})
+    table = _answer_codes(tuple(codes))
     m = Mapper(items, patient_id=pid, flag_codes=flag_codes, allergy_terms=allergy_terms,
-               patient_urls=patient_urls, answer_codes=merge_codes(ANSWER_CODES, *codes),
+               patient_urls=patient_urls, answer_codes=table,
                antithrombotic_names=ANTITHROMBOTIC_NAMES, on=on,
                pregnancy_max_age_days=pregnancy_status_max_age_days)
     m.run()

@@ -91,9 +91,11 @@ patient, active MedicationRequests (required), MedicationStatements (used when g
 Conditions, AllergyIntolerances, the pregnancy-status Observation (LOINC 82810-3) and
 Procedures."""
 EXTENSION: Final = _hooks.EXTENSION
-"""Key of the request ``extension`` object dryneedle reads (all optional): ``on`` (evaluation
-date ``YYYY-MM-DD``), ``answers`` (screening answers collected outside FHIR) and ``sites``
-(``[{"muscle": "upper_trapezius", "side": "left"}]``)."""
+"""Key of the request ``extension`` object dryneedle reads (all optional): ``answers``
+(screening answers collected outside FHIR), ``sites``
+(``[{"muscle": "upper_trapezius", "side": "left"}]``) and ``site_findings``. ``on`` is
+deprecated: the service screens as of its own date (today, UTC); an ``on`` other than that
+date is refused with 400."""
 MAX_DEPTH: Final = _hooks.MAX_DEPTH
 """Deepest JSON nesting accepted in a request body (deeper is a 400)."""
 SNOMED_BODY_SITES: Final[Mapping[str, str]] = _sites.SNOMED_BODY_SITES

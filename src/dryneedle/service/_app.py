@@ -14,6 +14,7 @@ May import: the standard library, starlette / anyio (the ``service`` extra),
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any, Final
@@ -48,6 +49,17 @@ def _utc_today() -> date:
     return datetime.now(UTC).date()
 
 
+def _timing(clock: Sequence[float], end: float) -> str:
+    """Return the ``Server-Timing`` header value of a hook call (milliseconds).
+
+    ``wait`` for a worker thread, ``work`` in it (authentication, screening, cards, audit),
+    ``app`` in the handler, from the body received to the response built.
+    """
+    start, begun, done = clock
+    return (f"wait;dur={1000 * (begun - start):.3f}, work;dur={1000 * (done - begun):.3f}, "
+            f"app;dur={1000 * (end - start):.3f}")
+
+
 def create_app(
     policy: Policy = DEFAULT_POLICY,
     *,
@@ -66,6 +78,7 @@ def create_app(
     max_body: int = 1024 * 1024,
     body_timeout: float = 10.0,
     workers: int = 8,
+    server_timing: bool = False,
 ) -> Starlette:
     """Return the Starlette application of the CDS Hooks 2.0 service.
 
@@ -91,6 +104,9 @@ def create_app(
         max_body: Largest request body in bytes (413 beyond).
         body_timeout: Seconds to receive a request body (408 beyond).
         workers: Requests screened at the same time (worker threads); others wait their turn.
+        server_timing: Add a ``Server-Timing`` header to hook responses (``wait`` for a worker
+            thread, ``work`` in it, ``app`` in the handler; milliseconds): how long the
+            service itself took, as the load benchmark reports it.
 
     Returns:
         The ASGI application (serve it with uvicorn: ``dryneedle serve``).
@@ -105,7 +121,7 @@ def create_app(
         from starlette.middleware import Middleware  # noqa: PLC0415
         from starlette.middleware.cors import CORSMiddleware  # noqa: PLC0415
         from starlette.requests import Request  # noqa: PLC0415
-        from starlette.responses import JSONResponse  # noqa: PLC0415
+        from starlette.responses import JSONResponse, Response  # noqa: PLC0415
         from starlette.routing import Route  # noqa: PLC0415
     except ImportError as exc:  # pragma: no cover - exercised without the extra
         msg = "the reference service needs the 'service' extra: pip install 'dryneedle[service]'"
@@ -142,19 +158,35 @@ def create_app(
                             status_code=exc.status, headers=headers)
 
     # Without keys and without insecure_no_auth every call is refused: a JWT is still required.
-    description = openapi(base or None, authenticated=auth is not None or not insecure_no_auth)
+    authenticated = auth is not None or not insecure_no_auth
+    # Constant documents are serialised once (bytes; a fresh Response per request).
+    services_body = bytes(JSONResponse(discovery()).body)
+    described: dict[date, bytes] = {}  # the description of the current day only
 
-    async def services(request: Request) -> JSONResponse:
-        return JSONResponse(discovery())
+    async def services(request: Request) -> Response:
+        return Response(services_body, media_type="application/json")
 
-    async def describe(request: Request) -> JSONResponse:
-        return JSONResponse(description)
+    async def describe(request: Request) -> Response:
+        now = today()  # the description names the one accepted 'on': the service's date
+        if now not in described:
+            described.clear()
+            described[now] = bytes(JSONResponse(openapi(
+                base or None, authenticated=authenticated, today=now)).body)
+        return Response(described[now], media_type="application/json")
 
     async def call(request: Request) -> JSONResponse:
         service_id = str(request.path_params["service_id"])
         body = await request.body()
+        clock = [time.perf_counter()]  # entry; worker start; worker end
 
         def work() -> tuple[int, dict[str, Any]]:
+            clock.append(time.perf_counter())
+            try:
+                return _work()
+            finally:
+                clock.append(time.perf_counter())
+
+        def _work() -> tuple[int, dict[str, Any]]:
             client = _authenticate(request, [f"{base}/cds-services/{service_id}"])
 
             def record(cards: list[dict[str, Any]], req: Mapping[str, Any]) -> None:
@@ -176,7 +208,10 @@ def create_app(
             status, payload = await anyio.to_thread.run_sync(work, limiter=_limiter())
         except AuthError as exc:
             return _error(exc)
-        return JSONResponse(payload, status_code=status)
+        response = JSONResponse(payload, status_code=status)
+        if server_timing:
+            response.headers["Server-Timing"] = _timing(clock, time.perf_counter())
+        return response
 
     async def feedback(request: Request) -> JSONResponse:
         service_id = str(request.path_params["service_id"])

@@ -88,7 +88,8 @@ LEGACY_KEYS: Final[Mapping[str, str]] = {"medications": "medicationStatements"}
 EXTENSION: Final = "io.readthedocs.dryneedle"
 """Key of the request ``extension`` object dryneedle reads (all optional):
 
-* ``on`` -- evaluation date ``YYYY-MM-DD`` (default: today in UTC);
+* ``on`` -- deprecated: the service always screens as of its own date (today in UTC, read
+  once per request); an ``on`` other than that date is refused with 400;
 * ``answers`` -- screening answers collected outside FHIR (see
   :func:`dryneedle.fhir.patient_from_fhir`);
 * ``sites`` -- planned sites, ``[{"muscle": "upper_trapezius", "side": "left"}]``;
@@ -375,7 +376,9 @@ def _extension(request: Mapping[str, Any]) -> Mapping[str, Any]:
     ext = request.get("extension")
     if ext is None:
         return {}
-    ours = ext.get(EXTENSION) if isinstance(ext, Mapping) else None
+    if not isinstance(ext, Mapping):  # cds-hooks-2.0: extension is an object
+        raise HookError(400, "extension must be an object", ["extension"])
+    ours = ext.get(EXTENSION)
     if ours is None:
         return {}
     if not isinstance(ours, Mapping):
@@ -385,16 +388,29 @@ def _extension(request: Mapping[str, Any]) -> Mapping[str, Any]:
 
 
 def _on(ext: Mapping[str, Any], today: Callable[[], date]) -> date:
+    """The evaluation date: the service's own today (UTC), the one clock read of the request.
+
+    A live hook is about today: a client cannot choose another evaluation date (a future one
+    would age a child into adulthood, a past one keep an old pregnancy status or a surgery
+    window current). ``on`` is tolerated only when it is that same date; any other is a 400.
+    """
+    now = today()
     if "on" not in ext:
-        return today()  # the one clock read of the request
+        return now
     text = ext["on"]
+    where = f"extension.{EXTENSION}.on"
     try:
         if not isinstance(text, str) or len(text) != 10:
             raise ValueError(text)
-        return date.fromisoformat(text)
+        given = date.fromisoformat(text)
     except ValueError:
-        where = f"extension.{EXTENSION}.on"
         raise HookError(400, f"{where} must be a date YYYY-MM-DD", [where]) from None
+    if given != now:
+        raise HookError(
+            400, f"{where}: this service screens as of its own date, today (UTC) "
+            f"{now.isoformat()}; a client cannot choose another evaluation date (omit 'on')",
+            [where])
+    return now
 
 
 def handle_hook(
@@ -417,7 +433,8 @@ def handle_hook(
         service_id: The ``{id}`` of ``/cds-services/{id}``.
         body: The request body (raw JSON or decoded).
         policy: The screening policy.
-        today: Returns the evaluation date when the request gives none (called at most once).
+        today: Returns the evaluation date, the service's today (called once per request; a
+            request's ``extension`` ``on`` other than it is a 400).
         required_prefetch: Prefetch keys whose absence (when not fetchable) gives 412.
         flag_codes: Coded data that sets history answers (:data:`dryneedle.fhir.FLAG_CODES`).
         allergy_terms: Words marking a metal allergy.

@@ -12,6 +12,7 @@ package, :mod:`._hooks`.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import date
 from typing import Any
 
 from dryneedle._version import __version__
@@ -42,7 +43,17 @@ def _errors(*codes: int) -> dict[str, Any]:
     return {str(c): {"description": text[c], **_json("OperationOutcome")} for c in codes}
 
 
-def _hook_request(hook: str) -> dict[str, Any]:
+def _on(today: date | None) -> dict[str, Any]:
+    """The schema of the deprecated ``on``: only the service's own date is accepted."""
+    text = ("Deprecated: the service screens as of its own date (today, UTC); any other date "
+            "is refused with 400. Omit it.")
+    if today is not None:
+        return {"const": today.isoformat(), "description": text}
+    return {"type": "string", "format": "date", "pattern": "^[0-9]{4}-[0-9]{2}-[0-9]{2}$",
+            "description": text}
+
+
+def _hook_request(hook: str, today: date | None) -> dict[str, Any]:
     """The request body schema of the service answering ``hook``."""
     return {
         "type": "object", "required": ["hook", "hookInstance", "context"],
@@ -60,8 +71,7 @@ def _hook_request(hook: str) -> dict[str, Any]:
                 k: {"type": ["object", "null"]} for k in (*PREFETCH, *LEGACY_KEYS)}},
             "extension": {"type": "object", "properties": {EXTENSION: {
                 "type": ["object", "null"], "properties": {
-                    "on": {"type": "string", "format": "date",
-                           "pattern": "^[0-9]{4}-[0-9]{2}-[0-9]{2}$"},
+                    "on": _on(today),
                     "answers": {"type": ["object", "null"]},
                     "sites": {"type": "array", "items": {
                         "type": "object", "required": ["muscle"], "properties": {
@@ -84,7 +94,7 @@ def _example(service: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _service_paths(doc: dict[str, Any], service: Mapping[str, Any], *,
-                   authenticated: bool) -> None:
+                   authenticated: bool, today: date | None) -> None:
     """Add the hook and feedback endpoints of one CDS service."""
     sid, hook = service["id"], service["hook"]
     name = "".join(part.capitalize() for part in hook.split("-"))
@@ -93,7 +103,7 @@ def _service_paths(doc: dict[str, Any], service: Mapping[str, Any], *,
         "summary": f"Call the {hook} service", "operationId": f"call{name}",
         "security": security,
         "requestBody": {"required": True, "content": {"application/json": {
-            "schema": _hook_request(hook), "example": _example(service)}}},
+            "schema": _hook_request(hook, today), "example": _example(service)}}},
         "responses": {"200": {"description": "Cards", **_json("CardsResponse")},
                       **_errors(400, 401, 403, 404, 408, 412, 413, 503)},
     }}
@@ -106,13 +116,16 @@ def _service_paths(doc: dict[str, Any], service: Mapping[str, Any], *,
     }}
 
 
-def openapi(base_url: str | None = None, *, authenticated: bool = True) -> dict[str, Any]:
+def openapi(base_url: str | None = None, *, authenticated: bool = True,
+            today: date | None = None) -> dict[str, Any]:
     """Return the OpenAPI 3.1 document of the service.
 
     Args:
         base_url: The service's public URL (``servers``); omitted when ``None``.
         authenticated: Hook and feedback calls need a CDS client JWT (``False`` describes a
             service made with ``insecure_no_auth``: no security requirement).
+        today: The service's date: the one value the deprecated ``extension`` ``on`` may
+            take (``None``: any date is described, with the rule in words).
     """
     coding = {"type": "object", "required": ["system", "code"],
               "properties": {"system": {"type": "string", "minLength": 1},
@@ -203,7 +216,7 @@ def openapi(base_url: str | None = None, *, authenticated: bool = True) -> dict[
         },
     }
     for service in SERVICES:
-        _service_paths(doc, service, authenticated=authenticated)
+        _service_paths(doc, service, authenticated=authenticated, today=today)
     if base_url is not None:
         doc["servers"] = [{"url": base_url}]
     return doc
