@@ -142,6 +142,9 @@ def _allergy(rid: str, system: str, code: str) -> dict[str, Any]:
     "1116632",  # Ticagrelor
     "613391",   # prasugrel (HL7 Vulcan RWD ExamplePrasugrelCodes)
     "1191",     # Aspirin
+    "1599538",  # edoxaban (OHDSI Phenotype Library, OMOP RxNorm Ingredient)
+    "154",      # acenocoumarol (CPIC drug table)
+    "8150",     # phenprocoumon (CPIC drug table)
 ])
 def test_a_medication_coded_by_ingredient_only_is_an_antithrombotic(rxcui: str) -> None:
     """An RxNorm ingredient concept alone (no clinical drug, no text) is recognised: with a
@@ -173,6 +176,21 @@ def test_a_nickel_allergy_coded_only_by_substance(system: str, code: str) -> Non
     assert screening.inputs.evidence_for("patient.history.metal_allergy") == (
         "AllergyIntolerance/a",)
     assert screening.result.decision is Decision.NOT_ELIGIBLE
+
+
+def test_nickel_contact_dermatitis_is_a_metal_allergy() -> None:
+    """SNOMED CT 93419003 (Contact dermatitis caused by nickel), as an active Condition or an
+    AllergyIntolerance, sets the metal allergy; resolved, it does not."""
+    for resource in (cond("c", SNOMED, "93419003"), _allergy("c", SNOMED, "93419003")):
+        screening = screen_fhir([PATIENT, resource], on=ON, answers=ALL_NO)
+        assert screening.inputs.patient.history.metal_allergy is True
+        assert screening.inputs.evidence_for("patient.history.metal_allergy") == (
+            f"{resource['resourceType']}/c",)
+        assert screening.result.decision is Decision.NOT_ELIGIBLE
+    resolved = cond("c", SNOMED, "93419003",
+                    clinicalStatus={"coding": [{"code": "resolved"}]})
+    inputs = patient_from_fhir([PATIENT, resolved], answers=ALL_NO, on=ON)
+    assert inputs.patient.history.metal_allergy is False
 
 
 def test_an_allergy_to_an_antithrombotic_is_not_antithrombotic_therapy() -> None:
