@@ -611,6 +611,31 @@ def test_synthea_bundle(name: str) -> None:
         assert decision is Decision.NOT_ELIGIBLE  # default policy: an exclusion
 
 
+@pytest.mark.skipif(not SYNTHEA.is_dir(), reason="../shared/fhir/synthea is not present")
+@pytest.mark.parametrize("name", sorted(EXPECT))
+def test_no_synthea_resource_is_silently_dropped(name: str) -> None:
+    """SPEC 1.1 §8, "nothing the EHR says is dropped": with an all-"no" form, every resource of
+    the bundle is in the provenance (used, unread, superseded, in conflict, or ignored with a
+    reason), and no answer with unread or conflicting FHIR evidence is settled by the form's
+    "no"."""
+    bundle = json.loads((SYNTHEA / name).read_text(encoding="utf-8"))
+    inputs = screen_fhir(bundle, on=ON, answers=ALL_NO).inputs
+    labels = {f"{e['resource']['resourceType']}/{e['resource']['id']}"
+              if e["resource"].get("id") else e["fullUrl"] for e in bundle["entry"]}
+    assert labels <= {p.resource for p in inputs.provenance}
+    assert all(p.reason for p in inputs.ignored)
+    unread = {p.path for p in inputs.provenance
+              if p.action in (Action.UNREAD, Action.CONFLICT) and p.resource != "answers"}
+    for path in unread:
+        if path == "patient.pregnancy":
+            assert inputs.patient.pregnancy is not Pregnancy.NOT_PREGNANT
+        elif path.startswith("patient.history."):
+            assert getattr(inputs.patient.history, path.rsplit(".", 1)[1]) is not False, path
+        else:
+            assert path == "patient.site_findings"
+            assert not inputs.site_findings_known
+
+
 def test_synthea_expectations_cover_thirty_bundles() -> None:
     """The table was written for all 30 shared bundles."""
     assert len(EXPECT) == 30
