@@ -125,13 +125,23 @@ HAND: list[tuple[str, str, str, str, tuple[str, ...], str]] = [
      "'RxNorm', CONCEPT_CLASS_ID 'Ingredient' (the same items give apixaban 1364430, "
      "rivaroxaban 1114195, dabigatran etexilate 1037042 and Warfarin 11289, as in the US "
      "Core value set); its clinical drugs 1599543 / 1599551 / 1599555 'edoxaban 15 / 30 / "
-     "60 MG Oral Tablet' are in the VSAC value sets above"),
+     "60 MG Oral Tablet' are in the VSAC value sets above; the same name and code in the "
+     "OHDSI SCYLLA study's 'SCYLLA antithrombotics' concept set (ohdsi-studies/"
+     "ScyllaCharacterization inst/cohorts/1102.json, commit 42ccae88)"),
+    (RXNORM, "1546356", "dabigatran", "anticoagulant_therapy", (),
+     "RxNorm ingredient of an ATC B01AE agent (direct thrombin inhibitors; the active moiety "
+     "of dabigatran etexilate 1037042); shown with this name in the OHDSI SCYLLA study's "
+     "'SCYLLA antithrombotics' concept set (ohdsi-studies/ScyllaCharacterization "
+     "inst/cohorts/1102.json, commit 42ccae88): CONCEPT_NAME 'dabigatran', CONCEPT_CODE "
+     "'1546356', VOCABULARY_ID 'RxNorm', CONCEPT_CLASS_ID 'Ingredient'"),
     (RXNORM, "154", "acenocoumarol", "anticoagulant_therapy", (),
      "RxNorm ingredient of an ATC B01AA agent (vitamin K antagonists); shown with this "
      "name in the CPIC database drug table "
      "(cpicpgx/cpic-schema drug.sql, commit 05f9b09c: 'RxNorm:154  acenocoumarol  PA452632'; "
      "the same table gives RxNorm:11289 warfarin, RxNorm:32968 clopidogrel and RxNorm:1191 "
-     "aspirin, as in the US Core value set)"),
+     "aspirin, as in the US Core value set); the same name and code in the OHDSI SCYLLA "
+     "study's 'SCYLLA antithrombotics' concept set (ohdsi-studies/ScyllaCharacterization "
+     "inst/cohorts/1102.json, commit 42ccae88, an OMOP RxNorm Ingredient)"),
     (RXNORM, "8150", "phenprocoumon", "anticoagulant_therapy", (),
      "RxNorm ingredient of an ATC B01AA agent (vitamin K antagonists); shown with this "
      "name in the CPIC database drug table "

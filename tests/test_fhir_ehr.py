@@ -142,7 +142,8 @@ def _allergy(rid: str, system: str, code: str) -> dict[str, Any]:
     "1116632",  # Ticagrelor
     "613391",   # prasugrel (HL7 Vulcan RWD ExamplePrasugrelCodes)
     "1191",     # Aspirin
-    "1599538",  # edoxaban (OHDSI Phenotype Library, OMOP RxNorm Ingredient)
+    "1599538",  # edoxaban (OHDSI Phenotype Library and SCYLLA, OMOP RxNorm Ingredient)
+    "1546356",  # dabigatran (OHDSI SCYLLA concept set)
     "154",      # acenocoumarol (CPIC drug table)
     "8150",     # phenprocoumon (CPIC drug table)
 ])
