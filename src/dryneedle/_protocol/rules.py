@@ -68,6 +68,7 @@ __all__ = [
     "SERIES_SAME_DAY",
     "ProtocolTable",
     "emit",
+    "emit_at",
     "poor_tolerance",
     "protocol_table",
     "rule_ids",
@@ -157,6 +158,7 @@ class ProtocolTable:
     """
 
     __slots__ = (
+        "at",
         "deep_min",
         "diam_max",
         "diam_min",
@@ -185,6 +187,7 @@ class ProtocolTable:
             rules[rule_id] = (policy.severity_of(rule_id, declared.severity), sources)
         self.rules = rules
         self.findings: dict[tuple[Any, ...], Finding] = {}
+        self.at: dict[tuple[str, int, str, str], Finding] = {}  # the findings of emit_at
         # Over the lung where the catalog gives no muscle limit, the policy limit applies.
         self.lung_policy_sources = tuple(
             s for s in rules[LUNG_DEPTH.id][1] if s != _MUSCLE_LIMIT_SOURCE)
@@ -243,6 +246,35 @@ def emit(
         if len(t.findings) >= _FINDINGS_MAX:
             t.findings.clear()
         t.findings[key] = finding
+    out.append(finding)
+
+
+def emit_at(out: list[Finding], t: ProtocolTable, rule: Rule, i: int, field: str,
+            message: str) -> None:
+    """Append the finding of ``rule`` at ``session.insertions[i]`` + ``field`` to ``out``.
+
+    The same finding as :func:`emit` with that path and the rule's sources, but the path is
+    formatted only when the finding is not memoised yet (the per-insertion checks emit the
+    same findings at the same few positions over and over).
+
+    Args:
+        out: The findings being collected.
+        t: The policy's table.
+        rule: The rule that fired.
+        i: Index of the insertion.
+        field: What in the insertion (``""`` for the insertion itself, ``".depth_mm"``...).
+        message: The finding's message (never a patient's data).
+    """
+    key = (rule.id, i, field, message)
+    finding = t.at.get(key)
+    if finding is None:
+        severity, rule_sources = t.rules[rule.id]
+        finding = Finding(code=rule.id, severity=severity,
+                          path=f"session.insertions[{i}]{field}", message=message,
+                          sources=rule_sources)
+        if len(t.at) >= _FINDINGS_MAX:
+            t.at.clear()
+        t.at[key] = finding
     out.append(finding)
 
 
