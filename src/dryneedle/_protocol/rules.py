@@ -168,6 +168,7 @@ class ProtocolTable:
         "first_max",
         "len_max",
         "len_min",
+        "limits",
         "lung_max",
         "lung_policy_sources",
         "pleura_margin",
@@ -203,6 +204,10 @@ class ProtocolTable:
         self.len_min = policy.needle_length_min_mm
         self.len_max = policy.needle_length_max_mm
         self.pleura_margin = policy.pleura_depth_margin_mm
+        # The limits the insertion loop compares with, read in one go.
+        self.limits = (self.sup_min, self.sup_max, self.deep_min, self.lung_max,
+                       self.pleura_margin, self.dwell_min, self.dwell_max, self.diam_min,
+                       self.diam_max, self.len_min, self.len_max)
 
 
 _FINDINGS_MAX: Final = 8192

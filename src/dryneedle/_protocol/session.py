@@ -189,11 +189,8 @@ def check_screened_session(
         )
         sex = patient.sex
 
-    sup_min, sup_max, deep_min = t.sup_min, t.sup_max, t.deep_min
-    lung_max = t.lung_max
-    margin = t.pleura_margin
-    dwell_min, dwell_max = t.dwell_min, t.dwell_max
-    diam_min, diam_max, len_min, len_max = t.diam_min, t.diam_max, t.len_min, t.len_max
+    (sup_min, sup_max, deep_min, lung_max, margin, dwell_min, dwell_max, diam_min, diam_max,
+     len_min, len_max) = t.limits
     muscles_get = _MUSCLES_BY_ID.get
     left = right = False
     midline = lung = 0
