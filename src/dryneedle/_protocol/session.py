@@ -74,6 +74,16 @@ _INF: Final = math.inf
 # A plain dict (faster to read than the catalog's read-only view), also asked for None (an
 # unreadable muscle in a partial record: not in the catalog).
 _MUSCLES_BY_ID: Final[dict[str | None, Muscle]] = {m.id: m for m in MUSCLES.values()}
+# Muscle.pleura_depth_for of every muscle with pleura depths, for each sex (None: unknown).
+_PLEURA: Final[dict[tuple[str, Sex | None], float | None]] = {
+    (m.id, sex): m.pleura_depth_for(sex)
+    for m in MUSCLES.values() if m.pleura_depth_mm for sex in (*Sex, None)
+}
+# The message of protocol.lung.deep_technique for each muscle over the lung, made once.
+_DEEP_OVER_LUNG: Final = {
+    m.id: f"deep technique over the lung ({m.id}): superficial is preferred"
+    for m in MUSCLES.values() if m.over_lung
+}
 _NOT_INDICATIONS: Final = frozenset(c.id for c in CONDITIONS.values() if not c.indication)
 # The model converts enum values to members and refuses mistyped answers, so members are
 # compared by identity. Anything that is not exactly superficial / pistoning / left / right is
@@ -276,9 +286,11 @@ def check_screened_session(
                         f"depth {_mm(depth)} is beyond the longest plausible needle "
                         f"({_mm(len_max)})")
             if lung_muscle is not None and ins.ultrasound_guided is not True:
-                # pleura_depth_for is None without pleura depths: skip the call then.
-                pleura = (lung_muscle.pleura_depth_for(sex) if lung_muscle.pleura_depth_mm
-                          else None)
+                pleura = None  # lung_muscle.pleura_depth_for(sex), read from a table
+                if lung_muscle.pleura_depth_mm:
+                    pleura = _PLEURA.get((lung_muscle.id, sex))
+                    if pleura is None:  # a sex the table does not know: ask the catalog
+                        pleura = lung_muscle.pleura_depth_for(sex)
                 if (pleura is not None and ins.directed_away_from_lung is not True
                         and depth > pleura - margin):
                     emit(out, t, LUNG_PLEURA, f"session.insertions[{i}].depth_mm",
@@ -311,8 +323,7 @@ def check_screened_session(
                         "muscle unknown: deep (or unknown) technique possibly over the lung")
         elif lung_muscle is not None and deep:
             emit_at(out, t, LUNG_DEEP, i, ".technique",
-                    f"deep technique over the lung ({lung_muscle.id}): superficial is preferred"
-                    if technique is not None else
+                    _DEEP_OVER_LUNG[lung_muscle.id] if technique is not None else
                     f"technique unknown over the lung ({lung_muscle.id}): counted as deep")
 
         # Dwell.
