@@ -261,7 +261,10 @@ class SeriesIndex:
                       False)
             return out
         p_date, p_number, p_count, p_tolerated, first = prev
-        order_error = pair_checks(out, t, p_date, p_number, d, number)
+        if d > p_date and number > p_number:  # the usual order: pair_checks finds nothing
+            order_error = False
+        else:
+            order_error = pair_checks(out, t, p_date, p_number, d, number)
         if number == 1:
             if first is not None and not order_error:
                 emit(out, t, SERIES_FIRST, "session.number",
