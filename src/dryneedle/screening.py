@@ -384,7 +384,12 @@ def screen_parts(
     # Age (depends on the date).
     bd = patient.birth_date
     hit: Hit | None = None
-    if bd is None:
+    window = c.windows.get(on)
+    if window is None:
+        window = c.adult_window(on)
+    if bd is not None and window[0] < bd <= window[1]:
+        pass  # a plausible adult age: no age finding (the usual case, decided in one test)
+    elif bd is None:
         hit = c.unknown("patient.birth_date", "birth date", AGE_MINIMUM)
         unknown_paths.append("patient.birth_date")
     elif on is None:  # the session date of a record could not be read: age unknown
