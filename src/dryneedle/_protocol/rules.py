@@ -4,12 +4,13 @@ Private module behind :mod:`dryneedle.protocol` (import the public names from th
 ``protocol.*`` and ``series.*`` rule is declared in ``data/rules.toml`` and bound here with
 :func:`dryneedle.findings.rule`; :func:`rule_ids` lists them in declaration order.
 :class:`ProtocolTable` holds, per policy, each rule's severity and sources and the policy limits
-the checks compare with; :func:`emit` turns a rule into a finding.
+the checks compare with; :func:`emit` turns a rule into a finding (:func:`emit_at` for a finding
+at an insertion, whose path it formats only when the finding is not memoised yet).
 
 A new protocol or series rule is declared in ``data/rules.toml`` (its id, title, severity,
 rationale, sources, the policy limits it reads and ``module``), bound here, then applied in
 :mod:`dryneedle._protocol.session` (per-session checks) or :mod:`dryneedle._protocol.series`
-(series checks) through :func:`emit`.
+(series checks) through :func:`emit` or :func:`emit_at`.
 
 May import: the model, reference data, findings and policy; no other protocol module (this is
 the lowest of them).
