@@ -252,11 +252,14 @@ class Validator:
         not_eligible = False
         review: list[str] | None = None
         excluded: frozenset[int] = _NO_SITES
-        if self._screening and patient is not None:
-            when = self.on if self.on is not None else (
-                session.date if session is not None else None)
+        if session is not None:
+            sites = session.insertions  # None: unreadable
             # An unknown date (None: unreadable) makes the age unknown (needs review).
-            sites = session.insertions if session is not None else ()
+            when = session.date if self.on is None else self.on
+        else:
+            sites = ()
+            when = self.on
+        if patient is not None and self._screening:
             rank, found, unknown, rows = screen_parts(
                 self._compiled, patient, when, sites or (), _SITES_PATH, True,
             )
@@ -268,30 +271,39 @@ class Validator:
             screened = True
             decision = DECISION_BY_RANK[rank]
             if found:
-                out.extend(found)
+                if out:
+                    out.extend(found)
+                else:  # the usual case: no structural finding (found is a new list)
+                    out = found
                 not_eligible = rank == 3
                 if rank == 2:  # needs_review: the unknown answers, as screen() lists them
                     review = unknown
-                excluded = frozenset(r[0] for r in rows if not r[4])
-        if self._protocol and session is not None:
-            if screened:
-                out.extend(check_screened_session(session, patient, not_eligible, excluded,
-                                                  self._table, review))
-            else:
-                out.extend(check_session_findings(session, patient=patient, screening=None,
-                                                  policy=self.policy, on=self.on))
-        key = None
-        if (session is not None and patient is not None and patient.patient_id is not None
-                and session.date is not None and session.number is not None):
-            insertions = session.insertions
-            if self._series is not None:
-                series = self._series.add_summary(patient.patient_id, (
-                    session.date, session.number, 0 if insertions is None else len(insertions),
-                    tolerated(session)))
-                if series:
-                    out.extend(series)
-            elif keyed:
-                key = (patient.patient_id, self._summarize(session))
+                excluded_rows = [r[0] for r in rows if not r[4]]
+                if excluded_rows:
+                    excluded = frozenset(excluded_rows)
+        if session is not None:
+            if self._protocol:
+                if screened:
+                    out.extend(check_screened_session(session, patient, not_eligible,
+                                                      excluded, self._table, review))
+                else:
+                    out.extend(check_session_findings(session, patient=patient, screening=None,
+                                                      policy=self.policy, on=self.on))
+            key = None
+            if patient is not None:
+                patient_id = patient.patient_id
+                d = session.date
+                number = session.number
+                if patient_id is not None and d is not None and number is not None:
+                    if self._series is not None:
+                        series = self._series.add_summary(patient_id, (
+                            d, number, 0 if sites is None else len(sites), tolerated(session)))
+                        if series:
+                            out.extend(series)
+                    elif keyed:
+                        key = (patient_id, self._summarize(session))
+        else:
+            key = None
         valid = True
         for f in out:
             if f.severity is _ERROR:
