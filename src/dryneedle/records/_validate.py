@@ -307,9 +307,17 @@ class Validator:
 def _duplicates_possible(text: str | bytes) -> bool:
     """Return ``False`` when no object of the line repeats a key (the pre-test).
 
-    msgspec, like orjson, keeps one value per key, so the accelerated path asks first.
+    msgspec, like orjson, keeps one value per key, so the accelerated path asks first: the
+    key count of :func:`._fast.no_repeated_key` (no second parse), then, when it cannot tell
+    (an explicit value spaced oddly, a text given as ``str`` with escapes), the count of the
+    keys orjson keeps.
     """
+    if _no_repeated_key(text):
+        return False
     return _may_have_duplicates(text, loads(text))
+
+
+_no_repeated_key = _fast.no_repeated_key
 
 
 _may_have_duplicates = may_have_duplicates  # rebound by benchmarks/duplicate_keys.py only
