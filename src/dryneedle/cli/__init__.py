@@ -20,12 +20,13 @@ Sub-commands: ``validate``, ``screen``, ``rules``, ``schema``, ``aftercare``, ``
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from datetime import date
-from typing import Any, TextIO
+from typing import Any, Final, TextIO
 
 from dryneedle._version import __version__
 
@@ -261,16 +262,40 @@ def _cmd_schema(args: argparse.Namespace) -> int:
 
 Registrar = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], None]
 
+# The sub-command modules, in the order of ``--help``, with the commands each registers and
+# their one-line help. main() imports only the module of the command it runs (start-up time:
+# validating imports neither aftercare nor FHIR); every other command gets a placeholder with
+# the same help, so ``dryneedle --help`` and usage errors read the same (tests/test_cli.py
+# compares this table with the modules).
+_MODULES: Final[tuple[tuple[str, tuple[tuple[str, str], ...]], ...]] = (
+    ("_validate", (("validate", "validate session records (JSONL or JSON array; '-' for "
+                                "stdin)"),)),
+    ("_screen", (("screen", "screen a patient (or each record's patient) and explain the "
+                            "decision"),)),
+    ("_aftercare", (("aftercare", "print a patient's aftercare plan for a session"),
+                    ("triage", "triage a symptom report: expected, contact_clinic or urgent"),
+                    ("rates", "adverse-event rates of session records beside the published "
+                              "rates"))),
+    ("_fhir", (("serve", "run the reference CDS Hooks service (extra 'service')"),
+               ("audit", "query the CDS service's audit log (cards issued, feedback)"),
+               ("fhir", "FHIR R4: screen a bundle, write a session as a Procedure"))),
+    ("_report", (("report", "write one static HTML page (plots, counts, metadata) about a "
+                            "validation run"),)),
+)
 
-def _registrars() -> list[Registrar]:
-    from dryneedle.cli import _aftercare, _fhir, _report, _screen, _validate  # noqa: PLC0415
 
-    return [_validate.register, _screen.register, _aftercare.register, _fhir.register,
-            _report.register]
+def _registrar(module: str) -> Registrar:
+    registrar: Registrar = importlib.import_module(f"dryneedle.cli.{module}").register
+    return registrar
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """Return the argument parser of the ``dryneedle`` command (used by the docs, too)."""
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """Return the argument parser of the ``dryneedle`` command (used by the docs, too).
+
+    Args:
+        command: Register only this sub-command's module in full (the others as placeholders
+            that show the same ``--help``); by default every sub-command, in full.
+    """
     parser = argparse.ArgumentParser(
         prog="dryneedle",
         description="Cited clinical rules for dry needling: screen patients, validate session "
@@ -279,8 +304,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"dryneedle {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for register in _registrars():
-        register(sub)
+    for module, commands in _MODULES:
+        if command is None or any(name == command for name, _ in commands):
+            _registrar(module)(sub)
+        else:
+            for name, text in commands:
+                sub.add_parser(name, help=text)
     p = sub.add_parser("rules", help="list the rule catalog with severities and sources",
                        description="List every registered rule with its severity under a "
                        "policy, its sources and (JSON) its rationale and limits.")
@@ -295,13 +324,32 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+_COMMANDS: Final = frozenset(name for _, commands in _MODULES for name, _ in commands) | {
+    "rules", "schema"}
+
+
+def _command_of(argv: Sequence[str]) -> str | None:
+    """The sub-command ``argv`` runs, when it plainly names one (else ``None``: parse in full).
+
+    The top-level options (``--help``, ``--version``) take no value, so the first argument
+    that is not an option is the command.
+    """
+    for arg in argv:
+        if not arg.startswith("-"):
+            return arg if arg in _COMMANDS else None
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line and return its exit code.
 
     Args:
         argv: Arguments (default: ``sys.argv[1:]``).
     """
-    parser = build_parser()
+    if argv is None:
+        argv = sys.argv[1:]
+    command = _command_of(argv)
+    parser = build_parser(command) if command is not None else build_parser()
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse exits 2 on usage errors, 0 on --help

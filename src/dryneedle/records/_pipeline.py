@@ -27,9 +27,8 @@ import json
 import os
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
 from datetime import date
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import attrs
 
@@ -38,6 +37,9 @@ from dryneedle.policy import Policy
 from dryneedle.records import _input
 from dryneedle.records._documents import DEFAULT_MAX_RECORD_BYTES, BadInput, jsonl_records
 from dryneedle.records._validate import Validator
+
+if TYPE_CHECKING:
+    from concurrent.futures import Future
 
 __all__ = ["CHUNK_RECORDS", "ChunkResult", "Summary", "default_jobs", "run"]
 
@@ -456,6 +458,9 @@ def run(
             source, payload, first = chunk
             yield finish(process_chunk(source, payload, multi, validator), first)
     else:
+        # Imported only here: multiprocessing costs a one-job run start-up time.
+        from concurrent.futures import ProcessPoolExecutor  # noqa: PLC0415
+
         fresh = attrs.evolve(policy)  # no caches travel to the workers
         with ProcessPoolExecutor(
             max_workers=jobs, initializer=_init_worker, initargs=(fresh, on, per_record)
