@@ -54,6 +54,7 @@ try:
         return _orjson.dumps(data)
 
     _loads: Callable[[bytes], Any] = _orjson.loads
+    _encode: Callable[[Any], bytes] = _orjson.dumps
 
 except ImportError:  # pragma: no cover - the stdlib gives the same bytes
 
@@ -62,6 +63,7 @@ except ImportError:  # pragma: no cover - the stdlib gives the same bytes
         return json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
     _loads = json.loads
+    _encode = dumps
 
 
 class Summary:
@@ -240,29 +242,44 @@ def process_chunk(
     lines_read: list[int] = []
     records = payload.records(lines_read) if isinstance(payload, _Range) else payload
     check = v.check_keyed
+    cache = _FINDING_BYTES._cache  # each finding's bytes, by identity (see _FindingBytes)
+    cached = cache.get
     finding_bytes = _FINDING_BYTES.get
     end = b'],"file":' + dumps(source) + b"}" if multi else b"]}"
     decision_bytes = _DECISIONS
+    encode = _encode
+    join = b"".join
+    comma = b",".join
+    valid_bytes = _VALID
+    add_tail = tails.append
+    add_line = lines.append
+    add_key = keys.append
+    add_code = codes.append
+    add_severity = severities.append
+    add_decision = decisions.append
     for pos, (line, data) in enumerate(records):
         report, key = check(data, 0, line)
         dbytes, dkey = decision_bytes[report.decision]
-        decisions.append(dkey)
+        add_decision(dkey)
         parts = []
         for f in report.findings:
-            _, fb, code, severity = finding_bytes(f)
-            parts.append(fb)
-            codes.append(code)
-            severities.append(severity)
-        if report.valid:
+            entry = cached(id(f))
+            if entry is None or entry[0] is not f:
+                entry = finding_bytes(f)
+            parts.append(entry[1])
+            add_code(entry[2])
+            add_severity(entry[3])
+        is_valid = report.valid
+        if is_valid:
             valid += 1
-        tails.append(b"".join((
-            b'"record_id":', dumps(report.record_id), b',"valid":',
-            _VALID[report.valid], b',"decision":', dbytes, b',"findings":[', b",".join(parts), end,
+        add_tail(join((
+            b'"record_id":', encode(report.record_id), b',"valid":',
+            valid_bytes[is_valid], b',"decision":', dbytes, b',"findings":[', comma(parts), end,
         )))
-        lines.append(line)
+        add_line(line)
         if key is not None:
             pid, (day, number, count, tolerated) = key
-            keys.append((pos, pid, (day.toordinal(), number, count, tolerated)))
+            add_key((pos, pid, (day.toordinal(), number, count, tolerated)))
     summary = Summary()
     summary.records = len(tails)
     summary.valid = valid

@@ -154,7 +154,7 @@ class Validator:
             except _fast.DECODE_ERRORS:
                 pass  # not clean: the walker below says why
             else:  # structurally clean: straight to the clinical checks (unless a key repeats)
-                if not _duplicates_possible(obj):
+                if _no_repeated_key(obj) or not _duplicates_possible(obj):
                     return self._clinical(index, line, wire.record_id, wire.patient,
                                           wire.session, [], wire)[0]
         return self._check(obj, index, line, False, fast=False)[0]
@@ -170,6 +170,16 @@ class Validator:
         without the ``series`` check. With ``decoded``, ``obj`` is an already decoded JSON
         value (an element of a JSON array): a string is then a value, not JSON text.
         """
+        if self._fast and not decoded and (obj.__class__ is bytes or obj.__class__ is str):
+            try:  # the accelerated path, as in check()
+                wire = _fast_decode(obj)
+            except _fast.DECODE_ERRORS:
+                pass  # not clean: the walker below says why
+            else:
+                if _no_repeated_key(obj) or not _duplicates_possible(obj):
+                    return self._clinical(index, line, wire.record_id, wire.patient,
+                                          wire.session, [], wire, True)
+            return self._check(obj, index, line, True, fast=False)
         return self._check(obj, index, line, True, decoded)
 
     def _check(
@@ -189,7 +199,7 @@ class Validator:
                 except _fast.DECODE_ERRORS:
                     pass  # not clean: the walker below says why
                 else:  # structurally clean: straight to the clinical checks
-                    if not _duplicates_possible(obj):
+                    if _no_repeated_key(obj) or not _duplicates_possible(obj):
                         return self._clinical(index, line, wire.record_id, wire.patient,
                                               wire.session, [], wire, keyed)
             try:
@@ -305,15 +315,12 @@ class Validator:
 
 
 def _duplicates_possible(text: str | bytes) -> bool:
-    """Return ``False`` when no object of the line repeats a key (the pre-test).
+    """Return ``False`` when no object of the line repeats a key (the second pre-test).
 
     msgspec, like orjson, keeps one value per key, so the accelerated path asks first: the
-    key count of :func:`._fast.no_repeated_key` (no second parse), then, when it cannot tell
-    (an explicit value spaced oddly, a text given as ``str`` with escapes), the count of the
-    keys orjson keeps.
+    exact key count of :func:`._fast.no_repeated_key` (no second parse), then, only when it
+    cannot tell (e.g. a value spaced oddly), this count of the keys orjson keeps.
     """
-    if _no_repeated_key(text):
-        return False
     return _may_have_duplicates(text, loads(text))
 
 
