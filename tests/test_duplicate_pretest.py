@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from dryneedle.records import _fast
+from dryneedle.records import _fast, _json
+from dryneedle.records._duplicates import loads_with_duplicates
 from dryneedle.records._validate import Validator
 from dryneedle.strategies import records
 
@@ -152,3 +154,35 @@ def test_no_repeated_key_is_exact(record: dict[str, Any], data: st.DataObject) -
     if _fast.decode(text.encode()) is not None:
         assert _fast.no_repeated_key(text.encode())  # a clean text: no false alarm
     _assert_repeat_caught(_dumps(record, spaced=spaced, dup=(where, key, value)))
+
+
+def _reports(texts: list[str], **kwargs: Any) -> list[dict[str, Any]]:
+    v = Validator(**kwargs)
+    return [v.check(t.encode(), i, i + 1).as_dict() for i, t in enumerate(texts)]
+
+
+def test_the_reference_parse_sees_repeats_in_one_pass(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without orjson the reference decoder parses once, seeing repeats: the same reports."""
+    texts = [_dumps(BASE), _dumps(BASE, spaced=True)]
+    for where, obj in enumerate(_objects(BASE)):
+        key = next(iter(obj))
+        texts.append(_dumps(BASE, dup=(where, key, obj[key])))
+    texts.append(texts[-1].replace('"format":', '"format":"x","format":', 1))
+    expected = _reports(texts, fast=False)
+    assert all(DUP in {f["code"] for f in r["findings"]} for r in expected[2:])
+    assert _reports(texts) == expected
+    monkeypatch.setattr(_json, "_fast_loads", None)
+    assert _reports(texts, fast=False) == expected
+
+
+def test_a_repeat_beside_an_integer_too_long_for_python_is_seen() -> None:
+    """An integer literal beyond Python's int-string limit still parses; the repeat counts."""
+    text = _dumps(BASE, dup=(0, "record_id", BASE["record_id"]))
+    text = text.replace('"number":1', '"number":' + "9" * 5000, 1)
+    assert '"number":999' in text
+    codes = _codes(text)
+    assert DUP in codes
+    assert "structure.range" in codes
+    value, repeated = loads_with_duplicates(text)
+    assert repeated
+    assert value["session"]["number"] == math.inf

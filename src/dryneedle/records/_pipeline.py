@@ -63,7 +63,11 @@ except ImportError:  # pragma: no cover - the stdlib gives the same bytes
         return json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
     _loads = json.loads
-    _encode = dumps
+    _encode_str = json.encoder.encode_basestring  # what json.dumps writes for a str (no ASCII)
+
+    def _encode(value: str | None) -> bytes:
+        """A record id (a string or ``None``) as JSON, as :func:`dumps` writes it."""
+        return b"null" if value is None else _encode_str(value).encode("utf-8")
 
 
 class Summary:

@@ -29,8 +29,9 @@ from dryneedle.protocol import (
     series_summary,
     tolerated,
 )
-from dryneedle.records import _fast
+from dryneedle.records import _fast, _json
 from dryneedle.records._documents import BadInput
+from dryneedle.records._duplicates import parse_seeing_duplicates
 from dryneedle.records._json import JSONError, escape_surrogates, is_blank
 from dryneedle.records._json import parse as loads
 from dryneedle.records._structure import (
@@ -202,11 +203,18 @@ class Validator:
                     if _no_repeated_key(obj) or not _duplicates_possible(obj):
                         return self._clinical(index, line, wire.record_id, wire.patient,
                                               wire.session, [], wire, keyed)
-            try:
-                obj = loads(obj)
-            except JSONError as exc:
-                return self._json_error(index, line, exc), None
-            if _may_have_duplicates(text, obj):  # rare: parse again, seeing repeated keys
+            if _json._fast_loads is None:  # the reference decoder parses: once, seeing repeats
+                try:
+                    obj = parse_seeing_duplicates(obj)
+                except JSONError as exc:
+                    return self._json_error(index, line, exc), None
+                text = None
+            else:
+                try:
+                    obj = loads(obj)
+                except JSONError as exc:
+                    return self._json_error(index, line, exc), None
+            if text is not None and _may_have_duplicates(text, obj):  # rare: parse again
                 try:
                     again, repeated = loads_with_duplicates(text)
                 except (ValueError, UnicodeDecodeError, RecursionError):
