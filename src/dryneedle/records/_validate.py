@@ -233,8 +233,9 @@ class Validator:
             if f.severity is _ERROR:
                 # Structural errors: keep every readable part (SPEC section 6, 1.1).
                 record = None
-                if patient is None or session is None:
-                    p_part, s_part = walk_partial(obj)
+                if patient is None or session is None:  # only the unreadable parts again
+                    p_part, s_part = walk_partial(obj, patient=patient is None,
+                                                  session=session is None)
                     patient = p_part if patient is None else patient
                     session = s_part if session is None else session
                 break
