@@ -293,8 +293,9 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """Return the argument parser of the ``dryneedle`` command (used by the docs, too).
 
     Args:
-        command: Register only this sub-command's module in full (the others as placeholders
-            that show the same ``--help``); by default every sub-command, in full.
+        command: Register only this sub-command's module in full, the others as placeholders
+            that show the same ``--help`` (a name of no sub-command: placeholders only, enough
+            for the top-level help and usage errors); by default every sub-command, in full.
     """
     parser = argparse.ArgumentParser(
         prog="dryneedle",
@@ -324,20 +325,17 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
-_COMMANDS: Final = frozenset(name for _, commands in _MODULES for name, _ in commands) | {
-    "rules", "schema"}
+def _command_of(argv: Sequence[str]) -> str:
+    """The sub-command ``argv`` runs: its first argument that is not an option.
 
-
-def _command_of(argv: Sequence[str]) -> str | None:
-    """The sub-command ``argv`` runs, when it plainly names one (else ``None``: parse in full).
-
-    The top-level options (``--help``, ``--version``) take no value, so the first argument
-    that is not an option is the command.
+    The top-level options (``--help``, ``--version``) take no value, so that argument is the
+    command; when there is none, or it names no sub-command, the parse ends at the top level
+    (help, version or a usage error), where placeholders read as the real sub-commands.
     """
     for arg in argv:
         if not arg.startswith("-"):
-            return arg if arg in _COMMANDS else None
-    return None
+            return arg
+    return ""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -348,8 +346,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     if argv is None:
         argv = sys.argv[1:]
-    command = _command_of(argv)
-    parser = build_parser(command) if command is not None else build_parser()
+    parser = build_parser(_command_of(argv))  # only the module of the command run
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse exits 2 on usage errors, 0 on --help
