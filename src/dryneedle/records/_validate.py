@@ -29,8 +29,9 @@ from dryneedle.protocol import (
     series_summary,
     tolerated,
 )
-from dryneedle.records import _fast
+from dryneedle.records import _fast, _json
 from dryneedle.records._documents import BadInput
+from dryneedle.records._duplicates import parse_seeing_duplicates
 from dryneedle.records._json import JSONError, escape_surrogates, is_blank
 from dryneedle.records._json import parse as loads
 from dryneedle.records._structure import (
@@ -154,7 +155,7 @@ class Validator:
             except _fast.DECODE_ERRORS:
                 pass  # not clean: the walker below says why
             else:  # structurally clean: straight to the clinical checks (unless a key repeats)
-                if not _duplicates_possible(obj):
+                if _no_repeated_key(obj) or not _duplicates_possible(obj):
                     return self._clinical(index, line, wire.record_id, wire.patient,
                                           wire.session, [], wire)[0]
         return self._check(obj, index, line, False, fast=False)[0]
@@ -170,6 +171,16 @@ class Validator:
         without the ``series`` check. With ``decoded``, ``obj`` is an already decoded JSON
         value (an element of a JSON array): a string is then a value, not JSON text.
         """
+        if self._fast and not decoded and (obj.__class__ is bytes or obj.__class__ is str):
+            try:  # the accelerated path, as in check()
+                wire = _fast_decode(obj)
+            except _fast.DECODE_ERRORS:
+                pass  # not clean: the walker below says why
+            else:
+                if _no_repeated_key(obj) or not _duplicates_possible(obj):
+                    return self._clinical(index, line, wire.record_id, wire.patient,
+                                          wire.session, [], wire, True)
+            return self._check(obj, index, line, True, fast=False)
         return self._check(obj, index, line, True, decoded)
 
     def _check(
@@ -189,14 +200,21 @@ class Validator:
                 except _fast.DECODE_ERRORS:
                     pass  # not clean: the walker below says why
                 else:  # structurally clean: straight to the clinical checks
-                    if not _duplicates_possible(obj):
+                    if _no_repeated_key(obj) or not _duplicates_possible(obj):
                         return self._clinical(index, line, wire.record_id, wire.patient,
                                               wire.session, [], wire, keyed)
-            try:
-                obj = loads(obj)
-            except JSONError as exc:
-                return self._json_error(index, line, exc), None
-            if _may_have_duplicates(text, obj):  # rare: parse again, seeing repeated keys
+            if _json._fast_loads is None:  # the reference decoder parses: once, seeing repeats
+                try:
+                    obj = parse_seeing_duplicates(obj)
+                except JSONError as exc:
+                    return self._json_error(index, line, exc), None
+                text = None
+            else:
+                try:
+                    obj = loads(obj)
+                except JSONError as exc:
+                    return self._json_error(index, line, exc), None
+            if text is not None and _may_have_duplicates(text, obj):  # rare: parse again
                 try:
                     again, repeated = loads_with_duplicates(text)
                 except (ValueError, UnicodeDecodeError, RecursionError):
@@ -215,8 +233,9 @@ class Validator:
             if f.severity is _ERROR:
                 # Structural errors: keep every readable part (SPEC section 6, 1.1).
                 record = None
-                if patient is None or session is None:
-                    p_part, s_part = walk_partial(obj)
+                if patient is None or session is None:  # only the unreadable parts again
+                    p_part, s_part = walk_partial(obj, patient=patient is None,
+                                                  session=session is None)
                     patient = p_part if patient is None else patient
                     session = s_part if session is None else session
                 break
@@ -317,11 +336,16 @@ class Validator:
 
 
 def _duplicates_possible(text: str | bytes) -> bool:
-    """Return ``False`` when no object of the line repeats a key (the pre-test).
+    """Return ``False`` when no object of the line repeats a key (the second pre-test).
 
-    msgspec, like orjson, keeps one value per key, so the accelerated path asks first.
+    msgspec, like orjson, keeps one value per key, so the accelerated path asks first: the
+    exact key count of :func:`._fast.no_repeated_key` (no second parse), then, only when it
+    cannot tell (e.g. a value spaced oddly), this count of the keys orjson keeps.
     """
     return _may_have_duplicates(text, loads(text))
+
+
+_no_repeated_key = _fast.no_repeated_key
 
 
 _may_have_duplicates = may_have_duplicates  # rebound by benchmarks/duplicate_keys.py only
