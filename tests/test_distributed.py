@@ -341,13 +341,33 @@ def test_series_findings_do_not_depend_on_blocks_or_buckets(generated: list[Path
 
 
 def test_the_graph_reads_each_block_once(generated: list[Path]) -> None:
-    """Each block is parsed and checked by one task: no second pass over the record text."""
+    """Each block is read, parsed and checked by one task: its bytes are never a task result.
+
+    No second pass over the record text, and no block of raw bytes that the scheduler could
+    move to another worker before it is checked.
+    """
     bag = report_lines([str(p) for p in generated], blocksize=20_000)
     graph = dict(bag.__dask_graph__())
-    checks = [k for k in graph if str(k[0] if isinstance(k, tuple) else k).startswith(
-        "check_block")]
-    reads = [k for k in graph if "read-block" in str(k[0] if isinstance(k, tuple) else k)]
-    assert len(checks) == len(reads) == bag.npartitions
+    names = [str(k[0] if isinstance(k, tuple) else k) for k in graph]
+    checks = [k for k in names if k.startswith("check_block")]
+    assert len(checks) == len(set(checks)) == bag.npartitions
+    assert not [k for k in names if "read-block" in k or "read_source" in k]
+
+
+def test_blocks_are_the_dask_bytes_blocks(generated: list[Path]) -> None:
+    """The blocks are cut where ``dask.bytes.read_bytes`` cuts them (the same bytes)."""
+    from dask.bytes import read_bytes  # noqa: PLC0415
+
+    from dryneedle.distributed import _dask  # noqa: PLC0415
+
+    for size in (7_000, 20_000, 10**9):
+        ours = [_dask.read_source(source) for _, _, _, source in
+                _dask.blocks([str(p) for p in generated], size, {})]
+        theirs = [b for p in generated
+                  for b in dask.compute(*read_bytes(str(p), delimiter=b"\n", sample=False,
+                                                    blocksize=size)[1][0])]
+        assert ours == theirs
+        assert b"".join(ours) == b"".join(p.read_bytes() for p in generated)
 
 
 @pytest.mark.slow

@@ -76,6 +76,7 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
     import dask.bag
 
 __all__ = [
+    "DASK_CONFIG",
     "DEFAULT_BLOCKSIZE",
     "LOCAL_CHECKS",
     "report_lines",
@@ -89,6 +90,16 @@ __all__ = [
 
 LOCAL_CHECKS: Final = _core.LOCAL_CHECKS
 """The checks that need one record only (everything but ``series``)."""
+
+DASK_CONFIG: Final = _dask.DASK_CONFIG
+"""Recommended Dask settings for a cluster that runs validations.
+
+Apply them with ``dask.config.set(DASK_CONFIG)`` before the cluster starts (workers started by
+a nanny inherit them). They turn off the worker's statistical profiler (a stack sample of the
+running task every 10 ms) and make the event-loop health check (every 20 ms in every process),
+the system monitor and the nanny's memory polling less frequent; on a busy machine they save
+about a fifth of the recipe's CPU time. Nothing else changes: the reports are the same bytes.
+"""
 
 DEFAULT_BLOCKSIZE: Final = _dask.DEFAULT_BLOCKSIZE
 """Default bytes per partition of a plain JSONL file (about 20 000 records of 1.5 kB)."""
@@ -153,7 +164,7 @@ def report_lines(
             Compressed files are always one partition.
         storage_options: Options for the file system (credentials, ...).
         buckets: Buckets of patients for the series shuffle (default: one per 8 blocks, at
-            most 64).
+            least 2, at most 64).
 
     Returns:
         A ``dask.bag.Bag`` of ``str``.
