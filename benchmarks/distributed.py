@@ -3,7 +3,8 @@
 Usage::
 
     python benchmarks/distributed.py [--records 200000] [--rounds 3] [--seed 7]
-                                     [--blocksize "16 MiB"] [--workers 2] [--jobs1]
+                                     [--blocksize "32 MiB"] [--workers 2] [--jobs1]
+                                     [--recipes stream,graph]
                                      [--dask-config recommended|default|both]
                                      [--out FILE] [--keep FILE]
     python benchmarks/distributed.py --smoke    # 2 000 records, one round (the tests run it)
@@ -17,14 +18,15 @@ at nearly the same moment of a shared machine:
 * ``cli --jobs 2`` (and ``cli --jobs 1`` with ``--jobs1``): ``python -m dryneedle validate FILE
   --quiet --jobs N`` in a fresh process, standard output to a file (every report written). Its
   time includes the interpreter's start-up and imports (about 0.4 s), as a user sees it.
-* ``dask`` / ``dask (default config)``: :func:`dryneedle.distributed.report_lines` then
-  :func:`~dryneedle.distributed.write_jsonl` on a ``LocalCluster`` of ``--workers`` worker
-  processes with one thread each, every report written to part files. A fresh cluster is
-  started for each timed run, *before* the clock starts, and warmed (the workers import
-  :mod:`dryneedle.distributed`): a data team starts its cluster once, so the cluster's start-up
-  is reported apart (``startup_seconds``), never in the ratio. ``dask`` applies
-  :data:`dryneedle.distributed.DASK_CONFIG` (the recommended settings for a validation
-  cluster); ``dask (default config)`` runs with Dask's defaults.
+* ``dask stream``: :func:`dryneedle.distributed.write_reports`, and ``dask graph``:
+  :func:`~dryneedle.distributed.report_lines` then :func:`~dryneedle.distributed.write_jsonl`,
+  each on a ``LocalCluster`` of ``--workers`` worker processes with one thread each, every
+  report written to part files. A fresh cluster is started for each timed run, *before* the
+  clock starts, and warmed (the workers import :mod:`dryneedle.distributed`): a data team
+  starts its cluster once, so the cluster's start-up is reported apart (``startup_seconds``),
+  never in the ratio. They apply :data:`dryneedle.distributed.DASK_CONFIG` (the recommended
+  settings for a validation cluster); the ``(default config)`` variants (``--dask-config
+  default`` or ``both``) run with Dask's defaults.
 
 Per run it records the wall-clock time; the **CPU seconds** (user + system) of every process
 of the approach -- for the CLI its process and its pool workers (``os.wait4``); for Dask the
@@ -198,11 +200,16 @@ def _dask_config(config: Mapping[str, Any] | None) -> Iterator[None]:
 
 
 def run_dask(path: Path, out: Path, workers: int, blocksize: str,
-             config: Mapping[str, Any] | None) -> dict[str, Any]:
-    """Start and warm a local cluster (not timed); time report_lines + write_jsonl on it."""
+             config: Mapping[str, Any] | None, recipe: str) -> dict[str, Any]:
+    """Start and warm a local cluster (not timed); time the recipe on it.
+
+    ``recipe`` is ``stream`` (:func:`~dryneedle.distributed.write_reports`) or ``graph``
+    (:func:`~dryneedle.distributed.report_lines` then
+    :func:`~dryneedle.distributed.write_jsonl`).
+    """
     from dask.distributed import Client, LocalCluster  # noqa: PLC0415
 
-    from dryneedle.distributed import report_lines, write_jsonl  # noqa: PLC0415
+    from dryneedle.distributed import report_lines, write_jsonl, write_reports  # noqa: PLC0415
 
     shutil.rmtree(out, ignore_errors=True)
     t0 = time.perf_counter()
@@ -220,15 +227,16 @@ def run_dask(path: Path, out: Path, workers: int, blocksize: str,
         with PeakSampler(pids) as sampler:
             cpu0, me0 = _cpu(procs), time.process_time()
             start = time.perf_counter()
-            lines = report_lines(str(path), blocksize=blocksize)
-            parts = write_jsonl(lines, str(out))
+            if recipe == "stream":
+                parts = write_reports(str(path), str(out), blocksize=blocksize, client=client)
+            else:
+                parts = write_jsonl(report_lines(str(path), blocksize=blocksize), str(out))
             seconds = time.perf_counter() - start
             cpu1, me1 = _cpu(procs), time.process_time()
         # The scheduler and the nannies of a LocalCluster run in this process, with the client.
         here = me1 - me0 - sampler.cpu_seconds
-        n_parts = lines.npartitions
-    return {"seconds": seconds, "startup_seconds": startup, "partitions": n_parts,
-            "blocksize": blocksize,
+    return {"seconds": seconds, "recipe": recipe, "startup_seconds": startup,
+            "partitions": len(parts), "blocksize": blocksize,
             "cpu_seconds": (cpu1 - cpu0) + here,
             "cpu_seconds_by_process": {"workers": cpu1 - cpu0,
                                        "client_scheduler_and_nannies": here},
@@ -259,10 +267,11 @@ def _approaches(args: argparse.Namespace) -> list[str]:
     names = [CLI2]
     if args.jobs1:
         names.append("cli --jobs 1")
-    if args.dask_config in ("recommended", "both"):
-        names.append("dask")
-    if args.dask_config in ("default", "both"):
-        names.append("dask (default config)")
+    for recipe in args.recipes.split(","):
+        if args.dask_config in ("recommended", "both"):
+            names.append(f"dask {recipe}")
+        if args.dask_config in ("default", "both"):
+            names.append(f"dask {recipe} (default config)")
     return names
 
 
@@ -273,14 +282,14 @@ def _run(name: str, path: Path, tmp: Path, args: argparse.Namespace,
     if name.startswith("cli"):
         jobs = int(name.rsplit(" ", 1)[1])
         return run_cli(path, tmp / f"cli-{jobs}.jsonl", jobs)
-    config = DASK_CONFIG if name == "dask" else None
-    return run_dask(path, tmp / "dask", args.workers, blocksize, config)
+    config = None if name.endswith("(default config)") else DASK_CONFIG
+    return run_dask(path, tmp / "dask", args.workers, blocksize, config, name.split()[1])
 
 
 def _report(runs: dict[str, list[dict[str, Any]]], records: int) -> dict[str, Any]:
     """Print the table of medians and per-round ratios; return the summary as JSON data."""
     summary: dict[str, Any] = {}
-    print(f"{'approach':<22} {'seconds':>18} {'CPU seconds':>18} {'records/s':>9}"
+    print(f"{'approach':<34} {'seconds':>18} {'CPU seconds':>18} {'records/s':>9}"
           f"  peak RSS MiB per worker (max)")
     for name, rs in runs.items():
         secs = [r["seconds"] for r in rs]
@@ -289,7 +298,7 @@ def _report(runs: dict[str, list[dict[str, Any]]], records: int) -> dict[str, An
         summary[name] = {"seconds_median": statistics.median(secs),
                          "cpu_seconds_median": statistics.median(cpus),
                          "peak_rss_mib_per_worker_max": max(peaks)}
-        print(f"{name:<22} {_spread(secs, '.1f'):>18} {_spread(cpus, '.1f'):>18} "
+        print(f"{name:<34} {_spread(secs, '.1f'):>18} {_spread(cpus, '.1f'):>18} "
               f"{records / statistics.median(secs):>9,.0f}  {max(peaks):.0f}")
     for name, rs in runs.items():
         if not name.startswith("dask"):
@@ -320,6 +329,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="Dask bytes per partition (default: the library's default)")
     parser.add_argument("--workers", type=int, default=2, help="Dask workers (default 2)")
     parser.add_argument("--jobs1", action="store_true", help="also run cli --jobs 1")
+    parser.add_argument("--recipes", default="stream,graph",
+                        help="Dask recipes, comma-separated: stream (write_reports), graph "
+                        "(report_lines + write_jsonl); default both")
     parser.add_argument("--dask-config", choices=("recommended", "default", "both"),
                         default="recommended",
                         help="Dask with dryneedle.distributed.DASK_CONFIG, Dask's defaults, "
@@ -352,7 +364,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             for name in names[k:] + names[:k]:
                 r = _run(name, path, Path(tmp), args, blocksize)
                 runs[name].append(r)
-                print(f"round {rnd + 1}: {name:<22} {r['seconds']:6.1f} s, CPU "
+                print(f"round {rnd + 1}: {name:<34} {r['seconds']:6.1f} s, CPU "
                       f"{r['cpu_seconds']:6.1f} s, load {r['load_before']:.1f}", file=sys.stderr)
     reference = runs[CLI2][0]["sha256"]
     same = all(r["sha256"] == reference for rs in runs.values() for r in rs)

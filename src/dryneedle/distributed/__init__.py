@@ -86,6 +86,7 @@ __all__ = [
     "validate_spark",
     "with_series",
     "write_jsonl",
+    "write_reports",
 ]
 
 LOCAL_CHECKS: Final = _core.LOCAL_CHECKS
@@ -328,9 +329,58 @@ def write_jsonl(
 
 
 def _write_part(lines: Iterable[str], fs: Any, path: str) -> int:
-    n = 0
-    with fs.open(path, "wb") as fh:
-        for line in lines:
-            fh.write(line.encode("utf-8") + b"\n")
-            n += 1
-    return n
+    return _dask.write_lines(lines, fs, path)
+
+
+def write_reports(
+    urlpath: str | Sequence[str],
+    folder: str,
+    *,
+    policy: Policy = DEFAULT_POLICY,
+    on: date | None = None,
+    checks: Iterable[str] = CHECKS,
+    blocksize: int | str | None = DEFAULT_BLOCKSIZE,
+    storage_options: Mapping[str, Any] | None = None,
+    client: Any = None,
+) -> list[str]:
+    """Validate JSONL files on a Dask cluster and write the reports; return the files written.
+
+    The files are those of ``write_jsonl(report_lines(...), folder)``, byte for byte (one
+    ``part-NNNNN.jsonl`` per block, together the command line's output), computed the way
+    ``dryneedle validate --jobs N`` computes them: every block is read and checked on a
+    worker; in input order, the client receives each block's counts and series keys only (a
+    few dozen bytes a record), runs the series checks, and has the worker that holds the
+    block's reports number and write them. Writing overlaps with checking (no step waits for
+    every block) and the reports never move between workers. The series checks run in the
+    client, as they run in the command line's main process; :func:`report_lines` spreads them
+    over the workers instead (for very many patients), at the cost of a step that waits for
+    every block.
+
+    Args:
+        urlpath: A path, glob or list of paths (any ``fsspec`` URL).
+        folder: The output folder (any ``fsspec`` URL); created when missing.
+        policy: The policy to apply.
+        on: Evaluation date for screening; by default each session's own date.
+        checks: Which of :data:`dryneedle.records.CHECKS` to run.
+        blocksize: Bytes per partition of a plain file (``None``: one partition per file).
+        storage_options: Options for both file systems (credentials, ...).
+        client: A ``distributed.Client`` (default: the current one).
+
+    Returns:
+        The paths written, in order.
+
+    Raises:
+        ValueError: On an unknown check, or when there is no client.
+        FileNotFoundError: When ``urlpath`` matches no file.
+    """
+    chosen = _core.checked(checks)
+    options = dict(storage_options or {})
+    if client is None:
+        client = _core.import_extra("distributed").default_client()
+    parts = _dask.blocks(urlpath, blocksize, options)
+    fs, root = _core.import_extra("fsspec").core.url_to_fs(folder, **options)
+    fs.makedirs(root, exist_ok=True)
+    paths = [f"{root.rstrip('/')}/part-{i:05d}.jsonl" for i in range(len(parts))]
+    _dask.stream_to_files(client, parts, fs, paths, policy=_core.PolicyRef.of(policy), on=on,
+                          checks=chosen, with_file=len({p[0] for p in parts}) > 1)
+    return paths

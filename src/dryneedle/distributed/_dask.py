@@ -25,6 +25,7 @@ from dryneedle.distributed._core import (
     SERIES,
     Checked,
     PolicyRef,
+    SeriesPass,
     check_block,
     finish,
     import_extra,
@@ -45,6 +46,8 @@ __all__ = [
     "graph",
     "ranges",
     "read_source",
+    "stream_to_files",
+    "write_lines",
 ]
 
 DEFAULT_BLOCKSIZE: Final = "32 MiB"
@@ -284,3 +287,81 @@ def graph(
     done = delayed(_finish_lines, pure=True)
     return [done(c, offsets, k, *found) for k, c in enumerate(checked)]
 
+
+
+# --- streaming to files on a distributed client (the command line's pipeline on workers) --------
+
+
+def write_lines(lines: Iterable[bytes | str], fs: Any, path: str) -> int:
+    """Write lines (each ending in LF) to ``path`` on ``fs``, a few thousand per write call."""
+    n = 0
+    batch: list[bytes] = []
+    with fs.open(path, "wb") as fh:
+        for line in lines:
+            batch.append(line if isinstance(line, bytes) else line.encode("utf-8"))
+            n += 1
+            if len(batch) >= 4096:
+                fh.write(b"\n".join(batch) + b"\n")
+                batch.clear()
+        if batch:
+            fh.write(b"\n".join(batch) + b"\n")
+    return n
+
+
+def _meta(part: Checked) -> bytes:
+    """What the client needs of a checked block: its counts and series keys (one blob)."""
+    return pickle.dumps((len(part.tails), part.lines, part.keys[0]),
+                        protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def _finish_write(part: Checked, index: int, line: int, found: bytes, fs: Any, path: str) -> int:
+    lines, _ = finish(part, index, line, pickle.loads(found))  # noqa: S301 - our own blob
+    return write_lines(lines, fs, path)
+
+
+def stream_to_files(
+    client: Any,
+    parts: list[Block],
+    fs: Any,
+    paths: Sequence[str],
+    *,
+    policy: PolicyRef,
+    on: date | None,
+    checks: tuple[str, ...],
+    with_file: bool,
+) -> int:
+    """Check every block on the workers and write its reports to ``paths``; return the records.
+
+    The command line's pipeline, with the workers of a ``distributed`` client for processes:
+    every block is checked where it is read (all submitted at once; the scheduler hands them
+    out as workers free up), and, block after block in input order, the client fetches only
+    the block's counts and series keys, runs the series checks over them and submits the
+    block's numbering and writing, which depends on the checked block alone and so runs on
+    the worker that holds it (the reports never move). Finishing overlaps with checking, and
+    no step waits for every block.
+    """
+    series = SeriesPass(policy) if SERIES in checks else None
+    tokenize = import_extra("dask.base").tokenize
+    checked = [
+        client.submit(_check_source, source, policy=policy, on=on, checks=checks,
+                      file=label if with_file else None, buckets=1, at_start=first,
+                      key="check_block-" + tokenize(source, policy, on, checks, with_file,
+                                                     first))
+        for label, _, first, source in parts
+    ]
+    metas = [client.submit(_meta, c, key="meta-" + c.key) for c in checked]
+    written: list[Any] = []
+    index = line = 0
+    for k, ((_, _, first, _), c, m) in enumerate(zip(parts, checked, metas, strict=True)):
+        records, lines, keys = pickle.loads(m.result())  # noqa: S301 - our own blob
+        if first:
+            line = 1
+        found = series.add(keys) if series is not None else []
+        written.append(client.submit(
+            _finish_write, c, index, line,
+            pickle.dumps([found] if found else [], protocol=pickle.HIGHEST_PROTOCOL), fs,
+            paths[k], key="write-" + tokenize(c.key, paths[k]), pure=False))
+        checked[k] = metas[k] = None  # released once written
+        index += records
+        line += lines
+    return sum(client.gather(written))
