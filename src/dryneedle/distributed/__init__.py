@@ -7,12 +7,17 @@ exact.
 
 .. code-block:: python
 
+    import dask
     from dask.distributed import Client
-    from dryneedle.distributed import report_lines, write_jsonl
+    from dryneedle.distributed import DASK_CONFIG, report_lines, write_jsonl, write_reports
 
+    dask.config.set(DASK_CONFIG)  # optional: recommended settings for a validation cluster
     client = Client()  # a local cluster; or Client("tcp://scheduler:8786")
+    write_reports("exports/2026-*.jsonl", "reports/")  # part-00000.jsonl, ...: the CLI's output
+
+    # or lazily: a bag of report lines, then the same files
     lines = report_lines("exports/2026-*.jsonl", blocksize="32 MiB")
-    write_jsonl(lines, "reports/")  # reports/part-00000.jsonl, ...: cat them = the CLI's output
+    write_jsonl(lines, "reports/")
 
 .. code-block:: python
 
@@ -29,13 +34,17 @@ exact.
    checked for structure, screening and protocol; the partition keeps its serialised reports
    (without ``index``/``line``) and, per record, a **series key** -- patient id, session date,
    number, needle count, tolerated -- about 100 bytes. The record text never leaves the worker.
-2. *Per bucket of patients*: only the series keys are shuffled, by a stable hash of the
-   patient id; the series checks (session numbering, same-day sessions, needle counts after a
-   poorly tolerated session) run over each bucket's keys in input order.
+2. *Series*: only the series keys move. The series checks (session numbering, same-day
+   sessions, needle counts after a poorly tolerated session) run over them in input order:
+   per bucket of patients (a stable hash of the patient id) on Spark and in the lazy Dask
+   bags, in the client with :func:`write_reports`.
 3. *Per partition again*: the reports are numbered from the partition's offsets (prefix sums
    of the line and record counts of the partitions before it, lines restarting per file) and
    the few series findings are appended to their reports, where a single-process run puts
-   them. Dask computes each intermediate once (one graph); Spark persists the first pass.
+   them. The lazy Dask bags are one graph (each intermediate computed once); Spark persists
+   the first pass. :func:`write_reports` is the ``--jobs`` pipeline on Dask workers: the client
+   takes the blocks' keys in input order and has the worker that holds each block number and
+   write it at once (no step waits for every block; reports never move between workers).
 
 **``index``, ``line`` and ``file``** mean what they mean in ``dryneedle validate FILE...``:
 ``line`` is the 1-based line in *its file* (blank lines count, and are not reported), ``index``
