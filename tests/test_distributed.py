@@ -17,7 +17,7 @@ from collections import Counter
 from collections.abc import Iterator, Sequence
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
@@ -32,6 +32,7 @@ from dryneedle.distributed import (
     validate_bag,
     validate_partition,
     write_jsonl,
+    write_reports,
 )
 from dryneedle.policy import DEFAULT_POLICY, Policy
 from dryneedle.records import CHECKS, Validator, validate_lines
@@ -165,6 +166,19 @@ def test_no_matching_file(tmp_path: Path) -> None:
 
 
 # --- synchronous scheduler -------------------------------------------------------------------
+
+
+def test_write_reports_needs_a_client(parts: list[Path], tmp_path: Path) -> None:
+    """Without a distributed client there is nothing to stream to: a clear error."""
+    distributed = pytest.importorskip("distributed")
+    try:
+        distributed.default_client()
+    except ValueError:
+        pass
+    else:  # pragma: no cover - a client of another test is still open
+        pytest.skip("a default client exists")
+    with pytest.raises(ValueError, match=r"[Cc]lient"):
+        write_reports(glob(parts), str(tmp_path / "out"))
 
 
 def test_local_checks_equal_in_process_synchronous(parts: list[Path]) -> None:
@@ -341,13 +355,34 @@ def test_series_findings_do_not_depend_on_blocks_or_buckets(generated: list[Path
 
 
 def test_the_graph_reads_each_block_once(generated: list[Path]) -> None:
-    """Each block is parsed and checked by one task: no second pass over the record text."""
+    """Each block is read, parsed and checked by one task: its bytes are never a task result.
+
+    No second pass over the record text, and no block of raw bytes that the scheduler could
+    move to another worker before it is checked.
+    """
     bag = report_lines([str(p) for p in generated], blocksize=20_000)
     graph = dict(bag.__dask_graph__())
-    checks = [k for k in graph if str(k[0] if isinstance(k, tuple) else k).startswith(
-        "check_block")]
-    reads = [k for k in graph if "read-block" in str(k[0] if isinstance(k, tuple) else k)]
-    assert len(checks) == len(reads) == bag.npartitions
+    names = [str(k[0] if isinstance(k, tuple) else k) for k in graph]
+    checks = [k for k in names if k.startswith("check_block")]
+    assert len(checks) == len(set(checks)) == bag.npartitions
+    assert not [k for k in names if "read-block" in k or "read_source" in k]
+
+
+def test_blocks_are_the_dask_bytes_blocks(generated: list[Path]) -> None:
+    """The blocks are cut where ``dask.bytes.read_bytes`` cuts them (the same bytes)."""
+    from dryneedle.distributed import _dask  # noqa: PLC0415
+
+    read_bytes = cast("Any", pytest.importorskip("dask.bytes")).read_bytes
+    run = cast("Any", dask).compute
+
+    for size in (7_000, 20_000, 10**9):
+        ours = [_dask.read_source(source) for _, _, _, source in
+                _dask.blocks([str(p) for p in generated], size, {})]
+        theirs = [b for p in generated
+                  for b in run(*read_bytes(str(p), delimiter=b"\n", sample=False,
+                                                    blocksize=size)[1][0])]
+        assert ours == theirs
+        assert b"".join(ours) == b"".join(p.read_bytes() for p in generated)
 
 
 @pytest.mark.slow
@@ -363,3 +398,30 @@ def test_write_jsonl_on_a_local_cluster(generated: list[Path], client: Any,
     assert [Path(p).name for p in paths][:2] == ["part-00000.jsonl", "part-00001.jsonl"]
     got = b"".join(Path(p).read_bytes() for p in paths)
     assert got == cli_output(generated, "--policy", "guideline", "--on", str(ON))
+
+
+@pytest.mark.slow
+def test_write_reports_on_a_local_cluster(generated: list[Path], client: Any,
+                                          tmp_path: Path) -> None:
+    """The streaming writer: the CLI's bytes, the same part files as ``write_jsonl``."""
+    from dryneedle.policy import GUIDELINE_POLICY  # noqa: PLC0415
+    from jsonl_inputs import cli_output  # noqa: PLC0415
+
+    files = [str(p) for p in generated]
+    paths = write_reports(files, str(tmp_path / "stream"), policy=GUIDELINE_POLICY, on=ON,
+                          blocksize=25_000, client=client)
+    assert len(paths) > 6
+    got = b"".join(Path(p).read_bytes() for p in paths)
+    cli = cli_output(generated, "--policy", "guideline", "--on", str(ON))
+    assert cli.count(b'"series.') >= 5
+    assert got == cli
+    lazy = write_jsonl(report_lines(files, policy=GUIDELINE_POLICY, on=ON, blocksize=25_000),
+                       str(tmp_path / "lazy"))
+    assert [Path(p).read_bytes() for p in paths] == [Path(p).read_bytes() for p in lazy]
+    # other checks, one file (no ``file`` key), the default client
+    one = write_reports(files[:1], str(tmp_path / "local"), checks=LOCAL_CHECKS,
+                        blocksize=None)
+    assert len(one) == 1
+    assert Path(one[0]).read_bytes() == cli_output(generated[:1], "--checks",
+                                                   ",".join(LOCAL_CHECKS))
+

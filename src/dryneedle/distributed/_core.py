@@ -45,6 +45,7 @@ __all__ = [
     "Checked",
     "PolicyRef",
     "SeriesKey",
+    "SeriesPass",
     "bucket_of",
     "check_block",
     "check_lines",
@@ -288,14 +289,34 @@ def series_findings(
         Partition id -> ``(position in the partition, findings as dicts)`` of the records that
         have series findings (usually few).
     """
-    index = SeriesIndex(policy=policy.resolve())
+    series = SeriesPass(policy)
     out: dict[Any, list[tuple[int, list[dict[str, Any]]]]] = {}
     for part, keys in parts:
-        for pos, pid, summary in keys:
-            found = index.add_summary(pid, summary)  # type: ignore[arg-type]  # ordinals
-            if found:
-                out.setdefault(part, []).append((pos, [f.as_dict() for f in found]))
+        found = series.add(keys)
+        if found:
+            out[part] = found
     return out
+
+
+class SeriesPass:
+    """The series checks over keys fed block after block, in input order (one process).
+
+    Args:
+        policy: The policy (severities of the ``series.*`` rules).
+    """
+
+    def __init__(self, policy: PolicyRef) -> None:
+        self._index = SeriesIndex(policy=policy.resolve())
+
+    def add(self, keys: Iterable[SeriesKey]) -> list[tuple[int, list[dict[str, Any]]]]:
+        """Check the next keys; return ``(position, findings as dicts)`` of those with any."""
+        out = []
+        add = self._index.add_summary
+        for pos, pid, summary in keys:
+            found = add(pid, summary)  # type: ignore[arg-type]  # dates as ordinals
+            if found:
+                out.append((pos, [f.as_dict() for f in found]))
+        return out
 
 
 # --- 3. per partition: numbers and series findings ---------------------------------------------
