@@ -6,7 +6,7 @@ modules. :func:`present_here` makes each such class a member of its face (its ``
 tracebacks, pickles and the API reference name ``dryneedle.screening.ScreeningResult``, as
 before the code moved.
 
-Layer: the lowest, beside :mod:`dryneedle._version`. Imports only the standard library.
+Layer: the lowest, beside ``dryneedle._version``. Imports only the standard library.
 """
 
 from __future__ import annotations
