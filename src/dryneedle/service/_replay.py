@@ -2,14 +2,15 @@
 
 What it is for: :class:`SqliteReplayCache` remembers each ``(iss, jti)`` a
 :class:`~._auth.JwtAuth` accepted until the token expires, in a table whose primary key is
-``(iss, jti)``: a token is accepted by **one** ``INSERT`` (an expired row of the same key is
-taken over by the same statement), so two processes given the same token at the same moment
-cannot both accept it -- SQLite serialises the writes (WAL, a busy timeout) and the second
-insert finds the key. Like the in-memory cache of one process (:class:`~._auth.MemoryReplayCache`)
-it is bounded: when it holds ``size`` live tokens, expired rows are purged, and if it is still
-full the call is refused with **503** (never by forgetting a live token). A row counter kept
-by triggers makes the bound check one read. Expired rows are also purged when the cache is
-opened. The file outlives a restart, so a token cannot be replayed after one either.
+``(iss, jti)``. Each check runs in one write transaction (``BEGIN IMMEDIATE``: SQLite serialises
+them across processes; WAL, a busy timeout), so two processes given the same token at the same
+moment cannot both accept it: the second one finds the key. An expired row of the same key is
+taken over by the accepting ``INSERT``. Like the in-memory cache of one process
+(:class:`~._auth.MemoryReplayCache`, whose answers it gives call by call) it is bounded: when it
+holds ``size`` tokens, expired rows are purged, and if it is still full the call is refused
+with **503** (never by forgetting a live token). A row counter kept by triggers makes the
+bound check one read. Expired rows are also purged when the cache is opened. The file outlives
+a restart, so a token cannot be replayed after one either.
 
 Each process opens its own connection on first use (a SQLite connection must not cross a
 ``fork``); threads of a process share it under a lock.
@@ -111,6 +112,10 @@ class SqliteReplayCache:
             db = self._connection()
             db.execute("BEGIN IMMEDIATE")
             try:
+                held = db.execute("SELECT until FROM seen WHERE iss = ? AND jti = ?",
+                                  (iss, jti)).fetchone()
+                if held is not None and held[0] > now:
+                    raise AuthError("JWT jti already used (replay)")
                 (live,) = db.execute("SELECT n FROM live").fetchone()
                 if live >= self.size:
                     db.execute("DELETE FROM seen WHERE until <= ?", (now,))
