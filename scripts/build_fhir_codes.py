@@ -28,7 +28,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "src" / "dryneedle" / "fhir" / "data"
 DATE = "2026-12-01"
-VERSION = "2"
+VERSION = "3"
 
 SNOMED = "http://snomed.info/sct"
 ICD10CM = "http://hl7.org/fhir/sid/icd-10-cm"
@@ -116,6 +116,43 @@ HAND: list[tuple[str, str, str, str, tuple[str, ...], str]] = [
      "World Data IG 1.0.0 value set ExamplePrasugrelCodes "
      "(http://hl7.org/fhir/uv/vulcan-rwd/ValueSet/ExamplePrasugrelCodes), with 855812 "
      "'prasugrel 10 MG Oral Tablet'"),
+    # RxNorm ingredients (TTY IN) of ATC B01A agents found in no value set above.
+    (RXNORM, "1599538", "edoxaban", "anticoagulant_therapy", (),
+     "RxNorm ingredient of an ATC B01AF agent (direct factor Xa inhibitors); shown with "
+     "this name in the OHDSI Phenotype Library "
+     "(OHDSI/PhenotypeLibrary inst/cohorts/919.json, commit 40106e4e), an OMOP vocabulary "
+     "concept set item: CONCEPT_NAME 'edoxaban', CONCEPT_CODE '1599538', VOCABULARY_ID "
+     "'RxNorm', CONCEPT_CLASS_ID 'Ingredient' (the same items give apixaban 1364430, "
+     "rivaroxaban 1114195, dabigatran etexilate 1037042 and Warfarin 11289, as in the US "
+     "Core value set); its clinical drugs 1599543 / 1599551 / 1599555 'edoxaban 15 / 30 / "
+     "60 MG Oral Tablet' are in the VSAC value sets above; the same name and code in the "
+     "OHDSI SCYLLA study's 'SCYLLA antithrombotics' concept set (ohdsi-studies/"
+     "ScyllaCharacterization inst/cohorts/1102.json, commit 42ccae88)"),
+    (RXNORM, "1546356", "dabigatran", "anticoagulant_therapy", (),
+     "RxNorm ingredient of an ATC B01AE agent (direct thrombin inhibitors; the active moiety "
+     "of dabigatran etexilate 1037042); shown with this name in the OHDSI SCYLLA study's "
+     "'SCYLLA antithrombotics' concept set (ohdsi-studies/ScyllaCharacterization "
+     "inst/cohorts/1102.json, commit 42ccae88): CONCEPT_NAME 'dabigatran', CONCEPT_CODE "
+     "'1546356', VOCABULARY_ID 'RxNorm', CONCEPT_CLASS_ID 'Ingredient'"),
+    (RXNORM, "154", "acenocoumarol", "anticoagulant_therapy", (),
+     "RxNorm ingredient of an ATC B01AA agent (vitamin K antagonists); shown with this "
+     "name in the CPIC database drug table "
+     "(cpicpgx/cpic-schema drug.sql, commit 05f9b09c: 'RxNorm:154  acenocoumarol  PA452632'; "
+     "the same table gives RxNorm:11289 warfarin, RxNorm:32968 clopidogrel and RxNorm:1191 "
+     "aspirin, as in the US Core value set); the same name and code in the OHDSI SCYLLA "
+     "study's 'SCYLLA antithrombotics' concept set (ohdsi-studies/ScyllaCharacterization "
+     "inst/cohorts/1102.json, commit 42ccae88, an OMOP RxNorm Ingredient)"),
+    (RXNORM, "8150", "phenprocoumon", "anticoagulant_therapy", (),
+     "RxNorm ingredient of an ATC B01AA agent (vitamin K antagonists); shown with this "
+     "name in the CPIC database drug table "
+     "(cpicpgx/cpic-schema drug.sql, commit 05f9b09c: 'RxNorm:8150  phenprocoumon  "
+     "PA450921')"),
+    (SNOMED, "93419003", "Contact dermatitis caused by nickel (disorder)", "metal_allergy", (),
+     "SNOMED CT concept with this fully specified name in SNOMED International's Editorial "
+     "Guide (SNOMED-Documents/snomed-editorial-guide, readme/authoring/domain-specific-"
+     "modeling/clinical-finding-and-disorder/clinical-finding-defining-attributes.md, commit "
+     "253cf212: '93419003 |Contact dermatitis caused by nickel (disorder)|', its example "
+     "of a finding caused by a base substance): an active one documents nickel sensitivity"),
 ]
 
 # Seen in the Synthea bundles (with these displays), in none of the value sets above.

@@ -323,8 +323,9 @@ def test_pregnancy_answer_codes() -> None:
 
 
 def test_pregnancy_most_recent_instant_wins() -> None:
-    """Same day, different times: the later instant wins (time zones respected)."""
-    early = _obs("early", "LA15173-0", "2026-05-01T09:00:00+02:00")  # 07:00 UTC
+    """Same day, different times: the later instant wins (time zones respected) between
+    statuses other than a current "pregnant" (which always counts, see below)."""
+    early = _obs("early", "LA4489-6", "2026-05-01T09:00:00+02:00")  # 07:00 UTC, unknown
     late = _obs("late", "LA26683-5", "2026-05-01T08:00:00Z")
     inputs = patient_from_fhir([PATIENT_X, late, early])
     assert inputs.patient.pregnancy is Pregnancy.NOT_PREGNANT
@@ -332,6 +333,22 @@ def test_pregnancy_most_recent_instant_wins() -> None:
     superseded = [p for p in inputs.provenance_for("patient.pregnancy")
                   if p.action is Action.SUPERSEDED]
     assert [p.resource for p in superseded] == ["Observation/early"]
+    reverse = patient_from_fhir([PATIENT_X, _obs("late", "LA4489-6", "2026-05-01T08:00:00Z"),
+                                 _obs("early", "LA26683-5", "2026-05-01T09:00:00+02:00")])
+    assert reverse.patient.pregnancy is Pregnancy.UNKNOWN
+
+
+def test_an_earlier_pregnant_status_is_not_superseded_by_a_later_not_pregnant() -> None:
+    """SPEC 1.1 §8: any current "pregnant" status counts, in any date order (the cautious
+    reading); the "not pregnant" one is named as superseded by it."""
+    early = _obs("early", "LA15173-0", "2026-05-01T09:00:00+02:00")
+    late = _obs("late", "LA26683-5", "2026-05-01T08:00:00Z")
+    inputs = patient_from_fhir([PATIENT_X, late, early])
+    assert inputs.patient.pregnancy is Pregnancy.PREGNANT
+    assert inputs.evidence_for("patient.pregnancy") == ("Observation/early",)
+    assert [(p.resource, p.action, p.reason) for p in inputs.provenance_for("patient.pregnancy")
+            if p.action is not Action.USED] == [
+        ("Observation/late", Action.SUPERSEDED, "current-pregnant-status")]
 
 
 def test_pregnancy_preliminary_and_unknown_values() -> None:
@@ -759,9 +776,14 @@ def test_card_detail_traces_inputs() -> None:
     (card,) = screen_fhir(load("contradictory.json"), on=ON).cards()
     detail = card["detail"]
     assert "MedicationStatement/ms-1 (`http://www.whocc.no/atc|B01AB`)" in detail
-    assert "Observation/preg-a (conflicting-pregnancy-status)" in detail
-    assert "conflicting data left unknown: `patient.pregnancy`" in detail
+    assert "From: Observation/preg-a (`http://loinc.org|LA15173-0`)" in detail
+    assert 'Observation/preg-b "not_pregnant" (current-pregnant-status)' in detail
     assert "Patient/p-003" not in detail
+    same_day = [_obs("preg-u", "LA4489-6", "2026-11-20"), _obs("preg-n", "LA26683-5", "2026-11-20")]
+    (card,) = screen_fhir([PATIENT_X, *same_day], on=ON).cards()
+    detail = card["detail"]
+    assert "Observation/preg-u (conflicting-pregnancy-status)" in detail
+    assert "conflicting data left unknown: `patient.pregnancy`" in detail
 
 
 def test_summary_truncates_below_140() -> None:

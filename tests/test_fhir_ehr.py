@@ -142,6 +142,10 @@ def _allergy(rid: str, system: str, code: str) -> dict[str, Any]:
     "1116632",  # Ticagrelor
     "613391",   # prasugrel (HL7 Vulcan RWD ExamplePrasugrelCodes)
     "1191",     # Aspirin
+    "1599538",  # edoxaban (OHDSI Phenotype Library and SCYLLA, OMOP RxNorm Ingredient)
+    "1546356",  # dabigatran (OHDSI SCYLLA concept set)
+    "154",      # acenocoumarol (CPIC drug table)
+    "8150",     # phenprocoumon (CPIC drug table)
 ])
 def test_a_medication_coded_by_ingredient_only_is_an_antithrombotic(rxcui: str) -> None:
     """An RxNorm ingredient concept alone (no clinical drug, no text) is recognised: with a
@@ -173,6 +177,21 @@ def test_a_nickel_allergy_coded_only_by_substance(system: str, code: str) -> Non
     assert screening.inputs.evidence_for("patient.history.metal_allergy") == (
         "AllergyIntolerance/a",)
     assert screening.result.decision is Decision.NOT_ELIGIBLE
+
+
+def test_nickel_contact_dermatitis_is_a_metal_allergy() -> None:
+    """SNOMED CT 93419003 (Contact dermatitis caused by nickel), as an active Condition or an
+    AllergyIntolerance, sets the metal allergy; resolved, it does not."""
+    for resource in (cond("c", SNOMED, "93419003"), _allergy("c", SNOMED, "93419003")):
+        screening = screen_fhir([PATIENT, resource], on=ON, answers=ALL_NO)
+        assert screening.inputs.patient.history.metal_allergy is True
+        assert screening.inputs.evidence_for("patient.history.metal_allergy") == (
+            f"{resource['resourceType']}/c",)
+        assert screening.result.decision is Decision.NOT_ELIGIBLE
+    resolved = cond("c", SNOMED, "93419003",
+                    clinicalStatus={"coding": [{"code": "resolved"}]})
+    inputs = patient_from_fhir([PATIENT, resolved], answers=ALL_NO, on=ON)
+    assert inputs.patient.history.metal_allergy is False
 
 
 def test_an_allergy_to_an_antithrombotic_is_not_antithrombotic_therapy() -> None:
@@ -286,6 +305,137 @@ def test_pregnancy_status_recency(obs: dict[str, Any], expected: Pregnancy) -> N
     assert screening.inputs.patient.pregnancy is expected
     if expected is Pregnancy.UNKNOWN:
         assert screening.result.decision is Decision.NEEDS_REVIEW
+
+
+_PREGNANT = (LOINC, "LA15173-0")
+_NOT_PREGNANT = (LOINC, "LA26683-5")
+
+
+@pytest.mark.parametrize("status", ["final", "amended", "corrected", "preliminary"])
+@pytest.mark.parametrize(("pregnant_on", "not_pregnant_on"), [
+    ("2026-11-20", "2026-11-20"),  # same day
+    ("2026-11-18", "2026-11-25"),  # "not pregnant" later
+    ("2026-11-25", "2026-11-18"),  # "pregnant" later
+    (None, "2026-11-25"),          # undated "pregnant": cannot be shown stale
+])
+def test_a_current_pregnant_status_wins_over_not_pregnant(
+        status: str, pregnant_on: str | None, not_pregnant_on: str) -> None:
+    """SPEC 1.1 §8: any current "pregnant" status (final, amended, corrected or preliminary)
+    makes the patient pregnant against a final "not pregnant", in any date order; both are
+    named in the provenance and a form's "no" cannot undo it (default policy: not eligible)."""
+    bundle = [PATIENT, preg("yes", _PREGNANT, pregnant_on, status),
+              preg("no", _NOT_PREGNANT, not_pregnant_on)]
+    screening = screen_fhir(bundle, on=ON, answers=ALL_NO)
+    inputs = screening.inputs
+    assert inputs.patient.pregnancy is Pregnancy.PREGNANT
+    assert inputs.evidence_for("patient.pregnancy") == ("Observation/yes",)
+    trail = {(p.resource, p.action, p.reason) for p in inputs.provenance_for("patient.pregnancy")}
+    assert ("Observation/no", Action.SUPERSEDED, "current-pregnant-status") in trail
+    assert ("answers", Action.SUPERSEDED, "fhir-evidence") in trail
+    assert not [p for p in inputs.provenance if p.action is Action.CONFLICT]
+    assert screening.result.decision is Decision.NOT_ELIGIBLE
+
+
+@pytest.mark.parametrize("status", ["entered-in-error", "cancelled"])
+def test_a_withdrawn_pregnant_status_never_counts(status: str) -> None:
+    """An entered-in-error or cancelled "pregnant" observation is ignored, whatever its date."""
+    inputs = patient_from_fhir([PATIENT, preg("yes", _PREGNANT, "2026-11-25", status),
+                                preg("no", _NOT_PREGNANT, "2026-11-20")], on=ON)
+    assert inputs.patient.pregnancy is Pregnancy.NOT_PREGNANT
+    assert inputs.evidence_for("patient.pregnancy") == ("Observation/no",)
+    assert ("Observation/yes", f"status:{status}") in {
+        (p.resource, p.reason) for p in inputs.ignored}
+
+
+def test_an_old_pregnant_status_gives_way_to_a_later_current_not_pregnant() -> None:
+    """A "pregnant" status older than the window still counts alone (never less cautious),
+    but a later current final "not pregnant" supersedes it; two current "pregnant" statuses
+    are both the evidence."""
+    old = preg("old", _PREGNANT, "2026-05-01")
+    assert patient_from_fhir([PATIENT, old], on=ON).patient.pregnancy is Pregnancy.PREGNANT
+    inputs = patient_from_fhir([PATIENT, old, preg("no", _NOT_PREGNANT, "2026-11-20")], on=ON)
+    assert inputs.patient.pregnancy is Pregnancy.NOT_PREGNANT
+    assert ("Observation/old", Action.SUPERSEDED, "older-observation") in {
+        (p.resource, p.action, p.reason) for p in inputs.provenance_for("patient.pregnancy")}
+    both = patient_from_fhir([PATIENT, old, preg("a", _PREGNANT, "2026-11-20"),
+                              preg("b", _PREGNANT, "2026-11-22", "amended"),
+                              preg("no", _NOT_PREGNANT, "2026-11-26")], on=ON)
+    assert both.patient.pregnancy is Pregnancy.PREGNANT
+    assert both.evidence_for("patient.pregnancy") == ("Observation/a", "Observation/b")
+
+
+def _unreadable(rid: str, when: str | None) -> dict[str, Any]:
+    res = preg(rid, _PREGNANT, when)
+    res["valueCodeableConcept"] = {"text": "see note"}
+    return res
+
+
+def _contradictory(rid: str, when: str | None) -> dict[str, Any]:
+    res = preg(rid, _PREGNANT, when)
+    res["valueCodeableConcept"]["coding"].append({"system": LOINC, "code": "LA26683-5"})
+    return res
+
+
+@pytest.mark.parametrize(("doubt", "expected"), [
+    (_unreadable("u", "2026-11-25"), Pregnancy.UNKNOWN),
+    (_unreadable("u", None), Pregnancy.UNKNOWN),
+    (_unreadable("u", "2026-05-01"), Pregnancy.NOT_PREGNANT),  # older than the window
+    (_contradictory("u", "2026-11-18"), Pregnancy.UNKNOWN),
+    (preg("u", _PREGNANT, "2026-11-25", "registered"), Pregnancy.UNKNOWN),
+    (preg("u", _PREGNANT, "2026-11-25", "unknown"), Pregnancy.UNKNOWN),
+    (preg("u", _NOT_PREGNANT, "2026-11-25", "preliminary"), Pregnancy.NOT_PREGNANT),
+    (preg("u", _NOT_PREGNANT, "2025-01-01"), Pregnancy.NOT_PREGNANT),
+    (cond("u", ICD10CM, "Z33.1",
+          verificationStatus={"coding": [{"code": "provisional"}]}), Pregnancy.UNKNOWN),
+])
+def test_unread_evidence_that_could_say_pregnant_beats_not_pregnant(
+        doubt: dict[str, Any], expected: Pregnancy) -> None:
+    """Unread evidence is never silently dropped (SPEC 1.1 §8): a current pregnancy resource
+    that cannot be read (no readable or contradictory value, a status that does not count, a
+    provisional pregnancy) could say "pregnant", so a final "not pregnant" cannot settle it;
+    unread evidence that can only say "not pregnant", or is older than the window, can."""
+    screening = screen_fhir([PATIENT, doubt, preg("no", _NOT_PREGNANT, "2026-11-20")], on=ON,
+                            answers=ALL_NO)
+    inputs = screening.inputs
+    assert inputs.patient.pregnancy is expected
+    assert (f"{doubt['resourceType']}/u", Action.UNREAD) in {
+        (p.resource, p.action) for p in inputs.provenance_for("patient.pregnancy")}
+    if expected is Pregnancy.UNKNOWN:
+        assert screening.result.decision is Decision.NEEDS_REVIEW
+        assert inputs.origin("patient.pregnancy") == "unread"
+        assert ("Observation/no", Action.SUPERSEDED, "unread-fhir-evidence") in {
+            (p.resource, p.action, p.reason) for p in inputs.provenance_for("patient.pregnancy")}
+    else:
+        assert inputs.evidence_for("patient.pregnancy") == ("Observation/no",)
+
+
+_OBS_STATUS = st.sampled_from(["final", "amended", "corrected", "preliminary", "registered",
+                               "entered-in-error", "unknown"])
+_OBS_DATE = st.sampled_from([None, "2026-11-27", "2026-11-20", "2026-11-01", "2026-05-01",
+                             "2026-11-20T08:00:00Z", "2026-12-03"])
+_OBS_VALUE = st.sampled_from([_PREGNANT, _NOT_PREGNANT, (LOINC, "LA4489-6"),
+                              (SNOMED, "77386006"), (SNOMED, "60001007"), (LOINC, "LA0000-0")])
+_CAUTION = {Pregnancy.NOT_PREGNANT: 0, None: 1, Pregnancy.UNKNOWN: 1, Pregnancy.PREGNANT: 2}
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(_OBS_VALUE, _OBS_DATE, _OBS_STATUS), max_size=4),
+       st.tuples(st.sampled_from([_PREGNANT, (SNOMED, "77386006")]), _OBS_DATE,
+                 st.sampled_from(["final", "amended", "corrected", "preliminary"])),
+       st.sampled_from([ALL_NO, {**ALL_NO, "pregnancy": None}, {}]))
+def test_adding_a_pregnant_status_is_never_more_permissive(
+        others: list[tuple[tuple[str, str], str | None, str]],
+        added: tuple[tuple[str, str], str | None, str], answers: dict[str, Any]) -> None:
+    """Monotonicity: whatever pregnancy observations a bundle holds, adding a "pregnant" one
+    (any counting status, any date) never makes the pregnancy status less cautious nor the
+    decision more permissive."""
+    base = [PATIENT, *(preg(f"o{i}", v, w, s) for i, (v, w, s) in enumerate(others))]
+    before = screen_fhir(base, on=ON, answers=answers)
+    after = screen_fhir([*base, preg("new", *added)], on=ON, answers=answers)
+    assert _CAUTION[after.inputs.patient.pregnancy] >= _CAUTION[before.inputs.patient.pregnancy]
+    assert RANK[after.result.decision] >= RANK[before.result.decision]
+    if added[1] is None or (ON - date.fromisoformat(added[1][:10])).days <= 30:
+        assert after.inputs.patient.pregnancy is Pregnancy.PREGNANT
 
 
 def test_pregnancy_window_is_the_policy_limit() -> None:
@@ -460,6 +610,31 @@ def test_synthea_bundle(name: str) -> None:
         assert set(resources) <= set(inputs.evidence_for(paths[key])), key
     if "antithrombotic" in expect or "pregnancy" in expect:
         assert decision is Decision.NOT_ELIGIBLE  # default policy: an exclusion
+
+
+@pytest.mark.skipif(not SYNTHEA.is_dir(), reason="../shared/fhir/synthea is not present")
+@pytest.mark.parametrize("name", sorted(EXPECT))
+def test_no_synthea_resource_is_silently_dropped(name: str) -> None:
+    """SPEC 1.1 §8, "nothing the EHR says is dropped": with an all-"no" form, every resource of
+    the bundle is in the provenance (used, unread, superseded, in conflict, or ignored with a
+    reason), and no answer with unread or conflicting FHIR evidence is settled by the form's
+    "no"."""
+    bundle = json.loads((SYNTHEA / name).read_text(encoding="utf-8"))
+    inputs = screen_fhir(bundle, on=ON, answers=ALL_NO).inputs
+    labels = {f"{e['resource']['resourceType']}/{e['resource']['id']}"
+              if e["resource"].get("id") else e["fullUrl"] for e in bundle["entry"]}
+    assert labels <= {p.resource for p in inputs.provenance}
+    assert all(p.reason for p in inputs.ignored)
+    unread = {p.path for p in inputs.provenance
+              if p.action in (Action.UNREAD, Action.CONFLICT) and p.resource != "answers"}
+    for path in unread:
+        if path == "patient.pregnancy":
+            assert inputs.patient.pregnancy is not Pregnancy.NOT_PREGNANT
+        elif path.startswith("patient.history."):
+            assert getattr(inputs.patient.history, path.rsplit(".", 1)[1]) is not False, path
+        else:
+            assert path == "patient.site_findings"
+            assert not inputs.site_findings_known
 
 
 def test_synthea_expectations_cover_thirty_bundles() -> None:

@@ -257,10 +257,6 @@ def test_duplicate_symptoms_key_never_hides_chest_pain(tmp_path: Path,
     assert not out or json.loads(out)["level"] != "expected"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "fhir resolve_pregnancy treats a same-day pregnant/not-pregnant tie as a conflict left "
-    "unknown (needs_review), and tests/data/fhir vectors (contradictory.json) encode that; "
-    "taking the most cautious value (pregnant) is a FHIR-owner decision"))
 def test_preliminary_pregnant_counts_as_pregnant_against_a_same_day_not_pregnant() -> None:
     """SPEC §8 (1.1): "a preliminary 'pregnant' counts as pregnant", and a recognised resource
     makes its answer true whatever else says. With a final "not pregnant" the same day the

@@ -104,7 +104,8 @@ def test_warning_signs_cannot_be_overridden_into_expected(rule: str, severity: s
 
 
 def test_fhir_pregnancy_conflict_is_not_resolved_by_a_form_no() -> None:
-    """Same-day pregnant / not-pregnant observations stay unknown even if a form says 'no'."""
+    """Same-day pregnant / not-pregnant observations are never settled by a form 'no': the
+    current "pregnant" status counts (SPEC 1.1 §8; before, the pair was a conflict, unknown)."""
 
     def obs(code: str, oid: str) -> dict[str, Any]:
         return {"resourceType": "Observation", "id": oid, "status": "final",
@@ -121,7 +122,7 @@ def test_fhir_pregnancy_conflict_is_not_resolved_by_a_form_no() -> None:
     ]}
     inputs = patient_from_fhir(bundle, answers={"pregnancy": "not_pregnant"})
     assert inputs.patient.pregnancy is not None
-    assert inputs.patient.pregnancy.value == "unknown"
+    assert inputs.patient.pregnancy.value == "pregnant"
 
 
 def test_deeply_nested_input_is_a_report_not_a_crash(

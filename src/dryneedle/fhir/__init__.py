@@ -8,7 +8,8 @@ answer, and which resources were ignored and why (``fhir-r4``):
 * ``Patient.birthDate`` and ``Patient.gender`` (``male``/``female``/``other``/``unknown`` map
   one to one);
 * pregnancy from ``Observation`` LOINC ``82810-3`` with answers ``LA15173-0`` (pregnant),
-  ``LA26683-5`` (not pregnant), ``LA4489-6`` (unknown) (``ips-pregnancy``); the most recent
+  ``LA26683-5`` (not pregnant), ``LA4489-6`` (unknown) (``ips-pregnancy``); any current
+  "pregnant" status (preliminary too) makes the patient pregnant, otherwise the most recent
   observation wins, and a tie or an undated disagreement leaves the answer unknown;
 * the conditions treated from ``Condition`` ICD-10-CM codes of the condition catalog
   (``icd10cm``), and history flags from the clinic-configurable :data:`FLAG_CODES` table

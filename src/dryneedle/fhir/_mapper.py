@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from datetime import date, datetime
-from typing import Any
+from typing import Any, Literal
 
 import attrs
 
@@ -101,6 +101,7 @@ class Mapper:
         self.names_re = re.compile(rf"\b({names})\b", re.IGNORECASE) if names else None
         self.unread: set[str] = set()
         self.pregnancy_unread = False
+        self.pregnancy_doubts: list[tuple[date, datetime | None] | None] = []
         self.pregnant_conditions: list[InputResource] = []
         self.unclassified: list[str] = []
         self.site_findings: list[SiteFinding] = []
@@ -207,11 +208,20 @@ class Mapper:
         return hits
 
     def mark_unread(self, r: InputResource, flag: str, *, reason: str,
-                    code: str | None = None, sources: tuple[str, ...] = ("fhir-r4",)) -> None:
-        """Record that ``r`` bears on ``flag`` but cannot settle it: the answer is unknown."""
+                    code: str | None = None, sources: tuple[str, ...] = ("fhir-r4",),
+                    doubt: tuple[date, datetime | None] | Literal[False] | None = None) -> None:
+        """Record that ``r`` bears on ``flag`` but cannot settle it: the answer is unknown.
+
+        For ``pregnancy``, ``doubt`` says whether ``r`` could say "pregnant": ``False`` when
+        it cannot (a stale or preliminary "not pregnant"), else when it applies (``None``:
+        undated). Such evidence, when current, also overrides an observed "not pregnant"
+        (:meth:`resolve_pregnancy`).
+        """
         path = "patient.pregnancy" if flag == "pregnancy" else f"patient.history.{flag}"
         if flag == "pregnancy":
             self.pregnancy_unread = True
+            if doubt is not False:
+                self.pregnancy_doubts.append(doubt)
         else:
             self.unread.add(flag)
         self.note(r, path=path, action=Action.UNREAD, reason=reason, code=code, sources=sources)
@@ -261,6 +271,9 @@ class Mapper:
             if (system or "", code) in PREGNANCY_VALUES
         ]
         values = {v for _, v in answers}
+        when = observation_when(res)
+        # Unread, it could still say "pregnant" (no readable value, or "pregnant" among them).
+        doubt = not answers or Pregnancy.PREGNANT in values
         if status in ("entered-in-error", "cancelled"):
             self.ignore(r, f"status:{status}", tok)
             return
@@ -268,19 +281,19 @@ class Mapper:
             pass  # a preliminary "pregnant" counts as pregnant (the cautious reading)
         elif status not in ("final", "amended", "corrected"):
             self.mark_unread(r, "pregnancy", reason=f"status:{status}", code=tok,
-                             sources=("ips-pregnancy",))
+                             sources=("ips-pregnancy",), doubt=when if doubt else False)
             return
         if len(values) != 1:
             self.mark_unread(r, "pregnancy", code=tok, sources=("ips-pregnancy",),
-                             reason="unmapped-value" if not answers else "contradictory-value")
+                             reason="unmapped-value" if not answers else "contradictory-value",
+                             doubt=when if doubt else False)
             return
         code, value = answers[0]
-        when = observation_when(res)
         if value is Pregnancy.NOT_PREGNANT:  # a "pregnant" status always counts (SPEC 8)
             stale = self.stale(when)
             if stale is not None:
                 self.mark_unread(r, "pregnancy", reason=stale, code=code,
-                                 sources=("ips-pregnancy", "policy"))
+                                 sources=("ips-pregnancy", "policy"), doubt=False)
                 return
         self.pregnancy.append(_PregnancyObs(res=r, value=value, when=when, code=code))
 
@@ -297,28 +310,63 @@ class Mapper:
             return f"older-than-{self.pregnancy_max_age_days}-days"
         return None
 
+    def current(self, when: tuple[date, datetime | None] | None) -> bool:
+        """Whether "pregnant" evidence dated ``when`` may still hold on the evaluation date.
+
+        Only evidence dated more than ``pregnancy_max_age_days`` before the evaluation date is
+        not current; undated evidence, evidence dated after it, or any evidence without an
+        evaluation date (mapping only) may be: "pregnant" is the cautious reading.
+        """
+        if self.on is None or when is None:
+            return True
+        return (self.on - when[0]).days <= self.pregnancy_max_age_days
+
     def resolve_pregnancy(self) -> Pregnancy | None:
-        """The most recent observation wins; a tie or an undated disagreement is a conflict."""
+        """Resolve the counted pregnancy observations (``None``: a conflict, left unknown).
+
+        Any current "pregnant" observation (final, amended, corrected or preliminary; see
+        :meth:`current`) makes the status pregnant, whatever other observations say and in
+        any date order: they are recorded as superseded (SPEC 1.1 §8, the cautious reading).
+        Otherwise the most recent observation wins (so an old "pregnant" is superseded by a
+        later "not pregnant"), a tie or an undated disagreement is a conflict, and a "not
+        pregnant" result gives way to current unread evidence that could say "pregnant"
+        (:meth:`mark_unread` with ``doubt``): the status is then unknown.
+        """
         obs = self.pregnancy
         if not obs:
             return None
+        pregnant = [o for o in obs if o.value is Pregnancy.PREGNANT and self.current(o.when)]
+        if pregnant:
+            for o in obs:
+                if o in pregnant:
+                    action, reason = Action.USED, "loinc-82810-3"
+                elif o.value is Pregnancy.PREGNANT:
+                    action, reason = Action.SUPERSEDED, "older-observation"
+                else:
+                    action, reason = Action.SUPERSEDED, "current-pregnant-status"
+                self.note(o.res, path="patient.pregnancy", value=o.value.value, action=action,
+                          reason=reason, code=o.code, sources=("ips-pregnancy",))
+            return Pregnancy.PREGNANT
         dated = [(o, o.when) for o in obs if o.when is not None]
         latest = [o for o, when in dated if not any(is_later(w, when) for _, w in dated)]
         top = {o.value for o in (latest or obs)}
         undated_disagree = [o for o in obs if o.when is None and o.value not in top]
         conflict = len(top) != 1 or bool(undated_disagree)
         decided = None if conflict else next(iter(top))
+        doubted = decided is Pregnancy.NOT_PREGNANT and any(
+            self.current(when) for when in self.pregnancy_doubts)
         deciders = [*(latest or obs), *undated_disagree]
         for o in obs:
             if conflict and o in deciders:
                 action, reason = Action.CONFLICT, "conflicting-pregnancy-status"
             elif o.value == decided and (o in deciders or o.when is None):
-                action, reason = Action.USED, "loinc-82810-3"
+                action, reason = (Action.SUPERSEDED, "unread-fhir-evidence") if doubted else (
+                    Action.USED, "loinc-82810-3")
             else:
                 action, reason = Action.SUPERSEDED, "older-observation"
             self.note(o.res, path="patient.pregnancy", value=o.value.value, action=action,
                       reason=reason, code=o.code, sources=("ips-pregnancy",))
-        return decided
+        return None if doubted else decided
 
     # Site findings --------------------------------------------------------------------------------
 
