@@ -13,7 +13,8 @@ bound check one read. Expired rows are also purged when the cache is opened. The
 a restart, so a token cannot be replayed after one either.
 
 Each process opens its own connection on first use (a SQLite connection must not cross a
-``fork``); threads of a process share it under a lock.
+``fork``; :func:`~._server.serve` forks before any thread or connection exists); threads of a
+process share it under one lock.
 
 May import: the standard library and :mod:`dryneedle.service._auth` (its ``AuthError``).
 """
@@ -89,7 +90,6 @@ class SqliteReplayCache:
     def _connection(self) -> sqlite3.Connection:
         pid = os.getpid()
         if self._db is None or self._pid != pid:  # first use in this process (or after fork)
-            self._lock = threading.Lock()
             self._db = self._connect()
             self._pid = pid
         return self._db

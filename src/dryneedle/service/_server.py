@@ -27,7 +27,7 @@ import signal
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 __all__ = ["serve", "server_config"]
@@ -114,7 +114,7 @@ def _bind(host: str, port: int, backlog: int = 2048) -> socket.socket:
 
 
 def _worker(app_factory: Callable[[], Any], sock: socket.socket, supervisor: int,
-            limits: dict[str, Any]) -> int:
+            limits: Mapping[str, Any]) -> int:
     """Run one worker process's server on the shared socket; return its exit status."""
     import uvicorn  # noqa: PLC0415 - optional extra
 
@@ -169,7 +169,8 @@ def serve(
         if pid == 0:  # pragma: no cover - in the worker (tests see it over HTTP)
             status = 1
             try:
-                status = _worker(app_factory, sock, supervisor, limits)
+                status = _worker(app_factory, sock, supervisor,
+                                 {"host": host, "port": port, **limits})
             finally:
                 os._exit(status)
         workers[pid] = time.monotonic()
