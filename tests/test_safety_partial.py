@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -202,6 +203,8 @@ def test_partial_records_never_lose_a_finding(record: dict[str, Any], data: st.D
             continue  # ages and surgery windows are computed on the session's date
         if where.startswith("patient.") and f.code.startswith(_FROM_PATIENT):
             continue  # findings derived from the patient's answers (the corrupted one)
+        if _reads(f, where):
+            continue  # a rule comparing two fields: the corrupted one is its other input
         assert (f.code, f.path) in kept or _superseded(f, after), (where, f.code, f.path)
     if before.decision is not None:
         assert after.decision is not None
@@ -214,6 +217,33 @@ _SERIES_INPUTS = frozenset({"patient.patient_id", "session.date", "session.numbe
 # Findings at session paths whose input is a patient answer or site finding.
 _FROM_PATIENT = ("protocol.screening.", "protocol.bleeding.", "screening.site_",
                  "screening.all_sites_excluded", "screening.bleeding_risk_site")
+
+
+# Rules that compare the field at their path with another field (SPEC section 4): corrupting
+# that other field takes away what they compare. ``[i]`` is the finding's own insertion.
+_ALSO_READS: dict[str, tuple[str, ...]] = {
+    "protocol.post.needles_removed": ("session.insertions",),  # removed vs inserted
+    "protocol.needles.first_session": ("session.number",),  # the first session's limit
+    "protocol.depth.beyond_needle": ("session.insertions[i].needle",),
+    "protocol.depth.beyond_longest_needle": ("session.insertions[i].needle",),
+    "protocol.depth.superficial_range": ("session.insertions[i].technique",),
+    "protocol.depth.deep_minimum": ("session.insertions[i].technique",),
+    "protocol.lung.deep_technique": ("session.insertions[i].technique",),
+    "protocol.lung.depth_limit": ("session.insertions[i].muscle",),
+    "protocol.lung.pleura_depth": ("session.insertions[i].muscle", "patient.sex"),
+}
+
+
+def _reads(f: Any, where: str) -> bool:
+    """Whether the rule of finding ``f`` reads the corrupted field ``where`` besides its path."""
+    own = re.match(r"session\.insertions\[\d+\]", f.path)
+    for template in _ALSO_READS.get(f.code, ()):
+        if "[i]" in template and own is None:
+            continue
+        pattern = template.replace("session.insertions[i]", own[0]) if own else template
+        if where == pattern or where.startswith((pattern + ".", pattern + "[")):
+            return True
+    return False
 
 
 def _superseded(f: Any, after: Any) -> bool:

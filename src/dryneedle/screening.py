@@ -242,6 +242,9 @@ def age_on(birth_date: date, on: date) -> int:
     return on.year - birth_date.year - ((on.month, on.day) < (birth_date.month, birth_date.day))
 
 
+_MUSCLE_IDS: Final = frozenset(MUSCLES)  # a set: faster to ask than the catalog's view
+_SUPERFICIAL: Final = Technique.SUPERFICIAL
+
 DECISION_BY_RANK: Final[tuple[Decision, ...]] = (
     Decision.ELIGIBLE,
     Decision.ELIGIBLE_WITH_PRECAUTIONS,
@@ -380,7 +383,12 @@ def screen_parts(
     # Age (depends on the date).
     bd = patient.birth_date
     hit: Hit | None = None
-    if bd is None:
+    window = c.windows.get(on)
+    if window is None:
+        window = c.adult_window(on)
+    if bd is not None and window[0] < bd <= window[1]:
+        pass  # a plausible adult age: no age finding (the usual case, decided in one test)
+    elif bd is None:
         hit = c.unknown("patient.birth_date", "birth date", AGE_MINIMUM)
         unknown_paths.append("patient.birth_date")
     elif on is None:  # the session date of a record could not be read: age unknown
@@ -391,7 +399,8 @@ def screen_parts(
                         "birth date is after the evaluation date: age unknown")
         unknown_paths.append("patient.birth_date")
     else:
-        age = age_on(bd, on)
+        # age_on(bd, on), inlined (one call less per record).
+        age = on.year - bd.year - ((on.month, on.day) < (bd.month, bd.day))
         if age > policy.max_age_years:
             hit = c.finding(BIRTH_DATE_IMPLAUSIBLE, "patient.birth_date",
                             f"age {age} is above the plausible maximum of "
@@ -415,11 +424,13 @@ def screen_parts(
     level, level_rank, level_unknown = known_level
     if level:
         findings.extend(level)
-        unknown_paths.extend(level_unknown)
+        if level_unknown:
+            unknown_paths.extend(level_unknown)
         rank = max(rank, level_rank)
 
-    # Sites. Without site findings or bleeding risk, a site's outcome depends only on its
-    # position, muscle and side: memoised.
+    # Sites. Without site findings, a site's outcome depends only on its position, muscle and
+    # side, and on whether the bleeding-risk rule applies to it (bleeding risk and a technique
+    # that is not superficial): memoised.
     bleeding_risk = h.bleeding_disorder is True or h.anticoagulant_therapy is True
     site_findings = patient.site_findings
     if site_findings is None:  # unknown (absent or null): not "inspected, none"
@@ -432,23 +443,25 @@ def screen_parts(
             findings.append(hit[0])
             unknown_paths.append("patient.site_findings")
             rank = max(rank, hit[1])
-    plain = c.plain_sites if not site_findings and not bleeding_risk else None
+    plain = c.plain_sites if not site_findings else None
     site_rows: list[tuple[Any, ...]] = []
     all_excluded = True
     for i, raw in enumerate(sites):
         site = raw if trusted else _as_site(raw)
+        muscle = site.muscle
         if plain is not None:
-            key = (site_path, i, site.muscle, site.side)
+            key = (site_path, i, muscle, site.side,
+                   bleeding_risk and site.technique is not _SUPERFICIAL)
             known = plain.get(key)
             if known is None:
-                known = site_row(c, i, site, site_path, (), on, False)
+                known = site_row(c, i, site, site_path, (), on, bleeding_risk)
                 if len(plain) >= CACHE_MAX:
                     plain.clear()
                 plain[key] = known
         else:
             known = site_row(c, i, site, site_path, site_findings, on, bleeding_risk)
         row, site_rank = known
-        if site.muscle not in MUSCLES:  # an unknown planned muscle blocks the decision
+        if muscle not in _MUSCLE_IDS:  # an unknown planned muscle blocks the decision
             unknown_paths.append(f"{site_path}[{i}].muscle")
         if row[4]:
             all_excluded = False

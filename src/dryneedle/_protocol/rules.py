@@ -4,12 +4,13 @@ Private module behind :mod:`dryneedle.protocol` (import the public names from th
 ``protocol.*`` and ``series.*`` rule is declared in ``data/rules.toml`` and bound here with
 :func:`dryneedle.findings.rule`; :func:`rule_ids` lists them in declaration order.
 :class:`ProtocolTable` holds, per policy, each rule's severity and sources and the policy limits
-the checks compare with; :func:`emit` turns a rule into a finding.
+the checks compare with; :func:`emit` turns a rule into a finding (:func:`emit_at` for a finding
+at an insertion, whose path it formats only when the finding is not memoised yet).
 
 A new protocol or series rule is declared in ``data/rules.toml`` (its id, title, severity,
 rationale, sources, the policy limits it reads and ``module``), bound here, then applied in
 :mod:`dryneedle._protocol.session` (per-session checks) or :mod:`dryneedle._protocol.series`
-(series checks) through :func:`emit`.
+(series checks) through :func:`emit` or :func:`emit_at`.
 
 May import: the model, reference data, findings and policy; no other protocol module (this is
 the lowest of them).
@@ -68,6 +69,7 @@ __all__ = [
     "SERIES_SAME_DAY",
     "ProtocolTable",
     "emit",
+    "emit_at",
     "poor_tolerance",
     "protocol_table",
     "rule_ids",
@@ -157,6 +159,7 @@ class ProtocolTable:
     """
 
     __slots__ = (
+        "at",
         "deep_min",
         "diam_max",
         "diam_min",
@@ -166,6 +169,7 @@ class ProtocolTable:
         "first_max",
         "len_max",
         "len_min",
+        "limits",
         "lung_max",
         "lung_policy_sources",
         "pleura_margin",
@@ -185,6 +189,7 @@ class ProtocolTable:
             rules[rule_id] = (policy.severity_of(rule_id, declared.severity), sources)
         self.rules = rules
         self.findings: dict[tuple[Any, ...], Finding] = {}
+        self.at: dict[tuple[str, int, str, str], Finding] = {}  # the findings of emit_at
         # Over the lung where the catalog gives no muscle limit, the policy limit applies.
         self.lung_policy_sources = tuple(
             s for s in rules[LUNG_DEPTH.id][1] if s != _MUSCLE_LIMIT_SOURCE)
@@ -200,6 +205,10 @@ class ProtocolTable:
         self.len_min = policy.needle_length_min_mm
         self.len_max = policy.needle_length_max_mm
         self.pleura_margin = policy.pleura_depth_margin_mm
+        # The limits the insertion loop compares with, read in one go.
+        self.limits = (self.sup_min, self.sup_max, self.deep_min, self.lung_max,
+                       self.pleura_margin, self.dwell_min, self.dwell_max, self.diam_min,
+                       self.diam_max, self.len_min, self.len_max)
 
 
 _FINDINGS_MAX: Final = 8192
@@ -243,6 +252,35 @@ def emit(
         if len(t.findings) >= _FINDINGS_MAX:
             t.findings.clear()
         t.findings[key] = finding
+    out.append(finding)
+
+
+def emit_at(out: list[Finding], t: ProtocolTable, rule: Rule, i: int, field: str,
+            message: str) -> None:
+    """Append the finding of ``rule`` at ``session.insertions[i]`` + ``field`` to ``out``.
+
+    The same finding as :func:`emit` with that path and the rule's sources, but the path is
+    formatted only when the finding is not memoised yet (the per-insertion checks emit the
+    same findings at the same few positions over and over).
+
+    Args:
+        out: The findings being collected.
+        t: The policy's table.
+        rule: The rule that fired.
+        i: Index of the insertion.
+        field: What in the insertion (``""`` for the insertion itself, ``".depth_mm"``...).
+        message: The finding's message (never a patient's data).
+    """
+    key = (rule.id, i, field, message)
+    finding = t.at.get(key)
+    if finding is None:
+        severity, rule_sources = t.rules[rule.id]
+        finding = Finding(code=rule.id, severity=severity,
+                          path=f"session.insertions[{i}]{field}", message=message,
+                          sources=rule_sources)
+        if len(t.at) >= _FINDINGS_MAX:
+            t.at.clear()
+        t.at[key] = finding
     out.append(finding)
 
 

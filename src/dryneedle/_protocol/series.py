@@ -23,7 +23,7 @@ import sqlite3
 from collections.abc import Iterable, Iterator
 from datetime import date
 from itertools import islice
-from typing import Any, Final, cast
+from typing import Any, Final
 
 from dryneedle._protocol.rules import (
     SERIES_FIRST,
@@ -76,7 +76,7 @@ def series_summary(session: Session) -> tuple[date, int, int, bool | None]:
     (datetime.date(2026, 1, 5), 2, 0, True)
     """
     # None only in a partial record (its insertions unreadable): counted as 0.
-    insertions = cast("tuple[Any, ...] | None", session.insertions)
+    insertions: tuple[Any, ...] | None = session.insertions
     return (session.date, session.number, 0 if insertions is None else len(insertions),
             tolerated(session))
 
@@ -141,8 +141,15 @@ class _Store:
         return value
 
     def __setitem__(self, key: str, value: _State) -> None:
+        self.put(key, value, key in self._mem)
+
+    def put(self, key: str, value: _State, known: bool) -> None:
+        """Set the summary of a patient, ``known`` when the patient has one (now in memory).
+
+        A plain method: faster to call than ``store[key] = value``.
+        """
         mem = self._mem
-        if key in mem:
+        if known:
             del mem[key]  # re-inserted at the end: most recent
         mem[key] = value
         if len(mem) > self._budget:
@@ -244,15 +251,20 @@ class SeriesIndex:
         t = self._table
         out: list[Finding] = []
         d, number, count, tolerated = summary
-        prev = self._state.get(patient_id)
+        state = self._state
+        prev = state.get(patient_id)
         if prev is None:
             if number != 1:
                 emit(out, t, SERIES_FIRST, "session.number",
                       f"the first session seen for this patient is number {number}, not 1")
-            self._state[patient_id] = (d, number, count, tolerated, d if number == 1 else None)
+            state.put(patient_id, (d, number, count, tolerated, d if number == 1 else None),
+                      False)
             return out
         p_date, p_number, p_count, p_tolerated, first = prev
-        order_error = pair_checks(out, t, p_date, p_number, d, number)
+        if d > p_date and number > p_number:  # the usual order: pair_checks finds nothing
+            order_error = False
+        else:
+            order_error = pair_checks(out, t, p_date, p_number, d, number)
         if number == 1:
             if first is not None and not order_error:
                 emit(out, t, SERIES_FIRST, "session.number",
@@ -262,14 +274,14 @@ class SeriesIndex:
         elif first is not None and d < first and not order_error:
             emit(out, t, SERIES_FIRST, "session.number",
                   f"session {number} is dated before session 1")
-        if (d, number) > (p_date, p_number):
+        if d > p_date or (d == p_date and number > p_number):  # (d, number) is later
             if count > p_count and not p_tolerated:
                 emit(out, t, SERIES_NEEDLES, "session.insertions",
                       f"{count} needles after a previous session of {p_count} "
                       + poor_tolerance(p_tolerated))
-            self._state[patient_id] = (d, number, count, tolerated, first)
+            state.put(patient_id, (d, number, count, tolerated, first), True)
         else:
-            self._state[patient_id] = (p_date, p_number, p_count, p_tolerated, first)
+            state.put(patient_id, (p_date, p_number, p_count, p_tolerated, first), True)
         return out
 
 

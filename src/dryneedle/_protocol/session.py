@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from datetime import date
-from typing import Final, cast
+from typing import Final
 
 from dryneedle._protocol.rules import (
     BLEEDING_NO_HAEMOSTASIS,
@@ -58,6 +58,7 @@ from dryneedle._protocol.rules import (
     SCREENING_SITE_EXCLUDED,
     ProtocolTable,
     emit,
+    emit_at,
     protocol_table,
 )
 from dryneedle.catalog import CONDITIONS, MUSCLES, Muscle
@@ -70,6 +71,19 @@ __all__ = ["check_screened_session", "check_session_findings"]
 
 
 _INF: Final = math.inf
+# A plain dict (faster to read than the catalog's read-only view), also asked for None (an
+# unreadable muscle in a partial record: not in the catalog).
+_MUSCLES_BY_ID: Final[dict[str | None, Muscle]] = {m.id: m for m in MUSCLES.values()}
+# Muscle.pleura_depth_for of every muscle with pleura depths, for each sex (None: unknown).
+_PLEURA: Final[dict[tuple[str, Sex | None], float | None]] = {
+    (m.id, sex): m.pleura_depth_for(sex)
+    for m in MUSCLES.values() if m.pleura_depth_mm for sex in (*Sex, None)
+}
+# The message of protocol.lung.deep_technique for each muscle over the lung, made once.
+_DEEP_OVER_LUNG: Final = {
+    m.id: f"deep technique over the lung ({m.id}): superficial is preferred"
+    for m in MUSCLES.values() if m.over_lung
+}
 _NOT_INDICATIONS: Final = frozenset(c.id for c in CONDITIONS.values() if not c.indication)
 # The model converts enum values to members and refuses mistyped answers, so members are
 # compared by identity. Anything that is not exactly superficial / pistoning / left / right is
@@ -163,8 +177,9 @@ def check_screened_session(
     """
     out: list[Finding] = []
     # In a partial record (SPEC section 6, 1.1) an unreadable value is None, whatever the
-    # model's annotation says: the casts below say so to the type checker.
-    readable = cast("tuple[Insertion, ...] | None", session.insertions)
+    # model's annotation says: the wider annotations below say so to the type checker (a
+    # cast would be a function call per value at run time).
+    readable: tuple[Insertion, ...] | None = session.insertions
     unreadable = readable is None  # a record whose list of insertions could not be read
     insertions: tuple[Insertion, ...] = () if readable is None else readable
     if unreadable:
@@ -184,37 +199,48 @@ def check_screened_session(
         )
         sex = patient.sex
 
-    sup_min, sup_max, deep_min = t.sup_min, t.sup_max, t.deep_min
-    lung_max = t.lung_max
-    margin = t.pleura_margin
-    dwell_min, dwell_max = t.dwell_min, t.dwell_max
-    diam_min, diam_max, len_min, len_max = t.diam_min, t.diam_max, t.len_min, t.len_max
-    muscles_get = MUSCLES.get
+    (sup_min, sup_max, deep_min, lung_max, margin, dwell_min, dwell_max, diam_min, diam_max,
+     len_min, len_max) = t.limits
+    muscles_get = _MUSCLES_BY_ID.get
     left = right = False
     midline = lung = 0
     maybe_left = maybe_right = False  # insertions possibly over the lung, and their sides
     maybe_lung = maybe_both = 0
     for i, ins in enumerate(insertions):
-        name = cast("str | None", ins.muscle)
-        muscle = muscles_get(name) if name is not None else None
-        technique = cast("Technique | None", ins.technique)
+        name: str | None = ins.muscle
+        muscle = muscles_get(name)  # None for an unknown (or unreadable: None) muscle
+        technique: Technique | None = ins.technique
         deep = technique is not _SUPERFICIAL
         depth = ins.depth_mm
-        side = cast("Side | None", ins.side)
+        side: Side | None = ins.side
+        needle = ins.needle
+        length = needle.length_mm
         lung_muscle: Muscle | None = None
-        if muscle is None:
-            # Unknown (or, in a record, unreadable): the catalog's facts are unknown, so the
-            # insertion counts as possibly over the lung (fail closed).
-            if name is not None:
-                emit(out, t, MUSCLE_UNKNOWN, f"session.insertions[{i}].muscle",
-                      "muscle is not in the anatomy catalog: lung and haemostasis facts unknown")
-            emit(out, t, LUNG_UNCHECKED, f"session.insertions[{i}]",
-                 "muscle unknown: counted as possibly over the lung"
-                 + (" on either side" if side is None else ""))
-        elif muscle.over_lung and side is None:
-            emit(out, t, LUNG_UNCHECKED, f"session.insertions[{i}].side",
-                 f"{muscle.id} overlies the lung and the side is unknown: counted as either side")
-        if muscle is None or side is None:
+        if muscle is not None and side is not None:  # the usual case: both known
+            if muscle.over_lung:
+                lung_muscle = muscle
+                lung += 1
+                if side is _LEFT:
+                    left = True
+                elif side is _RIGHT:
+                    right = True
+                else:
+                    midline += 1
+        else:
+            if muscle is None:
+                # Unknown (or, in a record, unreadable): the catalog's facts are unknown, so
+                # the insertion counts as possibly over the lung (fail closed).
+                if name is not None:
+                    emit_at(out, t, MUSCLE_UNKNOWN, i, ".muscle",
+                            "muscle is not in the anatomy catalog: lung and haemostasis facts "
+                            "unknown")
+                emit_at(out, t, LUNG_UNCHECKED, i, "",
+                        "muscle unknown: counted as possibly over the lung"
+                        + (" on either side" if side is None else ""))
+            elif muscle.over_lung:  # and the side is unknown
+                emit_at(out, t, LUNG_UNCHECKED, i, ".side",
+                        f"{muscle.id} overlies the lung and the side is unknown: counted as "
+                        "either side")
             if muscle is None or muscle.over_lung:
                 maybe_lung += 1
                 if side is _LEFT:
@@ -223,54 +249,48 @@ def check_screened_session(
                     maybe_right = True
                 else:
                     maybe_both += 1
-            if muscle is not None and muscle.over_lung:
-                lung_muscle = muscle
-        elif muscle.over_lung:
-            lung_muscle = muscle
-            lung += 1
-            if side is _LEFT:
-                left = True
-            elif side is _RIGHT:
-                right = True
-            else:
-                midline += 1
+                if muscle is not None:
+                    lung_muscle = muscle
 
         # Depth.
         if depth is None:
-            emit(out, t, DEPTH_UNKNOWN, f"session.insertions[{i}].depth_mm",
-                  "depth is not recorded: depth limits cannot be checked"
-                  + (" (over the lung)" if lung_muscle is not None else ""))
+            emit_at(out, t, DEPTH_UNKNOWN, i, ".depth_mm",
+                    "depth is not recorded: depth limits cannot be checked"
+                    + (" (over the lung)" if lung_muscle is not None else ""))
         elif not 0.0 < depth < _INF:
-            emit(out, t, DEPTH_NOT_POSITIVE, f"session.insertions[{i}].depth_mm",
-                  "depth must be a positive finite number of millimetres")
+            emit_at(out, t, DEPTH_NOT_POSITIVE, i, ".depth_mm",
+                    "depth must be a positive finite number of millimetres")
         else:
             if technique is None:  # unreadable: only what holds for every technique is known
                 if depth < sup_min or sup_max < depth <= deep_min:
-                    emit(out, t, DEPTH_SUPERFICIAL, f"session.insertions[{i}].depth_mm",
-                         f"technique unknown: {_mm(depth)} is outside the range of every "
-                         "technique")
+                    emit_at(out, t, DEPTH_SUPERFICIAL, i, ".depth_mm",
+                            f"technique unknown: {_mm(depth)} is outside the range of every "
+                            "technique")
                 else:
-                    emit(out, t, DEPTH_UNKNOWN, f"session.insertions[{i}].depth_mm",
-                         "technique unknown: the depth range of the technique cannot be "
-                         "checked")
+                    emit_at(out, t, DEPTH_UNKNOWN, i, ".depth_mm",
+                            "technique unknown: the depth range of the technique cannot be "
+                            "checked")
             elif not deep:
                 if not sup_min <= depth <= sup_max:
-                    emit(out, t, DEPTH_SUPERFICIAL, f"session.insertions[{i}].depth_mm",
-                          f"superficial technique at {_mm(depth)} is outside "
-                          f"{sup_min:g}-{sup_max:g} mm")
+                    emit_at(out, t, DEPTH_SUPERFICIAL, i, ".depth_mm",
+                            f"superficial technique at {_mm(depth)} is outside "
+                            f"{sup_min:g}-{sup_max:g} mm")
             elif not depth > deep_min:
-                emit(out, t, DEPTH_DEEP, f"session.insertions[{i}].depth_mm",
-                      f"deep technique at {_mm(depth)} is not deeper than {_mm(deep_min)}")
-            length = ins.needle.length_mm
+                emit_at(out, t, DEPTH_DEEP, i, ".depth_mm",
+                        f"deep technique at {_mm(depth)} is not deeper than {_mm(deep_min)}")
             if length is not None and not depth <= length:
-                emit(out, t, DEPTH_BEYOND_NEEDLE, f"session.insertions[{i}].depth_mm",
-                      f"depth {_mm(depth)} is beyond the needle's length {_mm(length)}")
+                emit_at(out, t, DEPTH_BEYOND_NEEDLE, i, ".depth_mm",
+                        f"depth {_mm(depth)} is beyond the needle's length {_mm(length)}")
             if depth > len_max:  # whatever length is recorded: no needle is that long
-                emit(out, t, DEPTH_BEYOND_LONGEST, f"session.insertions[{i}].depth_mm",
-                      f"depth {_mm(depth)} is beyond the longest plausible needle "
-                      f"({_mm(len_max)})")
+                emit_at(out, t, DEPTH_BEYOND_LONGEST, i, ".depth_mm",
+                        f"depth {_mm(depth)} is beyond the longest plausible needle "
+                        f"({_mm(len_max)})")
             if lung_muscle is not None and ins.ultrasound_guided is not True:
-                pleura = lung_muscle.pleura_depth_for(sex)
+                pleura = None  # lung_muscle.pleura_depth_for(sex), read from a table
+                if lung_muscle.pleura_depth_mm:
+                    pleura = _PLEURA.get((lung_muscle.id, sex))
+                    if pleura is None:  # a sex the table does not know: ask the catalog
+                        pleura = lung_muscle.pleura_depth_for(sex)
                 if (pleura is not None and ins.directed_away_from_lung is not True
                         and depth > pleura - margin):
                     emit(out, t, LUNG_PLEURA, f"session.insertions[{i}].depth_mm",
@@ -284,9 +304,9 @@ def check_screened_session(
                 limit = lung_muscle.depth_limit_mm
                 if limit is not None:
                     if not depth <= limit:
-                        emit(out, t, LUNG_DEPTH, f"session.insertions[{i}].depth_mm",
-                              f"{lung_muscle.id} overlies the lung: {_mm(depth)} is beyond "
-                              f"its {_mm(limit)} limit without ultrasound guidance")
+                        emit_at(out, t, LUNG_DEPTH, i, ".depth_mm",
+                                f"{lung_muscle.id} overlies the lung: {_mm(depth)} is beyond "
+                                f"its {_mm(limit)} limit without ultrasound guidance")
                 elif not depth < lung_max:
                     emit(out, t, LUNG_DEPTH, f"session.insertions[{i}].depth_mm",
                           f"{lung_muscle.id} overlies the lung: {_mm(depth)} reaches the "
@@ -295,77 +315,72 @@ def check_screened_session(
         if muscle is None:  # possibly over the lung: its warnings hold, as assumptions
             if (depth is not None and 0.0 < depth < _INF and not depth < lung_max
                     and ins.ultrasound_guided is not True):
-                emit(out, t, LUNG_UNCHECKED, f"session.insertions[{i}].depth_mm",
-                     f"muscle unknown: {_mm(depth)} reaches the over-lung limit of "
-                     f"{_mm(lung_max)} without ultrasound guidance, if it overlies the lung")
+                emit_at(out, t, LUNG_UNCHECKED, i, ".depth_mm",
+                        f"muscle unknown: {_mm(depth)} reaches the over-lung limit of "
+                        f"{_mm(lung_max)} without ultrasound guidance, if it overlies the lung")
             if deep:
-                emit(out, t, LUNG_DEEP, f"session.insertions[{i}].technique",
-                     "muscle unknown: deep (or unknown) technique possibly over the lung")
-        if lung_muscle is not None and deep:
-            emit(out, t, LUNG_DEEP, f"session.insertions[{i}].technique",
-                  f"deep technique over the lung ({lung_muscle.id}): superficial is preferred"
-                  if technique is not None else
-                  f"technique unknown over the lung ({lung_muscle.id}): counted as deep")
+                emit_at(out, t, LUNG_DEEP, i, ".technique",
+                        "muscle unknown: deep (or unknown) technique possibly over the lung")
+        elif lung_muscle is not None and deep:
+            emit_at(out, t, LUNG_DEEP, i, ".technique",
+                    _DEEP_OVER_LUNG[lung_muscle.id] if technique is not None else
+                    f"technique unknown over the lung ({lung_muscle.id}): counted as deep")
 
         # Dwell.
         dwell = ins.dwell_s
         if ins.manipulation is not _PISTONING:  # static: the dwell is checked
             if dwell is None:
-                emit(out, t, DWELL_UNKNOWN, f"session.insertions[{i}].dwell_s",
-                      "dwell time of a static insertion is not recorded")
+                emit_at(out, t, DWELL_UNKNOWN, i, ".dwell_s",
+                        "dwell time of a static insertion is not recorded")
             elif not dwell_min <= dwell <= dwell_max:
-                emit(out, t, DWELL_RANGE, f"session.insertions[{i}].dwell_s",
-                      f"static dwell {dwell:g} s is outside {t.dwell_min:g}-{t.dwell_max:g} s")
+                emit_at(out, t, DWELL_RANGE, i, ".dwell_s",
+                        f"static dwell {dwell:g} s is outside {dwell_min:g}-{dwell_max:g} s")
         elif dwell is not None and not 0.0 <= dwell <= dwell_max:  # recorded: still a dwell
-            emit(out, t, DWELL_RANGE, f"session.insertions[{i}].dwell_s",
-                  f"recorded dwell {dwell:g} s is outside 0-{t.dwell_max:g} s")
+            emit_at(out, t, DWELL_RANGE, i, ".dwell_s",
+                    f"recorded dwell {dwell:g} s is outside 0-{dwell_max:g} s")
 
         # Needle plausibility.
-        needle = ins.needle
         diameter = needle.diameter_mm
         if diameter is not None and not diam_min <= diameter <= diam_max:
-            emit(out, t, NEEDLE_IMPLAUSIBLE, f"session.insertions[{i}].needle.diameter_mm",
-                  f"needle diameter {_mm(diameter)} is outside "
-                  f"{t.diam_min:g}-{t.diam_max:g} mm")
-        length = needle.length_mm
+            emit_at(out, t, NEEDLE_IMPLAUSIBLE, i, ".needle.diameter_mm",
+                    f"needle diameter {_mm(diameter)} is outside {diam_min:g}-{diam_max:g} mm")
         if length is None:
             if deep:
-                emit(out, t, NEEDLE_LENGTH_UNKNOWN, f"session.insertions[{i}].needle.length_mm",
-                      "needle length of a deep insertion is not recorded: the depth cannot be "
-                      "checked against it")
+                emit_at(out, t, NEEDLE_LENGTH_UNKNOWN, i, ".needle.length_mm",
+                        "needle length of a deep insertion is not recorded: the depth cannot "
+                        "be checked against it")
         elif not len_min <= length <= len_max:
-            emit(out, t, NEEDLE_IMPLAUSIBLE, f"session.insertions[{i}].needle.length_mm",
-                  f"needle length {_mm(length)} is outside {t.len_min:g}-{t.len_max:g} mm")
+            emit_at(out, t, NEEDLE_IMPLAUSIBLE, i, ".needle.length_mm",
+                    f"needle length {_mm(length)} is outside {len_min:g}-{len_max:g} mm")
         if ins.guide_tube is False:
-            emit(out, t, GUIDE_TUBE, f"session.insertions[{i}].guide_tube",
-                  "no guide tube was used")
+            emit_at(out, t, GUIDE_TUBE, i, ".guide_tube", "no guide tube was used")
 
         # Bleeding risk.
-        if bleeding and muscle is not None:
-            if deep and not muscle.palpable_haemostasis:
-                emit(out, t, BLEEDING_NO_HAEMOSTASIS, f"session.insertions[{i}]",
-                      f"bleeding risk: deep needling of {muscle.id}, where haemostasis by "
-                      "palpation is impossible")
-            else:
-                emit(out, t, BLEEDING_PRECAUTION, f"session.insertions[{i}]",
-                      "bleeding risk: light technique and haemostasis by palpation")
-        elif (bleeding_unknown and deep and muscle is not None
-              and not muscle.palpable_haemostasis):
-            emit(out, t, BLEEDING_UNKNOWN, f"session.insertions[{i}]",
-                  f"bleeding risk unknown: deep needling of {muscle.id}, where haemostasis by "
-                  "palpation is impossible")
-        if muscle is None and bleeding and not deep:
-            emit(out, t, BLEEDING_PRECAUTION, f"session.insertions[{i}]",
-                 "bleeding risk: light technique and haemostasis by palpation")
-        elif muscle is None and (bleeding or bleeding_unknown) and deep:
-            emit(out, t, BLEEDING_UNCHECKED, f"session.insertions[{i}]",
-                 ("bleeding risk" if bleeding else "bleeding risk unknown")
-                 + ": muscle unknown, counted as where haemostasis by palpation is impossible")
+        if muscle is not None:
+            if bleeding:
+                if deep and not muscle.palpable_haemostasis:
+                    emit_at(out, t, BLEEDING_NO_HAEMOSTASIS, i, "",
+                            f"bleeding risk: deep needling of {muscle.id}, where haemostasis "
+                            "by palpation is impossible")
+                else:
+                    emit_at(out, t, BLEEDING_PRECAUTION, i, "",
+                            "bleeding risk: light technique and haemostasis by palpation")
+            elif bleeding_unknown and deep and not muscle.palpable_haemostasis:
+                emit_at(out, t, BLEEDING_UNKNOWN, i, "",
+                        f"bleeding risk unknown: deep needling of {muscle.id}, where "
+                        "haemostasis by palpation is impossible")
+        elif bleeding and not deep:
+            emit_at(out, t, BLEEDING_PRECAUTION, i, "",
+                    "bleeding risk: light technique and haemostasis by palpation")
+        elif (bleeding or bleeding_unknown) and deep:
+            emit_at(out, t, BLEEDING_UNCHECKED, i, "",
+                    ("bleeding risk" if bleeding else "bleeding risk unknown")
+                    + ": muscle unknown, counted as where haemostasis by palpation is impossible")
 
         # Screening.
         if excluded and i in excluded:
-            emit(out, t, SCREENING_SITE_EXCLUDED, f"session.insertions[{i}]",
-                  "this site was excluded by screening but was needled")
+            emit_at(out, t, SCREENING_SITE_EXCLUDED, i, "",
+                    "this site was excluded by screening but was needled")
 
     # The set of insertions.
     if lung > 1 and ((left and right) or midline):
@@ -379,7 +394,7 @@ def check_screened_session(
         emit(out, t, LUNG_BOTH_SIDES_UNCHECKED, "session.insertions",
              "insertions whose muscle or side is unknown may be over the lung on both "
              "sides of the thorax")
-    number = cast("int | None", session.number)
+    number: int | None = session.number
     if number == 1 and n > t.first_max:
         emit(out, t, NEEDLES_FIRST, "session.insertions",
               f"{n} needles in the first session; at most {t.first_max}")

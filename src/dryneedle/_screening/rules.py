@@ -17,6 +17,8 @@ May import: the model, findings and policy; no other screening module (this is t
 
 from __future__ import annotations
 
+import calendar
+from datetime import date
 from typing import Any, Final
 
 from dryneedle.findings import (
@@ -129,10 +131,11 @@ class ScreeningTable:
         policy: The policy.
     """
 
-    __slots__ = ("findings", "patients", "plain_sites", "policy", "rules")
+    __slots__ = ("findings", "patients", "plain_sites", "policy", "rules", "windows")
 
     def __init__(self, policy: Policy) -> None:
         self.policy = policy
+        self.windows: dict[date | None, tuple[date, date]] = {}
         self.rules: dict[str, tuple[Severity, tuple[str, ...], int]] = {}
         self.findings: dict[tuple[str, str, str], Hit] = {}
         self.patients: dict[Any, tuple[tuple[Finding, ...], int, tuple[str, ...]]] = {}
@@ -151,6 +154,35 @@ class ScreeningTable:
             known = (policy.severity_of(rule.id, rule.severity), sources, _RANK[effect])
             self.rules[rule.id] = known
         return known
+
+    def adult_window(self, on: date | None) -> tuple[date, date]:
+        """Return ``(lo, hi)``: a birth date ``bd`` with ``lo < bd <= hi`` gives no age finding.
+
+        Those are the birth dates of a plausible adult on ``on``: an age (:func:`age_on
+        <dryneedle.screening.age_on>`) of at least the policy's ``min_age_years`` and
+        ``adult_age_years`` and at most its ``max_age_years``. Any other birth date takes the
+        screen's full age rules, which also apply where no window is known (``on`` unknown,
+        or at the ends of the calendar): the window is then empty. Memoised per date.
+
+        >>> from datetime import date
+        >>> from dryneedle.policy import DEFAULT_POLICY
+        >>> from dryneedle.screening import screening_table
+        >>> screening_table(DEFAULT_POLICY).adult_window(date(2026, 2, 28))
+        (datetime.date(1905, 2, 28), datetime.date(2008, 2, 28))
+        """
+        window = self.windows.get(on)
+        if window is None:
+            policy = self.policy
+            too_old = _born_by(on, policy.max_age_years + 1)  # age above the maximum
+            adult = _born_by(on, max(policy.min_age_years, policy.adult_age_years))
+            if adult is None:
+                window = _NO_WINDOW
+            else:  # without too_old no one is that old; date.min itself takes the full rules
+                window = (date.min if too_old is None else too_old, adult)
+            if len(self.windows) >= CACHE_MAX:
+                self.windows.clear()
+            self.windows[on] = window
+        return window
 
     def finding(self, rule: Rule, path: str, message: str) -> Hit:
         """Return the (shared) finding of ``rule`` at ``path`` and its rank."""
@@ -178,6 +210,25 @@ class ScreeningTable:
                 self.findings.clear()
             self.findings[key] = hit
         return hit
+
+
+_NO_WINDOW: Final = (date.max, date.min)  # lo < bd <= hi never holds
+
+
+def _born_by(on: date | None, years: int) -> date | None:
+    """Return the latest birth date whose age on ``on`` is at least ``years`` (``None``: none).
+
+    A 29 February ``on`` in a common year of birth gives 28 February (a 29 February birthday
+    is reached on 1 March in common years, as :func:`dryneedle.screening.age_on` counts).
+    """
+    if on is None or years < 0:
+        return None  # unknown date, or an implausible limit: no window
+    year = on.year - years
+    if year < 1:
+        return None  # no one born in the calendar is that old
+    if on.month == 2 and on.day == 29 and not calendar.isleap(year):
+        return date(year, 2, 28)
+    return on.replace(year=year)
 
 
 def screening_table(policy: Policy) -> ScreeningTable:

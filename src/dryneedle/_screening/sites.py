@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import date
-from typing import Any, cast
+from typing import Any
 
 from dryneedle._screening.rules import (
     OVER_LUNG_SITE,
@@ -73,8 +73,7 @@ def _parts(
     sf: SiteFinding,
 ) -> tuple[Region | None, SiteSide | None, SiteFindingKind | None]:
     """Region, side and kind of a site finding; ``None`` where a record's was unreadable."""
-    return cast("tuple[Region | None, SiteSide | None, SiteFindingKind | None]",
-                (sf.region, sf.side, sf.kind))
+    return sf.region, sf.side, sf.kind
 
 
 def _unchecked(
@@ -135,8 +134,7 @@ def site_row(
         excluded = True
     else:
         region = muscle.region
-        side = site.side
-        side = cast("Side | None", side)  # None: unreadable in a record
+        side: Side | None = site.side  # None: unreadable in a record
         for j, sf in enumerate(site_findings):
             sf_region, sf_side, sf_kind = _parts(sf)
             if sf_region is None or sf_side is None or sf_kind is None:

@@ -20,12 +20,13 @@ Sub-commands: ``validate``, ``screen``, ``rules``, ``schema``, ``aftercare``, ``
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from datetime import date
-from typing import Any, TextIO
+from typing import Any, Final, TextIO
 
 from dryneedle._version import __version__
 
@@ -261,16 +262,41 @@ def _cmd_schema(args: argparse.Namespace) -> int:
 
 Registrar = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], None]
 
+# The sub-command modules, in the order of ``--help``, with the commands each registers and
+# their one-line help. main() imports only the module of the command it runs (start-up time:
+# validating imports neither aftercare nor FHIR); every other command gets a placeholder with
+# the same help, so ``dryneedle --help`` and usage errors read the same (tests/test_cli.py
+# compares this table with the modules).
+_MODULES: Final[tuple[tuple[str, tuple[tuple[str, str], ...]], ...]] = (
+    ("_validate", (("validate", "validate session records (JSONL or JSON array; '-' for "
+                                "stdin)"),)),
+    ("_screen", (("screen", "screen a patient (or each record's patient) and explain the "
+                            "decision"),)),
+    ("_aftercare", (("aftercare", "print a patient's aftercare plan for a session"),
+                    ("triage", "triage a symptom report: expected, contact_clinic or urgent"),
+                    ("rates", "adverse-event rates of session records beside the published "
+                              "rates"))),
+    ("_fhir", (("serve", "run the reference CDS Hooks service (extra 'service')"),
+               ("audit", "query the CDS service's audit log (cards issued, feedback)"),
+               ("fhir", "FHIR R4: screen a bundle, write a session as a Procedure"))),
+    ("_report", (("report", "write one static HTML page (plots, counts, metadata) about a "
+                            "validation run"),)),
+)
 
-def _registrars() -> list[Registrar]:
-    from dryneedle.cli import _aftercare, _fhir, _report, _screen, _validate  # noqa: PLC0415
 
-    return [_validate.register, _screen.register, _aftercare.register, _fhir.register,
-            _report.register]
+def _registrar(module: str) -> Registrar:
+    registrar: Registrar = importlib.import_module(f"dryneedle.cli.{module}").register
+    return registrar
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """Return the argument parser of the ``dryneedle`` command (used by the docs, too)."""
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """Return the argument parser of the ``dryneedle`` command (used by the docs, too).
+
+    Args:
+        command: Register only this sub-command's module in full, the others as placeholders
+            that show the same ``--help`` (a name of no sub-command: placeholders only, enough
+            for the top-level help and usage errors); by default every sub-command, in full.
+    """
     parser = argparse.ArgumentParser(
         prog="dryneedle",
         description="Cited clinical rules for dry needling: screen patients, validate session "
@@ -279,8 +305,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"dryneedle {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for register in _registrars():
-        register(sub)
+    for module, commands in _MODULES:
+        if command is None or any(name == command for name, _ in commands):
+            _registrar(module)(sub)
+        else:
+            for name, text in commands:
+                sub.add_parser(name, help=text)
     p = sub.add_parser("rules", help="list the rule catalog with severities and sources",
                        description="List every registered rule with its severity under a "
                        "policy, its sources and (JSON) its rationale and limits.")
@@ -295,13 +325,28 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _command_of(argv: Sequence[str]) -> str:
+    """The sub-command ``argv`` runs: its first argument that is not an option.
+
+    The top-level options (``--help``, ``--version``) take no value, so that argument is the
+    command; when there is none, or it names no sub-command, the parse ends at the top level
+    (help, version or a usage error), where placeholders read as the real sub-commands.
+    """
+    for arg in argv:
+        if not arg.startswith("-"):
+            return arg
+    return ""
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line and return its exit code.
 
     Args:
         argv: Arguments (default: ``sys.argv[1:]``).
     """
-    parser = build_parser()
+    if argv is None:
+        argv = sys.argv[1:]
+    parser = build_parser(_command_of(argv))  # only the module of the command run
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse exits 2 on usage errors, 0 on --help

@@ -18,8 +18,9 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from typing import IO, Any, BinaryIO
+from typing import IO, TYPE_CHECKING, Any, BinaryIO
 
+from dryneedle import outputs as writers
 from dryneedle import records
 from dryneedle.cli import (
     EXIT_ERRORS,
@@ -31,20 +32,11 @@ from dryneedle.cli import (
     add_policy_option,
     resolve_policy,
 )
-from dryneedle.outputs import (
-    FAIL_ON,
-    FailureCasesWriter,
-    GitHubWriter,
-    InputSplitter,
-    JUnitWriter,
-    ParquetUnavailableError,
-    ReportWriter,
-    SarifWriter,
-    SplitError,
-    Threshold,
-    exit_status,
-)
+from dryneedle.outputs import FAIL_ON, Threshold, exit_status
 from dryneedle.records import CHECKS, Validator, escape_text
+
+if TYPE_CHECKING:  # the writers are imported when their output is asked for (start-up time)
+    from dryneedle.outputs import FailureCasesWriter, InputSplitter, ReportWriter
 
 __all__ = ["register"]
 
@@ -118,16 +110,16 @@ class _Outputs:
         self.threshold = _threshold(args)
         self.writer: ReportWriter | None = None
         if args.format == "junit":
-            self.writer = JUnitWriter(out)
+            self.writer = writers.JUnitWriter(out)
         elif args.format == "sarif":
-            self.writer = SarifWriter(out, policy)
+            self.writer = writers.SarifWriter(out, policy)
         elif args.format == "github":
-            self.writer = GitHubWriter(out)
+            self.writer = writers.GitHubWriter(out)
         self.failures: FailureCasesWriter | None = None
         if args.failure_cases:
             try:
-                self.failures = FailureCasesWriter(args.failure_cases)
-            except ParquetUnavailableError as exc:
+                self.failures = writers.FailureCasesWriter(args.failure_cases)
+            except writers.ParquetUnavailableError as exc:
                 raise UsageError(f"--failure-cases: {exc}") from exc
             except OSError as exc:
                 msg = f"--failure-cases: {args.failure_cases}: {exc.strerror or exc}"
@@ -138,7 +130,7 @@ class _Outputs:
         if args.valid_out or args.invalid_out:
             valid = self._open("--valid-out", args.valid_out)
             invalid = self._open("--invalid-out", args.invalid_out)
-            self.splitter = InputSplitter(self._open_input, valid, invalid)
+            self.splitter = writers.InputSplitter(self._open_input, valid, invalid)
         self.reads_reports = args.format not in {"jsonl", "summary"} or bool(
             self.failures or self.splitter or self.threshold.reads_findings)
         self.failing = 0
@@ -272,7 +264,7 @@ def _cmd_validate(args: argparse.Namespace) -> int:
             sys.stderr.write(summary.to_text())
         sys.stderr.write(f"dryneedle: error: unreadable input: {exc} (after {summary.records} "
                          "records, each reported above; the rest was not read)\n")
-    except SplitError as exc:
+    except writers.SplitError as exc:  # (imported here only when an exception gets here)
         sys.stderr.write(f"dryneedle: error: --valid-out/--invalid-out: {exc}\n")
     finally:
         progress.close()

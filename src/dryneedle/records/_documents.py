@@ -102,6 +102,22 @@ def jsonl_records(
         lines_read: When given, the number of lines read is appended to it at the end.
     """
     n = first_line - 1
+    if limit is not None and limit <= max_bytes:
+        # A range no larger than a record may be (the command line's blocks): no line can be
+        # too large, so read it at once and split it in C (the same lines, numbered the same).
+        lines = stream.read(limit).split(b"\n")
+        if not lines[-1]:
+            lines.pop()  # after the last line ending: not a line
+        if at_start and lines and lines[0].startswith(BOM):
+            lines[0] = lines[0][3:]
+        strip = bytes.strip
+        for n, raw in enumerate(lines, start=first_line):
+            text = strip(raw, JSON_WHITESPACE)
+            if text:
+                yield n, text
+        if lines_read is not None:
+            lines_read.append(len(lines))
+        return
     left = limit
     readline = stream.readline
     while left is None or left > 0:

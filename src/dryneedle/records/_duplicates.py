@@ -5,7 +5,7 @@ object gives a key twice is reported (``structure.duplicate_key``, by the walker
 :mod:`._structure`) and its answer resolved cautiously, so the parse that sees duplicates runs
 only when a cheap count of the keys cannot rule them out.
 
-May import: the standard library and orjson (optional) only.
+May import: the standard library, orjson (optional) and :mod:`._json`.
 """
 
 from __future__ import annotations
@@ -14,7 +14,16 @@ import json
 from collections.abc import Callable
 from typing import Any, Final
 
-__all__ = ["DUPS", "loads_with_duplicates", "may_have_duplicates", "pairs_hook", "repeats_a_key"]
+from dryneedle.records._json import reference_parser
+
+__all__ = [
+    "DUPS",
+    "loads_with_duplicates",
+    "may_have_duplicates",
+    "pairs_hook",
+    "parse_seeing_duplicates",
+    "repeats_a_key",
+]
 
 
 class _Dups:
@@ -52,9 +61,10 @@ def pairs_hook(pairs: list[tuple[str, Any]]) -> dict[Any, Any]:
     return d
 
 
-def _reject_constant(name: str) -> Any:
-    msg = f"{name} is not valid JSON"
-    raise ValueError(msg)
+parse_seeing_duplicates: Final = reference_parser(pairs_hook)
+"""Parse a JSON text by the reference rules (:func:`._json.parse` without orjson), each
+object with repeated keys carrying its :data:`DUPS` entry (see :func:`pairs_hook`); raises
+:class:`._json.JSONError`. One parse where the reference decoder parses anyway: no pre-test."""
 
 
 def _stdlib_dumps(obj: Any) -> bytes:
@@ -102,11 +112,14 @@ def may_have_duplicates(text: str | bytes, parsed: Any) -> bool:
 def loads_with_duplicates(text: str | bytes) -> tuple[Any, bool]:
     """Parse JSON text keeping repeated keys visible (see :func:`pairs_hook`).
 
+    By the reference rules of :func:`._json.parse` (so an integer too long for Python's
+    ``int``, say, parses here as there, and a repeated key beside it is still seen).
+
     Returns:
         The parsed value and whether any object repeated a key.
 
     Raises:
-        ValueError: When the text is not JSON.
+        ValueError: When the text is not JSON (a :class:`._json.JSONError`).
     """
     found = False
 
@@ -117,10 +130,7 @@ def loads_with_duplicates(text: str | bytes) -> tuple[Any, bool]:
             found = True
         return d
 
-    if not isinstance(text, str):
-        text = bytes(text).decode("utf-8")
-    decoder = json.JSONDecoder(object_pairs_hook=hook, parse_constant=_reject_constant)
-    value = decoder.decode(text)
+    value = reference_parser(hook)(text if isinstance(text, str) else bytes(text))
     return value, found
 
 

@@ -27,14 +27,22 @@ from __future__ import annotations
 
 import os
 from datetime import date
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Final, Literal
 
 from dryneedle import model
 from dryneedle.catalog import CONDITIONS, MUSCLES
 from dryneedle.records._fields import field_specs
 from dryneedle.records._json import INT_MAX, INT_MIN
 
-__all__ = ["AVAILABLE", "DECODE_ERRORS", "ENV_SWITCH", "decode", "decoder", "to_model"]
+__all__ = [
+    "AVAILABLE",
+    "DECODE_ERRORS",
+    "ENV_SWITCH",
+    "decode",
+    "decoder",
+    "no_repeated_key",
+    "to_model",
+]
 
 ENV_SWITCH = "DRYNEEDLE_FAST"
 """Environment variable: ``0`` turns the accelerated path off (read once, at import)."""
@@ -121,6 +129,78 @@ if AVAILABLE:
         module=__name__,
     )
     _decoder = msgspec.json.Decoder(_RecordWire)
+
+
+_KEYS: dict[type, Any] = {}
+
+
+def _key_mirror(cls: type) -> Any:
+    """Return (building once) the key-counting Struct of a model class (see below).
+
+    Every field defaults to ``UNSET`` (never encoded, so only the keys the text gave are
+    written back); objects and arrays of objects are Structs again, booleans and integers
+    decode as such, and every other value is kept as its exact text (``msgspec.Raw``).
+    """
+    if cls in _KEYS:
+        return _KEYS[cls]
+    fields: list[tuple[Any, ...]] = []
+    for spec in field_specs(cls):
+        t: Any
+        if spec.kind == "object":
+            t = _key_mirror(spec.target) | None
+        elif spec.kind == "array" and spec.target != "condition":
+            t = tuple[_key_mirror(spec.target), ...] | None  # type: ignore[misc]
+        elif spec.kind == "bool":
+            t = bool | None
+        elif spec.kind == "int":
+            t = int | None
+        else:
+            t = msgspec.Raw
+        fields.append((spec.name, t, msgspec.UNSET))
+    struct = msgspec.defstruct(
+        f"{cls.__name__}Keys", fields, kw_only=True, forbid_unknown_fields=True, gc=False,
+        module=__name__,
+    )
+    _KEYS[cls] = struct
+    return struct
+
+
+_WS: Final = b" \t\r\n"
+
+if AVAILABLE:
+    _key_decode = msgspec.json.Decoder(msgspec.defstruct(
+        "SessionRecordKeys",
+        [("format", msgspec.Raw, msgspec.UNSET), ("record_id", msgspec.Raw, msgspec.UNSET),
+         ("patient", _key_mirror(model.Patient), msgspec.UNSET),
+         ("session", _key_mirror(model.Session), msgspec.UNSET)],
+        kw_only=True, forbid_unknown_fields=True, gc=False, module=__name__,
+    )).decode
+    _encode = msgspec.json.Encoder().encode
+
+
+def no_repeated_key(text: str | bytes) -> bool:
+    """``True`` proves that no object of a record text gives a key twice (an exact pre-test).
+
+    For a text the accelerated decoder accepted (so every key is a field name). The text is
+    decoded into key-counting mirrors, which keep one member per key (as every parser does)
+    and write back, compactly, exactly the members they kept: each key as its field name
+    (the shortest way to write it), booleans, integers and ``null`` in their only JSON
+    spelling (``-0`` aside, which is shorter), every other value as its exact text. So the
+    re-encoding is never longer than the text, and every member lost to a repeated key makes
+    it strictly shorter (a member is at least ``"k":0``): equal lengths prove that no key
+    repeats. With whitespace between the tokens, the same holds for the lengths without the
+    four JSON whitespace bytes (a key or a boolean holds none; an exact value keeps its own).
+    ``False`` means "cannot tell": the caller asks the slower pre-test. All in C: one decode,
+    one encode, and a length comparison (two whitespace deletions only for spaced texts).
+    """
+    raw = text if text.__class__ is bytes else str(text).encode("utf-8", "surrogatepass")
+    try:
+        again = _encode(_key_decode(raw))
+    except DECODE_ERRORS:  # pragma: no cover - the record decoder accepted this text
+        return False
+    if len(again) == len(raw):
+        return True
+    return len(again.translate(None, _WS)) == len(raw.translate(None, _WS))
 
 DECODE_ERRORS: tuple[type[Exception], ...] = (
     (msgspec.ValidationError, msgspec.DecodeError) if AVAILABLE else ()

@@ -51,6 +51,7 @@ __all__ = [
     "has_surrogate",
     "is_blank",
     "parse",
+    "reference_parser",
 ]
 
 JSON_WHITESPACE: Final = b" \t\r\n"
@@ -169,22 +170,49 @@ def parse(text: str | bytes | bytearray | memoryview) -> Any:
                 return _fast_loads(raw)  # provably the reference's value (module docstring)
             except _FastError:
                 pass  # the reference decoder below gives the value or says why
+        text = raw
+    return _reference(text, _DECODER, _LONG_INT_DECODER)
+
+
+def reference_parser(
+    object_pairs_hook: Callable[[list[tuple[str, Any]]], Any],
+) -> Callable[[str | bytes], Any]:
+    """Return :func:`parse` by the reference decoder alone, building objects with a hook.
+
+    The same rules, values and error messages as :func:`parse` (the standard library's
+    decoder is the reference); each object is built by ``object_pairs_hook`` from its members
+    in order, as :class:`json.JSONDecoder` does (e.g. to see repeated keys).
+    """
+    decoder = json.JSONDecoder(parse_constant=_reject_constant, object_pairs_hook=object_pairs_hook)
+    long_int = json.JSONDecoder(parse_constant=_reject_constant, parse_int=_int,
+                                object_pairs_hook=object_pairs_hook)
+
+    def parse_with_hook(text: str | bytes) -> Any:
+        return _reference(text, decoder, long_int)
+
+    return parse_with_hook
+
+
+def _reference(text: str | bytes, decoder: json.JSONDecoder,
+               long_int: json.JSONDecoder) -> Any:
+    """The reference decoder's value of ``text`` (the rules of :func:`parse`)."""
+    if not isinstance(text, str):
         try:
-            text = raw.decode("utf-8")
+            text = text.decode("utf-8")
         except UnicodeDecodeError as exc:
             raise JSONError(_message(exc)) from None
     if _too_deep(text):
         msg = f"nested too deeply (more than {MAX_DEPTH} levels)"
         raise JSONError(msg)
     try:
-        return _DECODER.decode(text)
+        return decoder.decode(text)
     except JSONError:
         raise
     except json.JSONDecodeError as exc:
         raise JSONError(_message(exc)) from None
     except ValueError:  # an integer literal beyond Python's int-string limit (4300 digits)
         try:
-            return _LONG_INT_DECODER.decode(text)
+            return long_int.decode(text)
         except JSONError:
             raise
         except ValueError as exc:  # pragma: no cover - the first decode would have said so

@@ -27,9 +27,8 @@ import json
 import os
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
 from datetime import date
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import attrs
 
@@ -38,6 +37,9 @@ from dryneedle.policy import Policy
 from dryneedle.records import _input
 from dryneedle.records._documents import DEFAULT_MAX_RECORD_BYTES, BadInput, jsonl_records
 from dryneedle.records._validate import Validator
+
+if TYPE_CHECKING:
+    from concurrent.futures import Future
 
 __all__ = ["CHUNK_RECORDS", "ChunkResult", "Summary", "default_jobs", "run"]
 
@@ -52,6 +54,7 @@ try:
         return _orjson.dumps(data)
 
     _loads: Callable[[bytes], Any] = _orjson.loads
+    _encode: Callable[[Any], bytes] = _orjson.dumps
 
 except ImportError:  # pragma: no cover - the stdlib gives the same bytes
 
@@ -60,6 +63,11 @@ except ImportError:  # pragma: no cover - the stdlib gives the same bytes
         return json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
     _loads = json.loads
+    _encode_str = json.encoder.encode_basestring  # what json.dumps writes for a str (no ASCII)
+
+    def _encode(value: str | None) -> bytes:
+        """A record id (a string or ``None``) as JSON, as :func:`dumps` writes it."""
+        return b"null" if value is None else _encode_str(value).encode("utf-8")
 
 
 class Summary:
@@ -238,29 +246,44 @@ def process_chunk(
     lines_read: list[int] = []
     records = payload.records(lines_read) if isinstance(payload, _Range) else payload
     check = v.check_keyed
+    cache = _FINDING_BYTES._cache  # each finding's bytes, by identity (see _FindingBytes)
+    cached = cache.get
     finding_bytes = _FINDING_BYTES.get
     end = b'],"file":' + dumps(source) + b"}" if multi else b"]}"
     decision_bytes = _DECISIONS
+    encode = _encode
+    join = b"".join
+    comma = b",".join
+    valid_bytes = _VALID
+    add_tail = tails.append
+    add_line = lines.append
+    add_key = keys.append
+    add_code = codes.append
+    add_severity = severities.append
+    add_decision = decisions.append
     for pos, (line, data) in enumerate(records):
         report, key = check(data, 0, line)
         dbytes, dkey = decision_bytes[report.decision]
-        decisions.append(dkey)
+        add_decision(dkey)
         parts = []
         for f in report.findings:
-            _, fb, code, severity = finding_bytes(f)
-            parts.append(fb)
-            codes.append(code)
-            severities.append(severity)
-        if report.valid:
+            entry = cached(id(f))
+            if entry is None or entry[0] is not f:
+                entry = finding_bytes(f)
+            parts.append(entry[1])
+            add_code(entry[2])
+            add_severity(entry[3])
+        is_valid = report.valid
+        if is_valid:
             valid += 1
-        tails.append(b"".join((
-            b'"record_id":', dumps(report.record_id), b',"valid":',
-            _VALID[report.valid], b',"decision":', dbytes, b',"findings":[', b",".join(parts), end,
+        add_tail(join((
+            b'"record_id":', encode(report.record_id), b',"valid":',
+            valid_bytes[is_valid], b',"decision":', dbytes, b',"findings":[', comma(parts), end,
         )))
-        lines.append(line)
+        add_line(line)
         if key is not None:
             pid, (day, number, count, tolerated) = key
-            keys.append((pos, pid, (day.toordinal(), number, count, tolerated)))
+            add_key((pos, pid, (day.toordinal(), number, count, tolerated)))
     summary = Summary()
     summary.records = len(tails)
     summary.valid = valid
@@ -456,6 +479,9 @@ def run(
             source, payload, first = chunk
             yield finish(process_chunk(source, payload, multi, validator), first)
     else:
+        # Imported only here: multiprocessing costs a one-job run start-up time.
+        from concurrent.futures import ProcessPoolExecutor  # noqa: PLC0415
+
         fresh = attrs.evolve(policy)  # no caches travel to the workers
         with ProcessPoolExecutor(
             max_workers=jobs, initializer=_init_worker, initargs=(fresh, on, per_record)

@@ -584,13 +584,16 @@ def walk_record(
     )
 
 
-def walk_partial(data: Any) -> tuple[model.Patient | None, model.Session | None]:
+def walk_partial(
+    data: Any, *, patient: bool = True, session: bool = True
+) -> tuple[model.Patient | None, model.Session | None]:
     """Return the readable parts of a record with structural errors (patient, session).
 
     Each part that is a JSON object is structured leniently (:data:`LENIENT_WALKERS`):
     unreadable answers are unknown (``None``), unreadable objects and array items are
     placeholders whose fields are all unknown. A part that is not an object is ``None``.
-    The structural findings were already given by :func:`walk_record`.
+    The structural findings were already given by :func:`walk_record`. ``patient=False``
+    (``session=False``) skips that part (``None``): the caller has it from the strict walk.
     """
     if data.__class__ is not dict:
         if not isinstance(data, Mapping):
@@ -599,11 +602,10 @@ def walk_partial(data: Any) -> tuple[model.Patient | None, model.Session | None]
     scratch: list[Finding] = []
     if DUPS in data:
         data = _dedupe(data, model.SessionRecord, "", scratch)
-    p = data.get("patient")
-    s = data.get("session")
-    patient = _LENIENT[model.Patient](p, "patient", scratch) if p.__class__ is dict else None
-    session = _LENIENT[model.Session](s, "session", scratch) if s.__class__ is dict else None
-    return patient, session
+    p = data.get("patient") if patient else None
+    s = data.get("session") if session else None
+    return (_LENIENT[model.Patient](p, "patient", scratch) if p.__class__ is dict else None,
+            _LENIENT[model.Session](s, "session", scratch) if s.__class__ is dict else None)
 
 
 def structure_record(data: Mapping[str, Any]) -> model.SessionRecord:

@@ -29,8 +29,9 @@ from dryneedle.protocol import (
     series_summary,
     tolerated,
 )
-from dryneedle.records import _fast
+from dryneedle.records import _fast, _json
 from dryneedle.records._documents import BadInput
+from dryneedle.records._duplicates import parse_seeing_duplicates
 from dryneedle.records._json import JSONError, escape_surrogates, is_blank
 from dryneedle.records._json import parse as loads
 from dryneedle.records._structure import (
@@ -154,7 +155,7 @@ class Validator:
             except _fast.DECODE_ERRORS:
                 pass  # not clean: the walker below says why
             else:  # structurally clean: straight to the clinical checks (unless a key repeats)
-                if not _duplicates_possible(obj):
+                if _no_repeated_key(obj) or not _duplicates_possible(obj):
                     return self._clinical(index, line, wire.record_id, wire.patient,
                                           wire.session, [], wire)[0]
         return self._check(obj, index, line, False, fast=False)[0]
@@ -170,6 +171,16 @@ class Validator:
         without the ``series`` check. With ``decoded``, ``obj`` is an already decoded JSON
         value (an element of a JSON array): a string is then a value, not JSON text.
         """
+        if self._fast and not decoded and (obj.__class__ is bytes or obj.__class__ is str):
+            try:  # the accelerated path, as in check()
+                wire = _fast_decode(obj)
+            except _fast.DECODE_ERRORS:
+                pass  # not clean: the walker below says why
+            else:
+                if _no_repeated_key(obj) or not _duplicates_possible(obj):
+                    return self._clinical(index, line, wire.record_id, wire.patient,
+                                          wire.session, [], wire, True)
+            return self._check(obj, index, line, True, fast=False)
         return self._check(obj, index, line, True, decoded)
 
     def _check(
@@ -189,14 +200,21 @@ class Validator:
                 except _fast.DECODE_ERRORS:
                     pass  # not clean: the walker below says why
                 else:  # structurally clean: straight to the clinical checks
-                    if not _duplicates_possible(obj):
+                    if _no_repeated_key(obj) or not _duplicates_possible(obj):
                         return self._clinical(index, line, wire.record_id, wire.patient,
                                               wire.session, [], wire, keyed)
-            try:
-                obj = loads(obj)
-            except JSONError as exc:
-                return self._json_error(index, line, exc), None
-            if _may_have_duplicates(text, obj):  # rare: parse again, seeing repeated keys
+            if _json._fast_loads is None:  # the reference decoder parses: once, seeing repeats
+                try:
+                    obj = parse_seeing_duplicates(obj)
+                except JSONError as exc:
+                    return self._json_error(index, line, exc), None
+                text = None
+            else:
+                try:
+                    obj = loads(obj)
+                except JSONError as exc:
+                    return self._json_error(index, line, exc), None
+            if text is not None and _may_have_duplicates(text, obj):  # rare: parse again
                 try:
                     again, repeated = loads_with_duplicates(text)
                 except (ValueError, UnicodeDecodeError, RecursionError):
@@ -215,8 +233,9 @@ class Validator:
             if f.severity is _ERROR:
                 # Structural errors: keep every readable part (SPEC section 6, 1.1).
                 record = None
-                if patient is None or session is None:
-                    p_part, s_part = walk_partial(obj)
+                if patient is None or session is None:  # only the unreadable parts again
+                    p_part, s_part = walk_partial(obj, patient=patient is None,
+                                                  session=session is None)
                     patient = p_part if patient is None else patient
                     session = s_part if session is None else session
                 break
@@ -252,11 +271,14 @@ class Validator:
         not_eligible = False
         review: list[str] | None = None
         excluded: frozenset[int] = _NO_SITES
-        if self._screening and patient is not None:
-            when = self.on if self.on is not None else (
-                session.date if session is not None else None)
+        if session is not None:
+            sites = session.insertions  # None: unreadable
             # An unknown date (None: unreadable) makes the age unknown (needs review).
-            sites = session.insertions if session is not None else ()
+            when = session.date if self.on is None else self.on
+        else:
+            sites = ()
+            when = self.on
+        if patient is not None and self._screening:
             rank, found, unknown, rows = screen_parts(
                 self._compiled, patient, when, sites or (), _SITES_PATH, True,
             )
@@ -268,30 +290,39 @@ class Validator:
             screened = True
             decision = DECISION_BY_RANK[rank]
             if found:
-                out.extend(found)
+                if out:
+                    out.extend(found)
+                else:  # the usual case: no structural finding (found is a new list)
+                    out = found
                 not_eligible = rank == 3
                 if rank == 2:  # needs_review: the unknown answers, as screen() lists them
                     review = unknown
-                excluded = frozenset(r[0] for r in rows if not r[4])
-        if self._protocol and session is not None:
-            if screened:
-                out.extend(check_screened_session(session, patient, not_eligible, excluded,
-                                                  self._table, review))
-            else:
-                out.extend(check_session_findings(session, patient=patient, screening=None,
-                                                  policy=self.policy, on=self.on))
-        key = None
-        if (session is not None and patient is not None and patient.patient_id is not None
-                and session.date is not None and session.number is not None):
-            insertions = session.insertions
-            if self._series is not None:
-                series = self._series.add_summary(patient.patient_id, (
-                    session.date, session.number, 0 if insertions is None else len(insertions),
-                    tolerated(session)))
-                if series:
-                    out.extend(series)
-            elif keyed:
-                key = (patient.patient_id, self._summarize(session))
+                excluded_rows = [r[0] for r in rows if not r[4]]
+                if excluded_rows:
+                    excluded = frozenset(excluded_rows)
+        if session is not None:
+            if self._protocol:
+                if screened:
+                    out.extend(check_screened_session(session, patient, not_eligible,
+                                                      excluded, self._table, review))
+                else:
+                    out.extend(check_session_findings(session, patient=patient, screening=None,
+                                                      policy=self.policy, on=self.on))
+            key = None
+            if patient is not None:
+                patient_id = patient.patient_id
+                d = session.date
+                number = session.number
+                if patient_id is not None and d is not None and number is not None:
+                    if self._series is not None:
+                        series = self._series.add_summary(patient_id, (
+                            d, number, 0 if sites is None else len(sites), tolerated(session)))
+                        if series:
+                            out.extend(series)
+                    elif keyed:
+                        key = (patient_id, self._summarize(session))
+        else:
+            key = None
         valid = True
         for f in out:
             if f.severity is _ERROR:
@@ -305,11 +336,16 @@ class Validator:
 
 
 def _duplicates_possible(text: str | bytes) -> bool:
-    """Return ``False`` when no object of the line repeats a key (the pre-test).
+    """Return ``False`` when no object of the line repeats a key (the second pre-test).
 
-    msgspec, like orjson, keeps one value per key, so the accelerated path asks first.
+    msgspec, like orjson, keeps one value per key, so the accelerated path asks first: the
+    exact key count of :func:`._fast.no_repeated_key` (no second parse), then, only when it
+    cannot tell (e.g. a value spaced oddly), this count of the keys orjson keeps.
     """
     return _may_have_duplicates(text, loads(text))
+
+
+_no_repeated_key = _fast.no_repeated_key
 
 
 _may_have_duplicates = may_have_duplicates  # rebound by benchmarks/duplicate_keys.py only
