@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -142,11 +143,32 @@ _LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 def _serve_app(args: argparse.Namespace) -> Any:
     """Build the application from the ``serve`` options (raises :class:`UsageError`)."""
+    return _serve_factory(args)()
+
+
+def _serve_factory(args: argparse.Namespace) -> Callable[[], Any]:
+    """Check the ``serve`` options; return what makes the application (once per process).
+
+    Raises:
+        UsageError: On an invalid option combination or an unusable file.
+    """
     try:
-        from dryneedle.service import AuditLog, FhirFetcher, JwtAuth, create_app  # noqa: PLC0415
+        from dryneedle.service import (  # noqa: PLC0415
+            AuditLog,
+            FhirFetcher,
+            JwtAuth,
+            SqliteReplayCache,
+            create_app,
+        )
     except ImportError as exc:  # pragma: no cover - without the extra
         msg = "the reference service needs the 'service' extra: pip install 'dryneedle[service]'"
         raise UsageError(msg) from exc
+    if args.processes < 1 or args.workers < 1:
+        msg = "--processes and --workers must be at least 1"
+        raise UsageError(msg)
+    if args.processes > 1 and args.audit_db == ":memory:":
+        msg = "--processes > 1 needs an --audit-db file the processes share"
+        raise UsageError(msg)
     auth = None
     if args.insecure_no_auth:
         if args.host not in _LOOPBACK:
@@ -159,9 +181,17 @@ def _serve_app(args: argparse.Namespace) -> Any:
         if not args.issuer:
             msg = "JWT authentication needs at least one --issuer"
             raise UsageError(msg)
+        # The jti replay cache is a SQLite file: shared by the processes, kept over restarts.
+        replay_db = args.replay_db or f"{args.audit_db}.replay"
+        try:
+            replay = SqliteReplayCache(replay_db)
+        except Exception as exc:
+            msg = f"--replay-db {replay_db}: {exc}"
+            raise UsageError(msg) from exc
         try:
             jwks = _read_json(args, args.jwks) if args.jwks else None
-            auth = JwtAuth(issuers=args.issuer, jwks=jwks, jku_allowlist=args.jku or ())
+            auth = JwtAuth(issuers=args.issuer, jwks=jwks, jku_allowlist=args.jku or (),
+                           replay=replay)
         except (ValueError, KeyError, TypeError) as exc:
             msg = f"--jwks: {exc}"
             raise UsageError(msg) from exc
@@ -176,34 +206,36 @@ def _serve_app(args: argparse.Namespace) -> Any:
             msg = f"--audit-key-file: {exc}"
             raise UsageError(msg) from exc
     try:
-        audit = AuditLog(args.audit_db, hash_key=key)
+        AuditLog(args.audit_db, hash_key=key).close()  # created and checked here, once
     except Exception as exc:
         msg = f"--audit-db {args.audit_db}: {exc}"
         raise UsageError(msg) from exc
-    fetcher = FhirFetcher(allowed_servers=args.fhir_server or ())
-    return create_app(
-        resolve_policy(args.policy), always=args.always_card,
-        cors_origins=tuple(args.cors_origin or ()), auth=auth, base_url=base_url,
-        insecure_no_auth=args.insecure_no_auth, audit=audit, fetcher=fetcher,
-        max_body=args.max_body, body_timeout=args.body_timeout, workers=args.workers,
-        codes=_code_tables(args.codes), server_timing=args.server_timing,
-    )
+    policy = resolve_policy(args.policy)
+    codes = _code_tables(args.codes)
+
+    def make() -> Any:
+        return create_app(
+            policy, always=args.always_card, cors_origins=tuple(args.cors_origin or ()),
+            auth=auth, base_url=base_url, insecure_no_auth=args.insecure_no_auth,
+            audit=AuditLog(args.audit_db, hash_key=key),
+            fetcher=FhirFetcher(allowed_servers=args.fhir_server or ()),
+            max_body=args.max_body, body_timeout=args.body_timeout, workers=args.workers,
+            codes=codes, server_timing=args.server_timing,
+        )
+
+    return make
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
-    app = _serve_app(args)
+    factory = _serve_factory(args)
     if not args.insecure_no_auth and not (args.jwks or args.jku):
         sys.stderr.write("dryneedle: warning: no CDS client keys (--jwks / --jku): every hook "
                          "and feedback call will be refused with 401\n")
-    import uvicorn  # noqa: PLC0415 - optional extra
+    from dryneedle.service import serve  # noqa: PLC0415
 
-    from dryneedle.service import server_config  # noqa: PLC0415
-
-    config = server_config(app, host=args.host, port=args.port, log_level="info",
-                           header_timeout=args.header_timeout,
-                           max_connections=args.max_connections)
-    uvicorn.Server(config).run()  # pragma: no cover - blocks until stopped
-    return EXIT_OK  # pragma: no cover
+    return serve(  # pragma: no cover - blocks until stopped
+        factory, processes=args.processes, host=args.host, port=args.port, log_level="info",
+        header_timeout=args.header_timeout, max_connections=args.max_connections)
 
 
 def _cmd_audit(args: argparse.Namespace) -> int:
@@ -274,9 +306,16 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--header-timeout", type=float, default=10.0, metavar="S",
                    help="seconds to receive the headers (default: %(default)s)")
     p.add_argument("--max-connections", type=int, default=2048, metavar="N",
-                   help="concurrent connections (503 beyond; default: %(default)s)")
+                   help="concurrent connections per process (503 beyond; default: %(default)s)")
     p.add_argument("--workers", type=int, default=8, metavar="N",
-                   help="requests screened at once (threads; default: %(default)s)")
+                   help="requests screened at once, per process (threads; default: "
+                   "%(default)s)")
+    p.add_argument("--processes", type=int, default=1, metavar="N",
+                   help="server processes sharing the port (default: %(default)s); the limits "
+                   "(--max-connections, --workers, ...) apply per process, the jti replay "
+                   "cache and the audit log are shared SQLite files")
+    p.add_argument("--replay-db", metavar="FILE",
+                   help="SQLite file of the JWT jti replay cache (default: AUDIT-DB.replay)")
     add_policy_option(p)
     p.add_argument("--always-card", action="store_true",
                    help="return an info card even when there is nothing to say")

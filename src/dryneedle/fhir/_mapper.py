@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from datetime import date, datetime
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 import attrs
 
@@ -52,8 +52,8 @@ from dryneedle.fhir._terminology import (
     SNOMED,
     SYSTEMS,
     AnswerCodes,
+    CodePatterns,
     canonical_system,
-    code_matches,
     match_flags,
 )
 from dryneedle.model import Pregnancy, Sex, SiteFinding, SiteFindingKind, SiteSide
@@ -67,6 +67,11 @@ MUSCLE_SYSTEM = SYSTEMS["muscle"]
 _PROCEDURE_ANSWERS = frozenset({"lymph_node_removal", NO_ANSWER})
 _ALLERGY_ANSWERS = frozenset({"metal_allergy", NO_ANSWER})
 _SOURCE_OF = {SNOMED: "snomed-ct", ICD10CM: "icd10cm", RXNORM: "rxnorm", ATC: "atc-b01a"}
+# The catalog's ICD-10-CM codes, compiled once (in catalog order): a coding is normalised once
+# and matched against each condition's patterns in one pass, as code_matches would.
+_CATALOG_CODES: Final = tuple((cond, CodePatterns(sorted(cond.all_codes())))
+                              for cond in CONDITIONS.values())
+_ANTITHROMBOTIC: Final = CodePatterns((ANTITHROMBOTIC_ATC,))
 
 
 @attrs.frozen(kw_only=True)
@@ -201,7 +206,7 @@ class Mapper:
         for system, code in codings:
             for flag, _ in self.answer_codes.get(system or "", {}).get(code, ()):
                 hits.append((flag, system, code, _SOURCE_OF.get(system or "", "policy")))
-            if system == ATC and code_matches(code, ANTITHROMBOTIC_ATC):
+            if system == ATC and _ANTITHROMBOTIC.matches(code):
                 hits.append(("anticoagulant_therapy", system, code, "atc-b01a"))
         hits += [(flag, system, code, "policy")
                  for flag, system, code in match_flags(codings, self.flag_codes)]
@@ -485,8 +490,9 @@ class Mapper:
         for system, code in codings:
             if system != ICD10CM:
                 continue
-            for cond in CONDITIONS.values():
-                if any(code_matches(code, p) for p in cond.all_codes()):
+            normalised = CodePatterns.normalise(code)
+            for cond, patterns in _CATALOG_CODES:
+                if patterns.matches_normalised(normalised):
                     if cond.id not in self.conditions:
                         self.conditions.append(cond.id)
                     self.note(r, path="patient.conditions", value=cond.id, action=Action.USED,

@@ -44,7 +44,8 @@ _DATETIME = re.compile(
 
 def jobj(value: Any) -> Mapping[str, Any]:
     """Return ``value`` if it is a JSON object, else an empty one."""
-    return value if isinstance(value, Mapping) else {}
+    # A decoded JSON object is a dict: checked first, the ABC check only for other mappings.
+    return value if type(value) is dict or isinstance(value, Mapping) else {}
 
 
 def jlist(value: Any) -> list[Any]:
@@ -61,9 +62,10 @@ def codings_of(concept: Any) -> list[tuple[str | None, str]]:
     """Return (system, code) pairs of a CodeableConcept (codings without a code skipped)."""
     out = []
     for coding in jlist(jobj(concept).get("coding")):
-        code = jstr(jobj(coding).get("code"))
+        coding = jobj(coding)  # noqa: PLW2901 - read once
+        code = jstr(coding.get("code"))
         if code is not None:
-            out.append((jstr(jobj(coding).get("system")), code.strip()))
+            out.append((jstr(coding.get("system")), code.strip()))
     return out
 
 

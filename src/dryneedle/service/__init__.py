@@ -21,6 +21,9 @@ Clients", :class:`JwtAuth`); without a key configuration they are refused (401) 
 is made with ``insecure_no_auth`` (loopback clients only). Bodies are bounded in size and read
 time (:class:`BodyLimitMiddleware`), JSON nesting in depth (:data:`MAX_DEPTH`); screening runs
 in a bounded pool of worker threads, off the event loop. Errors are FHIR ``OperationOutcome``.
+:func:`serve` runs it in one process or several (``dryneedle serve --processes N``); the JWT
+``jti`` replay cache is then shared through SQLite (:class:`SqliteReplayCache`), as the audit
+log is, and the limits apply per process.
 
 The logic is plain functions over JSON (:func:`discovery`, :func:`handle_hook`,
 :func:`parse_feedback`), usable from any framework.
@@ -37,7 +40,7 @@ from typing import Final
 from dryneedle.service import _app, _auth, _hooks, _sites
 from dryneedle.service._app import create_app
 from dryneedle.service._audit import AuditLog, UnknownCardError
-from dryneedle.service._auth import AuthError, JwtAuth
+from dryneedle.service._auth import AuthError, JwtAuth, MemoryReplayCache, ReplayCache
 from dryneedle.service._fetch import FetchError, FhirFetcher
 from dryneedle.service._hooks import (
     HookError,
@@ -49,7 +52,8 @@ from dryneedle.service._hooks import (
 )
 from dryneedle.service._limits import BodyLimitMiddleware
 from dryneedle.service._openapi import openapi
-from dryneedle.service._server import server_config
+from dryneedle.service._replay import SqliteReplayCache
+from dryneedle.service._server import serve, server_config
 from dryneedle.service._sites import planned_sites
 
 __all__ = [
@@ -72,6 +76,9 @@ __all__ = [
     "FhirFetcher",
     "HookError",
     "JwtAuth",
+    "MemoryReplayCache",
+    "ReplayCache",
+    "SqliteReplayCache",
     "UnknownCardError",
     "create_app",
     "discovery",
@@ -81,6 +88,7 @@ __all__ = [
     "parse_feedback",
     "parse_json",
     "planned_sites",
+    "serve",
     "server_config",
 ]
 

@@ -85,16 +85,24 @@ def _now() -> str:
 class AuditLog:
     """An append-only SQLite audit log (thread-safe; one connection, serialised writes).
 
+    Several processes may write one file (``dryneedle serve --processes N``): each opens its
+    own ``AuditLog``; the file is in WAL mode, each write is one transaction, and a process
+    waits up to ``busy_timeout`` seconds for another one's write. The append-only triggers are
+    in the file, so they hold for every writer.
+
     Args:
         path: The database file (created with its tables when absent), or ``":memory:"``.
         hash_key: Key of the HMAC-SHA256 stored for the patient id; ``None`` stores none.
+        busy_timeout: Seconds to wait for another connection's write.
     """
 
-    def __init__(self, path: str | Path, *, hash_key: bytes | None = None) -> None:
+    def __init__(self, path: str | Path, *, hash_key: bytes | None = None,
+                 busy_timeout: float = 5.0) -> None:
         self.path = str(path)
         self._key = hash_key
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None,
+                                   timeout=busy_timeout)
         self._db.row_factory = sqlite3.Row
         if self.path != ":memory:":
             self._db.execute("PRAGMA journal_mode=WAL")

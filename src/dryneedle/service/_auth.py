@@ -10,8 +10,10 @@ What it is for: :class:`JwtAuth` checks the ``Authorization: Bearer <JWT>`` of a
 * the signature is checked by PyJWT against that key; ``iss`` must be on the allow-list,
   ``aud`` must be this service's URL of the endpoint called, ``exp``, ``iat`` and ``jti`` are
   required, ``iat`` may not be in the future nor ``exp`` far ahead (:attr:`JwtAuth.max_lifetime`);
-* each ``jti`` is accepted once (a bounded cache kept until the token expires): a replayed
-  token is refused.
+* each ``(iss, jti)`` is accepted once (a bounded cache kept until the token expires): a
+  replayed token is refused. The cache is :class:`MemoryReplayCache` (one process) or any
+  object with its ``once`` method -- :class:`~._replay.SqliteReplayCache` shares it between
+  the processes of ``dryneedle serve --processes N``.
 
 May import: the standard library, PyJWT and httpx (the ``service`` extra).
 """
@@ -23,9 +25,9 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
-__all__ = ["AuthError", "JwtAuth"]
+__all__ = ["AuthError", "JwtAuth", "MemoryReplayCache", "ReplayCache"]
 
 ALGORITHMS: Final = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512",
                      "ES256", "ES384", "ES512", "EdDSA")
@@ -44,6 +46,42 @@ class AuthError(Exception):
         self.status = status
 
 
+class ReplayCache(Protocol):
+    """Where accepted ``(iss, jti)`` pairs are remembered until their token expires."""
+
+    def once(self, iss: str, jti: str, until: float, now: float) -> None:
+        """Accept the pair once; raise :class:`AuthError` on a replay (401) or when full (503)."""
+
+
+class MemoryReplayCache:
+    """The replay cache of one process: a bounded dict, purged of expired tokens when full.
+
+    Args:
+        size: Live tokens remembered at most (503 beyond).
+    """
+
+    def __init__(self, size: int = 100_000) -> None:
+        self.size = size
+        self._seen: dict[tuple[str, str], float] = {}
+        self._lock = threading.Lock()
+
+    def once(self, iss: str, jti: str, until: float, now: float) -> None:
+        """Accept ``(iss, jti)`` once until ``until``; see :class:`ReplayCache`."""
+        key = (iss, jti)
+        with self._lock:
+            if key in self._seen and self._seen[key] > now:
+                raise AuthError("JWT jti already used (replay)")
+            if len(self._seen) >= self.size:
+                self._seen = {k: t for k, t in self._seen.items() if t > now}
+                if len(self._seen) >= self.size:
+                    raise AuthError("too many live tokens; retry later", status=503)
+            self._seen[key] = until
+
+    def __len__(self) -> int:
+        """Tokens held."""
+        return len(self._seen)
+
+
 class JwtAuth:
     """Verifies CDS client JWTs against configured keys and allow-lists.
 
@@ -53,7 +91,10 @@ class JwtAuth:
         jku_allowlist: JWK Set URLs the service may fetch when a token's ``jku`` names them.
         leeway: Seconds of clock skew tolerated on ``exp`` / ``iat``.
         max_lifetime: A token may not expire further than this many seconds ahead.
-        replay_cache_size: ``jti`` values remembered at most.
+        replay_cache_size: ``jti`` values remembered at most (the default, in-memory cache).
+        replay: The replay cache (default: a :class:`MemoryReplayCache` of
+            ``replay_cache_size``); several processes must share one
+            (:class:`~._replay.SqliteReplayCache`).
         jwks_ttl: Seconds a fetched JWK Set is cached.
         clock: Returns the time (seconds since the epoch; tests).
         fetch_jwks: Fetches a JWK Set URL (default: httpx, 3 s, 256 kB at most).
@@ -71,6 +112,7 @@ class JwtAuth:
         leeway: float = 30.0,
         max_lifetime: float = 3600.0,
         replay_cache_size: int = 100_000,
+        replay: ReplayCache | None = None,
         jwks_ttl: float = 300.0,
         clock: Callable[[], float] = time.time,
         fetch_jwks: Callable[[str], Mapping[str, Any]] | None = None,
@@ -94,7 +136,7 @@ class JwtAuth:
         self._fetch = fetch_jwks or _fetch_jwks
         self._local = _keys(jwks) if jwks is not None else {}
         self._remote: dict[str, tuple[float, dict[str, Any]]] = {}
-        self._seen: dict[str, float] = {}
+        self.replay = replay if replay is not None else MemoryReplayCache(replay_cache_size)
         self._lock = threading.Lock()
 
     @classmethod
@@ -183,18 +225,8 @@ class JwtAuth:
             raise AuthError("JWT expires too far ahead")
         if not isinstance(jti, str) or not jti or len(jti) > 256:
             raise AuthError("JWT jti must be a non-empty string")
-        self._once(f"{claims['iss']}\x00{jti}", float(exp) + self.leeway, now)
+        self.replay.once(str(claims["iss"]), jti, float(exp) + self.leeway, now)
         return claims
-
-    def _once(self, key: str, until: float, now: float) -> None:
-        with self._lock:
-            if key in self._seen and self._seen[key] > now:
-                raise AuthError("JWT jti already used (replay)")
-            if len(self._seen) >= self.replay_cache_size:
-                self._seen = {k: t for k, t in self._seen.items() if t > now}
-                if len(self._seen) >= self.replay_cache_size:
-                    raise AuthError("too many live tokens; retry later", status=503)
-            self._seen[key] = until
 
 
 def _keys(jwks: Mapping[str, Any]) -> dict[str, Any]:

@@ -7,14 +7,30 @@ a cap on the header size (``h11_max_incomplete_event_size``), an idle keep-alive
 cap on concurrent connections (``limit_concurrency``, 503 beyond). Body size and body read
 time are bounded by :class:`~._limits.BodyLimitMiddleware`, inside the application.
 
+:func:`serve` runs the service in one process, or in ``processes`` worker processes forked
+from a supervisor that binds the listening socket first (they share it: the kernel hands each
+new connection to one of them). Each worker builds its own application (``app_factory``, after
+the fork: no SQLite connection or thread crosses it) and applies every limit above **per
+process**. The supervisor stops the workers on SIGTERM / SIGINT / SIGHUP (SIGTERM each, SIGKILL
+after ``stop_timeout``), replaces a worker that dies after its first seconds, and stops them all
+with status 1 when one dies at start; a worker whose supervisor is gone (even killed with
+SIGKILL) stops by itself within a second: no orphan keeps the port.
+
 May import: the standard library and uvicorn (the ``service`` extra).
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
+import socket
+import threading
+import time
+from collections.abc import Callable, Mapping
 from typing import Any
 
-__all__ = ["server_config"]
+__all__ = ["serve", "server_config"]
 
 
 def _protocol(header_timeout: float) -> type:
@@ -85,3 +101,114 @@ def server_config(
         h11_max_incomplete_event_size=max_header_bytes, limit_concurrency=max_connections,
         log_level=log_level, **kwargs,
     )
+
+
+_STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+
+
+def _bind(host: str, port: int, backlog: int = 2048) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.create_server((host, port), family=family, backlog=backlog)
+    sock.set_inheritable(True)
+    return sock
+
+
+def _worker(app_factory: Callable[[], Any], sock: socket.socket, supervisor: int,
+            limits: Mapping[str, Any]) -> int:
+    """Run one worker process's server on the shared socket; return its exit status."""
+    import uvicorn  # noqa: PLC0415 - optional extra
+
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # uvicorn handles these while it runs
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)  # the supervisor stops the workers
+    server = uvicorn.Server(server_config(app_factory(), **limits))
+
+    def orphaned() -> None:
+        while not server.should_exit:
+            if os.getppid() != supervisor:  # the supervisor is gone
+                server.should_exit = True
+                return
+            time.sleep(0.5)
+
+    threading.Thread(target=orphaned, daemon=True).start()
+    server.run(sockets=[sock])
+    return 0
+
+
+def serve(
+    app_factory: Callable[[], Any],
+    *,
+    processes: int = 1,
+    host: str = "127.0.0.1",
+    port: int = 8080,
+    stop_timeout: float = 15.0,
+    **limits: Any,
+) -> int:
+    """Serve the application until stopped (see the module docstring); return an exit status.
+
+    Args:
+        app_factory: Makes the ASGI application (once per process, after the fork).
+        processes: Worker processes (1: the server runs in this process).
+        host: Interface to bind.
+        port: Port.
+        stop_timeout: Seconds the workers have to stop before they are killed.
+        **limits: Passed to :func:`server_config` (they apply per process).
+    """
+    import uvicorn  # noqa: PLC0415 - optional extra
+
+    if processes <= 1:
+        uvicorn.Server(server_config(app_factory(), host=host, port=port, **limits)).run()
+        return 0
+    sock = _bind(host, port)
+    supervisor = os.getpid()
+    workers: dict[int, float] = {}  # pid -> start time
+    stopping: list[int] = []
+
+    def spawn() -> None:
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - in the worker (tests see it over HTTP)
+            status = 1
+            try:
+                status = _worker(app_factory, sock, supervisor,
+                                 {"host": host, "port": port, **limits})
+            finally:
+                os._exit(status)
+        workers[pid] = time.monotonic()
+
+    previous = {n: signal.signal(n, lambda n, _f: stopping.append(n)) for n in _STOP_SIGNALS}
+    status = 0
+    try:
+        for _ in range(processes):
+            spawn()
+        while not stopping:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+            if pid == 0:
+                time.sleep(0.2)
+                continue
+            started = workers.pop(pid, None)
+            if started is None:
+                continue
+            if time.monotonic() - started < 5.0:  # it could not start: do not loop
+                status = 1
+                break
+            spawn()
+    finally:
+        for pid in workers:
+            with contextlib.suppress(ProcessLookupError, ChildProcessError):
+                os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + stop_timeout
+        while workers and time.monotonic() < deadline:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+            if pid == 0:
+                time.sleep(0.05)
+            else:
+                workers.pop(pid, None)
+        for pid in workers:
+            with contextlib.suppress(ProcessLookupError, ChildProcessError):
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+        sock.close()
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+    return status
+
