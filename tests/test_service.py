@@ -152,8 +152,8 @@ def test_discovery(client: Any) -> None:
     assert response.json() == discovery()
     assert PREFETCH["pregnancy"].endswith("code=http://loinc.org|82810-3")
     assert PREFETCH["patient"] == "Patient/{{context.patientId}}"
-    assert PREFETCH["medicationRequests"] == (
-        "MedicationRequest?patient={{context.patientId}}&status=active")
+    # Every status: on-hold, draft or unknown prescriptions bear on the answer (review B3).
+    assert PREFETCH["medicationRequests"] == "MedicationRequest?patient={{context.patientId}}"
     assert "medicationRequests" in REQUIRED_PREFETCH
     assert "medicationStatements" not in REQUIRED_PREFETCH
 

@@ -315,6 +315,32 @@ def test_omitted_prefetch_is_fetched_from_the_fhir_server() -> None:
         assert post(url, request).status_code == 200  # an OperationOutcome is fetched again
 
 
+@pytest.mark.parametrize("status", ["on-hold", "draft"])
+def test_a_prescription_not_active_is_fetched_and_read(status: str) -> None:
+    """An on-hold or draft warfarin prescription is fetched from the FHIR server and counts.
+
+    The prefetch template asks for every status: a ``status=active`` search would never bring
+    it, and the card would not say "not eligible" (review finding B3, SPEC section 8 1.1).
+    """
+    resources = [r for r in _load_bundles([DATA / "fhir" / "realistic.json"])
+                 if r["resourceType"] == "Patient"]
+    resources.append({
+        "resourceType": "MedicationRequest", "id": "mr-held", "status": status,
+        "intent": "order", "subject": {"reference": "Patient/p-001"},
+        "medicationCodeableConcept": {"coding": [{
+            "system": "http://www.nlm.nih.gov/research/umls/rxnorm", "code": "855332",
+            "display": "warfarin sodium 5 MG Oral Tablet"}]}})
+    with Server(fhir_app(resources, "tok-1", page_size=50)) as fhir, _fetching_service() as svc:
+        request = hook("patient-view", "p-001", prefetch={},
+                       fhirServer=f"{fhir.url}/fhir",
+                       fhirAuthorization={"access_token": "tok-1"})
+        response = post(f"{svc.url}/cds-services/dryneedle-screening", request)
+        assert response.status_code == 200
+        (card,) = response.json()["cards"]
+        assert card["extension"]["io.readthedocs.dryneedle"]["decision"] == "not_eligible"
+        assert "MedicationRequest/mr-held" in card["detail"]
+
+
 @pytest.mark.skipif(not SYNTHEA.is_dir(), reason="shared Synthea bundles absent")
 def test_synthea_patients_are_screened_from_the_fhir_server() -> None:
     files = sorted(SYNTHEA.glob("*.json"))[:6]

@@ -65,7 +65,7 @@ __all__ = [
 
 PREFETCH: Final[Mapping[str, str]] = {
     "patient": "Patient/{{context.patientId}}",
-    "medicationRequests": "MedicationRequest?patient={{context.patientId}}&status=active",
+    "medicationRequests": "MedicationRequest?patient={{context.patientId}}",
     "medicationStatements": "MedicationStatement?patient={{context.patientId}}",
     "conditions": "Condition?patient={{context.patientId}}",
     "allergies": "AllergyIntolerance?patient={{context.patientId}}",
@@ -73,7 +73,9 @@ PREFETCH: Final[Mapping[str, str]] = {
     "procedures": "Procedure?patient={{context.patientId}}",
 }
 """Prefetch templates (``cds-hooks-2.0``), by prefetch key: the US Core searches (``us-core``)
-for the patient, active MedicationRequests (where US EHRs keep prescriptions),
+for the patient, its MedicationRequests of every status (where US EHRs keep prescriptions; an
+``on-hold``, ``draft`` or ``unknown`` prescription bears on the antithrombotic answer, so the
+search is not limited to ``status=active``),
 MedicationStatements (used when given), Conditions, AllergyIntolerances, the pregnancy-status
 Observation (LOINC 82810-3) and Procedures (site findings such as recent surgery)."""
 
