@@ -315,12 +315,13 @@ def test_omitted_prefetch_is_fetched_from_the_fhir_server() -> None:
         assert post(url, request).status_code == 200  # an OperationOutcome is fetched again
 
 
-@pytest.mark.parametrize("status", ["on-hold", "draft"])
+@pytest.mark.parametrize("status", ["on-hold", "draft", "unknown"])
 def test_a_prescription_not_active_is_fetched_and_read(status: str) -> None:
-    """An on-hold or draft warfarin prescription is fetched from the FHIR server and counts.
+    """An on-hold, draft or unknown-status warfarin prescription is fetched and named.
 
     The prefetch template asks for every status: a ``status=active`` search would never bring
-    it, and the card would not say "not eligible" (review finding B3, SPEC section 8 1.1).
+    them (review finding B3, SPEC section 8 1.1). On-hold and draft count as taking the drug;
+    an unknown status leaves the answer unknown, and the card names the resource to check.
     """
     resources = [r for r in _load_bundles([DATA / "fhir" / "realistic.json"])
                  if r["resourceType"] == "Patient"]
@@ -337,7 +338,8 @@ def test_a_prescription_not_active_is_fetched_and_read(status: str) -> None:
         response = post(f"{svc.url}/cds-services/dryneedle-screening", request)
         assert response.status_code == 200
         (card,) = response.json()["cards"]
-        assert card["extension"]["io.readthedocs.dryneedle"]["decision"] == "not_eligible"
+        expected = "needs_review" if status == "unknown" else "not_eligible"
+        assert card["extension"]["io.readthedocs.dryneedle"]["decision"] == expected
         assert "MedicationRequest/mr-held" in card["detail"]
 
 

@@ -141,6 +141,14 @@ def _trail(f: Finding, inputs: FhirPatientInputs | None) -> str:
         out += " Not usable: " + "; ".join(
             f"{_md(_resource_label(p.resource))} ({p.reason})" for p in unusable
         ) + "."
+    # Evidence that makes the answer unknown: named, so the clinician checks it (unclassified
+    # medications have a line of their own on the card).
+    unread = [p for p in trail
+              if p.action is Action.UNREAD and p.reason != "unclassified-medication"]
+    if unread:
+        out += " Unread: " + "; ".join(
+            f"{_md(_resource_label(p.resource))} ({p.reason})" for p in unread
+        ) + "."
     superseded = [p for p in trail if p.action is Action.SUPERSEDED]
     if superseded:
         out += " Superseded: " + "; ".join(
