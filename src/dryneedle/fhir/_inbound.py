@@ -43,7 +43,7 @@ from dryneedle.fhir._terminology import (
     AnswerCodes,
     merge_codes,
 )
-from dryneedle.model import History, NeedlePhobia, Patient, Pregnancy, SiteFinding
+from dryneedle.model import History, NeedlePhobia, Patient, Pregnancy, Sex, SiteFinding
 from dryneedle.screening import PlannedSite
 
 __all__ = ["patient_from_fhir", "planned_sites_from_fhir"]
@@ -235,6 +235,8 @@ def patient_from_fhir(
                action=Action.USED if final is form_preg else Action.SUPERSEDED,
                reason="answers" if final is form_preg else "fhir-evidence")
         pregnancy = final
+    if sex is Sex.MALE and pregnancy in (None, Pregnancy.UNKNOWN):
+        sex = _gender_waives_nothing(m)
     patient = Patient(
         patient_id=pid,
         birth_date=birth_date,
@@ -250,6 +252,33 @@ def patient_from_fhir(
         unclassified_medications=tuple(m.unclassified),
         site_findings_known=site_findings is not None and not m.site_unknown,
     )
+
+
+def _gender_waives_nothing(m: Mapper) -> Sex:
+    """The sex to screen a ``male`` patient whose pregnancy status is unknown (SPEC §8 (1.1)).
+
+    ``Patient.gender`` is administrative, not clinical: when the input holds pregnancy
+    evidence that could say "pregnant" (a pregnant observation or condition, an unread or
+    contradictory status, an unconfirmed pregnancy diagnosis) and the status is not settled
+    as "not pregnant", the gender must not waive the pregnancy question. The sex is then
+    mapped to ``unknown`` (the gender recorded as superseded, the sex noted as unknown
+    because of the first such resource), so the unknown pregnancy status blocks.
+    """
+    evidence = [o.res for o in m.pregnancy if o.value is Pregnancy.PREGNANT]
+    evidence += m.pregnant_conditions
+    evidence += m.pregnancy_evidence
+    if not evidence:
+        return Sex.MALE
+    m.trail = [
+        (i, attrs.evolve(p, action=Action.SUPERSEDED, reason="pregnancy-evidence"))
+        if p.path == "patient.sex" and p.action is Action.USED else (i, p)
+        for i, p in m.trail
+    ]
+    first = min(evidence, key=lambda r: r.index)
+    m.note(first, path="patient.sex", value=Sex.UNKNOWN.value, action=Action.USED,
+           reason="administrative-gender-with-pregnancy-evidence",
+           sources=("fhir-r4", "ips-pregnancy"))
+    return Sex.UNKNOWN
 
 
 def _json(value: Any) -> Any:

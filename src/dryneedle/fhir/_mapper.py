@@ -107,6 +107,7 @@ class Mapper:
         self.unread: set[str] = set()
         self.pregnancy_unread = False
         self.pregnancy_doubts: list[tuple[date, datetime | None] | None] = []
+        self.pregnancy_evidence: list[InputResource] = []  # unread, could say "pregnant"
         self.pregnant_conditions: list[InputResource] = []
         self.unclassified: list[str] = []
         self.site_findings: list[SiteFinding] = []
@@ -227,6 +228,7 @@ class Mapper:
             self.pregnancy_unread = True
             if doubt is not False:
                 self.pregnancy_doubts.append(doubt)
+                self.pregnancy_evidence.append(r)
         else:
             self.unread.add(flag)
         self.note(r, path=path, action=Action.UNREAD, reason=reason, code=code, sources=sources)

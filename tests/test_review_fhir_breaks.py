@@ -1,0 +1,128 @@
+"""Regressions for the adversarial review of issue #14 (SPEC §8 (1.1)).
+
+Each case is a minimal hand-made bundle, screened with a form that answers every history
+question "no" (and pregnancy "not_pregnant" unless said otherwise): evidence the reader
+cannot settle must make the answer unknown, never be dropped, and the resource that bears on
+it must be named in the provenance.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+import attrs
+import pytest
+
+from dryneedle.findings import Decision
+from dryneedle.fhir import patient_from_fhir, screen_fhir
+from dryneedle.model import History, Pregnancy, Sex
+
+ON = date(2026, 12, 1)
+LOINC = "http://loinc.org"
+SNOMED = "http://snomed.info/sct"
+ICD10CM = "http://hl7.org/fhir/sid/icd-10-cm"
+RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
+PREGNANT = (LOINC, "LA15173-0")
+NOT_PREGNANT = (LOINC, "LA26683-5")
+BLOCKED = (Decision.ELIGIBLE, Decision.ELIGIBLE_WITH_PRECAUTIONS)
+
+
+def form(**overrides: Any) -> dict[str, Any]:
+    answers: dict[str, Any] = {f.name: False for f in attrs.fields(History)}
+    answers.update(needle_phobia="none", consent=True, pregnancy="not_pregnant")
+    answers.update(overrides)
+    return answers
+
+
+def patient(gender: str = "female") -> dict[str, Any]:
+    return {"resourceType": "Patient", "id": "p1", "gender": gender, "birthDate": "1990-01-01"}
+
+
+def bundle(*resources: dict[str, Any], gender: str = "female") -> dict[str, Any]:
+    return {"resourceType": "Bundle", "type": "collection",
+            "entry": [{"resource": r} for r in (patient(gender), *resources)]}
+
+
+def pregnancy_obs(*values: tuple[str, str], status: str = "final", rid: str = "preg",
+                  when: str = "2026-11-25", subject: str = "Patient/p1",
+                  **extra: Any) -> dict[str, Any]:
+    obs: dict[str, Any] = {
+        "resourceType": "Observation", "id": rid, "status": status,
+        "subject": {"reference": subject},
+        "code": {"coding": [{"system": LOINC, "code": "82810-3"}]},
+        "effectiveDateTime": when,
+    }
+    if values:
+        obs["valueCodeableConcept"] = {"coding": [{"system": s, "code": c} for s, c in values]}
+    obs.update(extra)
+    return obs
+
+
+def condition(system: str, code: str, *, rid: str = "cond", verification: str | None = None,
+              clinical: tuple[str, ...] = ("active",), **extra: Any) -> dict[str, Any]:
+    res: dict[str, Any] = {
+        "resourceType": "Condition", "id": rid, "subject": {"reference": "Patient/p1"},
+        "code": {"coding": [{"system": system, "code": code}]},
+        "clinicalStatus": {"coding": [{"code": c} for c in clinical]},
+    }
+    if verification is not None:
+        res["verificationStatus"] = {"coding": [{"code": verification}]}
+    res.update(extra)
+    return res
+
+
+def named(screening: Any, resource: str, path: str | None = None) -> bool:
+    return any(p.resource == resource and p.action.value != "ignored"
+               and (path is None or p.path == path)
+               for p in screening.inputs.provenance)
+
+
+def assert_blocked(screening: Any, resource: str, path: str | None = None) -> None:
+    assert screening.result.decision not in BLOCKED, screening.result.decision
+    assert named(screening, resource, path), [p.as_dict() for p in screening.inputs.provenance]
+
+
+# B1: administrative gender "male" must not waive uncertain pregnancy evidence ---------------
+
+@pytest.mark.parametrize("obs", [
+    pregnancy_obs(PREGNANT, status="registered"),
+    pregnancy_obs(PREGNANT, status="unknown"),
+    pregnancy_obs(valueString="positive"),
+    pregnancy_obs(PREGNANT, NOT_PREGNANT),
+], ids=["registered", "unknown-status", "unreadable-value", "both-codings"])
+@pytest.mark.parametrize("preg", ["not_pregnant", None])
+def test_male_gender_does_not_waive_uncertain_pregnancy_observation(
+        obs: dict[str, Any], preg: str | None) -> None:
+    s = screen_fhir(bundle(obs, gender="male"), on=ON, answers=form(pregnancy=preg))
+    assert_blocked(s, "Observation/preg", "patient.pregnancy")
+    assert s.inputs.patient.sex is Sex.UNKNOWN
+    assert s.inputs.patient.pregnancy in (None, Pregnancy.UNKNOWN)
+    assert "patient.pregnancy" in s.result.missing
+    sex = [p for p in s.inputs.provenance if p.path == "patient.sex"]
+    assert {(p.resource, p.action.value, p.reason) for p in sex} == {
+        ("Patient/p1", "superseded", "pregnancy-evidence"),
+        ("Observation/preg", "used", "administrative-gender-with-pregnancy-evidence"),
+    }
+
+
+def test_male_gender_does_not_waive_unconfirmed_pregnancy_condition() -> None:
+    cond = condition(SNOMED, "77386006", verification="unconfirmed")
+    s = screen_fhir(bundle(cond, gender="male"), on=ON, answers=form())
+    assert_blocked(s, "Condition/cond", "patient.pregnancy")
+    assert s.inputs.patient.sex is Sex.UNKNOWN
+
+
+def test_male_gender_kept_without_pregnancy_evidence() -> None:
+    s = screen_fhir(bundle(gender="male"), on=ON, answers=form(pregnancy=None))
+    assert s.inputs.patient.sex is Sex.MALE
+    assert s.result.decision is Decision.ELIGIBLE
+    # A current "not pregnant" settles it: nothing to waive.
+    s = screen_fhir(bundle(pregnancy_obs(NOT_PREGNANT), gender="male"), on=ON, answers=form())
+    assert s.inputs.patient.sex is Sex.MALE
+    assert s.result.decision is Decision.ELIGIBLE
+
+
+def test_male_gender_final_pregnant_still_not_eligible() -> None:
+    s = screen_fhir(bundle(pregnancy_obs(PREGNANT), gender="male"), on=ON, answers=form())
+    assert s.result.decision is Decision.NOT_ELIGIBLE
