@@ -126,3 +126,47 @@ def test_male_gender_kept_without_pregnancy_evidence() -> None:
 def test_male_gender_final_pregnant_still_not_eligible() -> None:
     s = screen_fhir(bundle(pregnancy_obs(PREGNANT), gender="male"), on=ON, answers=form())
     assert s.result.decision is Decision.NOT_ELIGIBLE
+
+
+# B2: ICD-10-CM codes without the dot or in lower case find the answer tables ---------------
+
+@pytest.mark.parametrize(("code", "path"), [
+    ("Z7901", "patient.history.anticoagulant_therapy"),
+    ("z79.01", "patient.history.anticoagulant_therapy"),
+    ("Z331", "patient.pregnancy"),
+    ("z33.1", "patient.pregnancy"),
+    ("O0990", "patient.pregnancy"),
+    (" o09.90", "patient.pregnancy"),
+])
+def test_icd10cm_code_spelling_does_not_miss_the_answer_tables(code: str, path: str) -> None:
+    s = screen_fhir(bundle(condition(ICD10CM, code)), on=ON, answers=form())
+    assert s.result.decision is Decision.NOT_ELIGIBLE
+    assert named(s, "Condition/cond", path)
+
+
+def _clinic_table(code: str) -> str:
+    import json  # noqa: PLC0415
+
+    return json.dumps({"header": {"description": "test clinic", "sources": ["policy"],
+                                  "version": "1", "date": "2026-12-01", "system": ICD10CM},
+                       "entries": [{"code": code, "flag": "metal_allergy",
+                                    "sources": ["policy"]}]})
+
+
+@pytest.mark.parametrize(("table_code", "bundle_code"), [
+    ("L23.0", "L230"), ("l230", "L23.0"), ("L230", "l23.0"),
+])
+def test_clinic_icd10cm_table_is_normalised_too(table_code: str, bundle_code: str,
+                                                tmp_path: Any) -> None:
+    from dryneedle.fhir import read_code_table, read_code_table_file  # noqa: PLC0415
+
+    f = tmp_path / "codes.json"
+    f.write_text(_clinic_table(table_code), encoding="utf-8")
+    hand_built = {ICD10CM: {table_code: (("metal_allergy", None),)}}
+    for table in (read_code_table(_clinic_table(table_code)), read_code_table_file(f),
+                  hand_built):
+        s = screen_fhir(bundle(condition(ICD10CM, bundle_code)), on=ON, answers=form(),
+                        codes=[table])
+        assert s.inputs.patient.history.metal_allergy is True
+        assert s.result.decision not in BLOCKED
+        assert named(s, "Condition/cond", "patient.history.metal_allergy")

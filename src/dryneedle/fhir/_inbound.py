@@ -39,8 +39,10 @@ from dryneedle.fhir._terminology import (
     ANTITHROMBOTIC_NAMES,
     EXT_BODY_SIDE,
     FLAG_CODES,
+    ICD10CM,
     SYSTEMS,
     AnswerCodes,
+    icd10cm_key,
     merge_codes,
 )
 from dryneedle.model import History, NeedlePhobia, Patient, Pregnancy, Sex, SiteFinding
@@ -107,7 +109,9 @@ def _answer_codes(clinic: tuple[AnswerCodes, ...]) -> AnswerCodes:
     :data:`ANSWER_CODES` is already a merged table (each code's flags without repeats): it is
     used as it is, or copied system by system (C-speed dict copies) and only the clinic's
     codes merged into the copy -- the same table as ``merge_codes(ANSWER_CODES, *clinic)``
-    without rebuilding its thousands of codes on every call.
+    without rebuilding its thousands of codes on every call. A clinic's ICD-10-CM codes are
+    keyed by :func:`~._terminology.icd10cm_key` (as the shipped ones), also when the table was
+    built by hand rather than read with :func:`~._terminology.read_code_table`.
     """
     if not clinic:
         return ANSWER_CODES
@@ -115,7 +119,8 @@ def _answer_codes(clinic: tuple[AnswerCodes, ...]) -> AnswerCodes:
     for system, by_code in merge_codes(*clinic).items():
         into = out.setdefault(system, {})
         for code, flags in by_code.items():
-            into[code] = tuple(dict.fromkeys((*into.get(code, ()), *flags)))
+            key = icd10cm_key(code) if system == ICD10CM else code  # a hand-built table too
+            into[key] = tuple(dict.fromkeys((*into.get(key, ()), *flags)))
     return out
 
 

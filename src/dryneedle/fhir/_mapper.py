@@ -54,6 +54,7 @@ from dryneedle.fhir._terminology import (
     AnswerCodes,
     CodePatterns,
     canonical_system,
+    icd10cm_key,
     match_flags,
 )
 from dryneedle.model import Pregnancy, Sex, SiteFinding, SiteFindingKind, SiteSide
@@ -205,7 +206,8 @@ class Mapper:
         """Return (flag, system, code, source) for every coding an answer table names."""
         hits: list[tuple[str, str | None, str, str]] = []
         for system, code in codings:
-            for flag, _ in self.answer_codes.get(system or "", {}).get(code, ()):
+            key = icd10cm_key(code) if system == ICD10CM else code
+            for flag, _ in self.answer_codes.get(system or "", {}).get(key, ()):
                 hits.append((flag, system, code, _SOURCE_OF.get(system or "", "policy")))
             if system == ATC and _ANTITHROMBOTIC.matches(code):
                 hits.append(("anticoagulant_therapy", system, code, "atc-b01a"))
