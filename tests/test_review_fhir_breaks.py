@@ -170,3 +170,32 @@ def test_clinic_icd10cm_table_is_normalised_too(table_code: str, bundle_code: st
         assert s.inputs.patient.history.metal_allergy is True
         assert s.result.decision not in BLOCKED
         assert named(s, "Condition/cond", "patient.history.metal_allergy")
+
+
+# B4: a Condition with an onset after the evaluation date is evidence, not ignored ----------
+
+@pytest.mark.parametrize("onset", ["2026-12-05", "2026-12-02T09:00:00Z"])
+@pytest.mark.parametrize(("system", "code", "path"), [
+    (ICD10CM, "Z33.1", "patient.pregnancy"),
+    (SNOMED, "77386006", "patient.pregnancy"),
+    (ICD10CM, "Z79.01", "patient.history.anticoagulant_therapy"),
+])
+def test_condition_onset_after_evaluation_date_makes_the_answer_unknown(
+        onset: str, system: str, code: str, path: str) -> None:
+    s = screen_fhir(bundle(condition(system, code, onsetDateTime=onset)), on=ON,
+                    answers=form())
+    assert_blocked(s, "Condition/cond", path)
+    assert any(p.resource == "Condition/cond" and p.action.value == "unread"
+               and p.reason == "onset-after-evaluation-date" for p in s.inputs.provenance)
+
+
+def test_condition_onset_compared_in_utc() -> None:
+    # 2026-12-02T09:00+10:00 is 2026-12-01T23:00Z: on the evaluation date, so it counts.
+    cond = condition(ICD10CM, "Z33.1", onsetDateTime="2026-12-02T09:00:00+10:00")
+    s = screen_fhir(bundle(cond), on=ON, answers=form())
+    assert s.result.decision is Decision.NOT_ELIGIBLE
+    assert named(s, "Condition/cond", "patient.pregnancy")
+    # Abated 2026-12-01T20:00-10:00 is 2026-12-02T06:00Z: not abated on the evaluation date.
+    cond = condition(ICD10CM, "Z33.1", abatementDateTime="2026-12-01T20:00:00-10:00")
+    s = screen_fhir(bundle(cond), on=ON, answers=form())
+    assert s.result.decision is Decision.NOT_ELIGIBLE

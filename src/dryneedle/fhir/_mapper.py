@@ -36,6 +36,7 @@ from dryneedle.fhir._reading import (
     status_codes,
     texts_of,
     token,
+    utc_day,
 )
 from dryneedle.fhir._terminology import (
     ANTITHROMBOTIC_ATC,
@@ -462,10 +463,11 @@ class Mapper:
 
         Verification ``refuted`` / ``entered-in-error`` and clinical status ``inactive`` /
         ``resolved`` / ``remission`` are ignored, as is a condition abated on or before the
-        evaluation date or with an onset after it; ``unconfirmed`` / ``provisional`` /
-        ``differential`` make the answers they name unknown (not ``True``: a suspicion is not
-        a fact, but a form cannot rule it out); an acute illness counts as today's only with
-        an onset on the evaluation date, else it is unknown.
+        evaluation date (dates with a time compared as UTC days); ``unconfirmed`` /
+        ``provisional`` / ``differential``, or an onset after the evaluation date, make the
+        answers they name unknown (not ``True``: a suspicion is not a fact, but a form cannot
+        rule it out); an acute illness counts as today's only with an onset on the evaluation
+        date, else it is unknown.
         """
         res = r.resource
         verification = status_codes(res.get("verificationStatus"))
@@ -482,13 +484,14 @@ class Mapper:
                             or jobj(res.get("abatementPeriod")).get("end"))
         onset = parse_when(res.get("onsetDateTime")
                            or jobj(res.get("onsetPeriod")).get("start"))
-        if self.on is not None and abated is not None and abated[0] <= self.on:
+        if self.on is not None and abated is not None and utc_day(abated) <= self.on:
             self.ignore(r, "abated")
             return
-        if self.on is not None and onset is not None and onset[0] > self.on:
-            self.ignore(r, "onset-after-evaluation-date")
-            return
-        confirmed = not verification & {"unconfirmed", "provisional", "differential"}
+        # An onset after the evaluation date (instants compared in UTC) is a data error or a
+        # planned entry: it could bear on the answers, so they are unknown (as unconfirmed).
+        future = self.on is not None and onset is not None and utc_day(onset) > self.on
+        confirmed = not future and not verification & {"unconfirmed", "provisional",
+                                                        "differential"}
         codings = self.codings(res.get("code"))
         used = False
         for system, code in codings:
@@ -510,7 +513,8 @@ class Mapper:
             self.apply(r, acute, confirmed=False, reason="acute-illness-onset-not-today")
             hits = [h for h in hits if h[0] != "acute_illness"]
             used = True
-        reason = "value-set" if confirmed else "verificationStatus:unconfirmed"
+        reason = ("value-set" if confirmed else "onset-after-evaluation-date" if future
+                  else "verificationStatus:unconfirmed")
         used = self.apply(r, hits, confirmed=confirmed, reason=reason) or used
         if res.get("bodySite") is not None:
             used = self.site(r, res.get("bodySite"), codings, onset) or used

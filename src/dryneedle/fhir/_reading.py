@@ -31,6 +31,7 @@ __all__ = [
     "status_codes",
     "texts_of",
     "token",
+    "utc_day",
 ]
 
 _DATETIME = re.compile(
@@ -102,6 +103,18 @@ def parse_when(text: Any) -> tuple[date, datetime | None] | None:
     except ValueError:
         return None
     return day, instant
+
+
+def utc_day(when: tuple[date, datetime | None]) -> date:
+    """The day of a parsed date/dateTime in UTC (the written date when it has no time).
+
+    The evaluation date is a UTC day: ``2026-12-02T09:00:00+10:00`` is 2026-12-01 in UTC.
+
+    >>> when = parse_when("2026-12-02T09:00:00+10:00")
+    >>> when is not None and utc_day(when).isoformat()
+    '2026-12-01'
+    """
+    return when[1].date() if when[1] is not None else when[0]
 
 
 def is_later(a: tuple[date, datetime | None], b: tuple[date, datetime | None]) -> bool:
