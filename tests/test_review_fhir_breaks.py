@@ -199,3 +199,19 @@ def test_condition_onset_compared_in_utc() -> None:
     cond = condition(ICD10CM, "Z33.1", abatementDateTime="2026-12-01T20:00:00-10:00")
     s = screen_fhir(bundle(cond), on=ON, answers=form())
     assert s.result.decision is Decision.NOT_ELIGIBLE
+
+
+# B5: without an evaluation date a "not pregnant" cannot be shown current --------------------
+
+@pytest.mark.parametrize("when", ["2026-11-30", "2020-01-01", "2030-01-01"])
+@pytest.mark.parametrize("preg", ["not_pregnant", None])
+def test_not_pregnant_without_evaluation_date_is_unknown(when: str, preg: str | None) -> None:
+    inputs = patient_from_fhir(bundle(pregnancy_obs(NOT_PREGNANT, when=when)),
+                               answers=form(pregnancy=preg))
+    assert inputs.patient.pregnancy is Pregnancy.UNKNOWN
+    assert [(p.resource, p.action.value, p.reason)
+            for p in inputs.provenance_for("patient.pregnancy") if p.resource != "answers"] == [
+        ("Observation/preg", "unread", "no-evaluation-date")]
+    # A "pregnant" one still counts without a date to check it against.
+    inputs = patient_from_fhir(bundle(pregnancy_obs(PREGNANT, when=when)))
+    assert inputs.patient.pregnancy is Pregnancy.PREGNANT

@@ -155,10 +155,12 @@ def patient_from_fhir(
             added to them.
         flag_codes: Coded data that sets history answers (default :data:`FLAG_CODES`).
         allergy_terms: Words marking a metal allergy (default :data:`ALLERGY_TERMS`).
-        on: The evaluation date: a pregnancy status counts only when dated within
+        on: The evaluation date: a "not pregnant" status counts only when dated within
             ``pregnancy_status_max_age_days`` before it, conditions are read against it
-            (onset, abatement). Without it (mapping only) neither is checked: screen through
-            :func:`screen_fhir`, which always passes its ``on``.
+            (onset, abatement). Without it (mapping only) a "not pregnant" status cannot be
+            shown current, so it makes the pregnancy status unknown (reason
+            ``no-evaluation-date``), any "pregnant" one counts, and condition dates are not
+            checked: screen through :func:`screen_fhir`, which always passes its ``on``.
         codes: A clinic's own answer-code tables (see :func:`read_code_table`), merged on top
             of :data:`ANSWER_CODES`.
         pregnancy_status_max_age_days: How old a pregnancy status may be (the policy's

@@ -310,7 +310,7 @@ class Mapper:
     def stale(self, when: tuple[date, datetime | None] | None) -> str | None:
         """Why a pregnancy status dated ``when`` cannot count on the evaluation date, or None."""
         if self.on is None:
-            return None  # mapping only (patient_from_fhir without on=): no recency to check
+            return "no-evaluation-date"  # patient_from_fhir without on=: cannot be current
         if when is None:
             return "undated"
         age = (self.on - when[0]).days
