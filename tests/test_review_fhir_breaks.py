@@ -215,3 +215,51 @@ def test_not_pregnant_without_evaluation_date_is_unknown(when: str, preg: str | 
     # A "pregnant" one still counts without a date to check it against.
     inputs = patient_from_fhir(bundle(pregnancy_obs(PREGNANT, when=when)))
     assert inputs.patient.pregnancy is Pregnancy.PREGNANT
+
+
+# B7: MedicationDispense / MedicationAdministration naming an antithrombotic ----------------
+
+def given(kind: str, status: str, concept: dict[str, Any]) -> dict[str, Any]:
+    return {"resourceType": kind, "id": "m", "status": status,
+            "subject": {"reference": "Patient/p1"}, "medicationCodeableConcept": concept}
+
+
+EDOXABAN_CODE = {"coding": [{"system": RXNORM, "code": "1599538"}]}
+EDOXABAN_TEXT = {"text": "Edoxaban 60 mg oral tablet"}  # INN in ANTITHROMBOTIC_NAMES
+ATC_WARFARIN = {"coding": [{"system": "http://www.whocc.no/atc", "code": "B01AA03"}]}
+
+
+@pytest.mark.parametrize("kind", ["MedicationDispense", "MedicationAdministration"])
+@pytest.mark.parametrize("status", ["completed", "stopped", "unknown", "in-progress"])
+@pytest.mark.parametrize("concept", [EDOXABAN_CODE, EDOXABAN_TEXT, ATC_WARFARIN],
+                         ids=["rxnorm", "inn-text", "atc"])
+def test_dispense_or_administration_of_an_antithrombotic_is_not_dropped(
+        kind: str, status: str, concept: dict[str, Any]) -> None:
+    s = screen_fhir(bundle(given(kind, status, concept)), on=ON, answers=form())
+    assert_blocked(s, f"{kind}/m", "patient.history.anticoagulant_therapy")
+    assert s.inputs.patient.history.anticoagulant_therapy is not False
+
+
+def test_administration_in_progress_is_current_therapy() -> None:
+    s = screen_fhir(bundle(given("MedicationAdministration", "in-progress", EDOXABAN_CODE)),
+                    on=ON, answers=form())
+    assert s.inputs.patient.history.anticoagulant_therapy is True
+    assert s.result.decision is Decision.NOT_ELIGIBLE
+
+
+@pytest.mark.parametrize(("kind", "status"), [
+    ("MedicationDispense", "cancelled"), ("MedicationDispense", "declined"),
+    ("MedicationDispense", "entered-in-error"), ("MedicationAdministration", "not-done"),
+])
+def test_dispense_not_given_is_ignored(kind: str, status: str) -> None:
+    s = screen_fhir(bundle(given(kind, status, EDOXABAN_CODE)), on=ON, answers=form())
+    assert s.result.decision is Decision.ELIGIBLE
+    assert [p.reason for p in s.inputs.provenance if p.resource == f"{kind}/m"] == [
+        f"status:{status}"]
+
+
+def test_dispense_for_another_patient_is_ignored() -> None:
+    res = given("MedicationDispense", "completed", EDOXABAN_CODE)
+    res["subject"] = {"reference": "Patient/other"}
+    s = screen_fhir(bundle(res), on=ON, answers=form())
+    assert s.result.decision is Decision.ELIGIBLE

@@ -152,6 +152,8 @@ class Mapper:
             "AllergyIntolerance": self.allergy,
             "MedicationStatement": self.medication,
             "MedicationRequest": self.medication,
+            "MedicationDispense": self.given,
+            "MedicationAdministration": self.given,
             "Procedure": self.procedure,
         }
         for r in self.items:
@@ -597,6 +599,24 @@ class Mapper:
         if res.get("doNotPerform") is True:
             self.ignore(r, "doNotPerform")
             return
+        codings, texts = self.medication_concept(res)
+        hits = [h for h in self.answers_of(codings) if h[0] != "metal_allergy"]
+        if hits:
+            reason = f"status:{status}" if uncertain else "value-set"
+            self.apply(r, hits, confirmed=not uncertain, reason=reason)
+            return
+        named = self.antithrombotic_name(texts)
+        what = texts[0] if texts else (token(*codings[0]) if codings else "no code")
+        self.unclassified.append(f"{r.label} ({what})")
+        reason = (f"antithrombotic-name-in-text:{named}" if named is not None
+                  else f"status:{status}" if uncertain else "unclassified-medication")
+        self.mark_unread(r, "anticoagulant_therapy", reason=reason,
+                         code=token(*codings[0]) if codings else None,
+                         sources=("atc-b01a", "rxnorm"))
+
+    def medication_concept(self, res: Mapping[str, Any]) -> tuple[
+            list[tuple[str | None, str]], list[str]]:
+        """The codings and texts of a resource's medication (codeable or referenced)."""
         if "medicationCodeableConcept" in res:
             concept: Any = res.get("medicationCodeableConcept")
         else:
@@ -608,21 +628,44 @@ class Mapper:
             elif ref is not None:
                 med = self.medications.get(ref)
             concept = None if med is None else med.get("code")
-        codings = self.codings(concept)
-        hits = [h for h in self.answers_of(codings) if h[0] != "metal_allergy"]
         texts = texts_of(concept) + [t for t in [jstr(jobj(res.get("medicationReference"))
                                                       .get("display"))] if t]
-        if hits:
-            reason = f"status:{status}" if uncertain else "value-set"
-            self.apply(r, hits, confirmed=not uncertain, reason=reason)
+        return self.codings(concept), texts
+
+    def antithrombotic_name(self, texts: list[str]) -> str | None:
+        """The first antithrombotic INN or brand name in ``texts`` (lower case), or None."""
+        return next((m.group(1).lower() for t in texts
+                     if self.names_re is not None and (m := self.names_re.search(t))), None)
+
+    def given(self, r: InputResource) -> None:
+        """A ``MedicationDispense`` / ``MedicationAdministration``: evidence of a medication.
+
+        Not cancelled, declined, not done or entered in error, one naming an answer (a code
+        the tables classify, or an antithrombotic name in its text) makes that answer
+        unknown: a dispense or a past administration does not show current therapy, but a
+        form's "no" cannot settle it (SPEC 1.1 §8). An administration ``in-progress`` or
+        ``on-hold`` is current therapy, read as an active ``MedicationStatement``.
+        """
+        res = r.resource
+        status = jstr(res.get("status")) or "missing"
+        if status in ("cancelled", "declined", "not-done", "entered-in-error"):
+            self.ignore(r, f"status:{status}")
             return
-        named = next((m.group(1).lower() for t in texts
-                      if self.names_re is not None and (m := self.names_re.search(t))), None)
-        what = texts[0] if texts else (token(*codings[0]) if codings else "no code")
-        self.unclassified.append(f"{r.label} ({what})")
-        reason = (f"antithrombotic-name-in-text:{named}" if named is not None
-                  else f"status:{status}" if uncertain else "unclassified-medication")
-        self.mark_unread(r, "anticoagulant_therapy", reason=reason,
+        if r.type == "MedicationAdministration" and status in ("in-progress", "on-hold"):
+            self.medication(attrs.evolve(r, resource={**res, "status": "active"}))
+            return
+        codings, texts = self.medication_concept(res)
+        hits = [h for h in self.answers_of(codings) if h[0] != "metal_allergy"]
+        reason = f"{r.type}:{status}"
+        if hits:
+            self.apply(r, hits, confirmed=False, reason=reason)
+            return
+        named = self.antithrombotic_name(texts)
+        if named is None:
+            self.ignore(r, "unmapped-code", token(*codings[0]) if codings else None)
+            return
+        self.mark_unread(r, "anticoagulant_therapy",
+                         reason=f"antithrombotic-name-in-text:{named}",
                          code=token(*codings[0]) if codings else None,
                          sources=("atc-b01a", "rxnorm"))
 

@@ -196,6 +196,8 @@ SUBJECT_KEY: Final[Mapping[str, str]] = {
     "Observation": "subject",
     "MedicationStatement": "subject",
     "MedicationRequest": "subject",
+    "MedicationDispense": "subject",
+    "MedicationAdministration": "subject",
     "AllergyIntolerance": "patient",
     "Procedure": "subject",
 }
