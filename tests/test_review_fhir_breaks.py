@@ -263,3 +263,58 @@ def test_dispense_for_another_patient_is_ignored() -> None:
     res["subject"] = {"reference": "Patient/other"}
     s = screen_fhir(bundle(res), on=ON, answers=form())
     assert s.result.decision is Decision.ELIGIBLE
+
+
+# B11: a malformed subject, or contradictory Condition status codings ----------------------
+
+@pytest.mark.parametrize("subject", ["patient/p1", "Patient/p1 ", "Patient/"])
+def test_malformed_subject_makes_the_answers_unknown(subject: str) -> None:
+    obs = pregnancy_obs(PREGNANT, subject=subject)
+    s = screen_fhir(bundle(obs), on=ON, answers=form())
+    assert_blocked(s, "Observation/preg", "patient.pregnancy")
+    assert s.inputs.patient.pregnancy is Pregnancy.UNKNOWN
+    med = {"resourceType": "MedicationRequest", "id": "mr", "status": "active",
+           "intent": "order", "subject": {"reference": subject},
+           "medicationCodeableConcept": EDOXABAN_CODE}
+    s = screen_fhir(bundle(med), on=ON, answers=form())
+    assert_blocked(s, "MedicationRequest/mr", "patient.history.anticoagulant_therapy")
+    assert s.inputs.patient.history.anticoagulant_therapy is None
+    assert {p.reason for p in s.inputs.provenance if p.resource == "MedicationRequest/mr"} == {
+        "subject-unreadable"}
+
+
+@pytest.mark.parametrize("subject", ["Patient/p1", "https://ehr.example/fhir/Patient/p1",
+                                     "Patient/p1/_history/2"])
+def test_well_formed_subject_still_counts(subject: str) -> None:
+    s = screen_fhir(bundle(pregnancy_obs(PREGNANT, subject=subject)), on=ON, answers=form())
+    assert s.result.decision is Decision.NOT_ELIGIBLE
+
+
+@pytest.mark.parametrize("subject", ["Patient/p2", "Group/g1"])
+def test_clearly_other_subject_is_still_ignored(subject: str) -> None:
+    s = screen_fhir(bundle(pregnancy_obs(PREGNANT, subject=subject)), on=ON, answers=form())
+    assert s.result.decision is Decision.ELIGIBLE
+
+
+@pytest.mark.parametrize(("clinical", "verification"), [
+    (("active", "resolved"), None),
+    (("relapse", "inactive"), None),
+    (("active",), "unconfirmed|refuted"),
+    (("active",), "confirmed|entered-in-error"),
+])
+def test_contradictory_condition_status_makes_the_answers_unknown(
+        clinical: tuple[str, ...], verification: str | None) -> None:
+    cond = condition(ICD10CM, "Z33.1", clinical=clinical)
+    if verification is not None:
+        cond["verificationStatus"] = {"coding": [{"code": c} for c in verification.split("|")]}
+    s = screen_fhir(bundle(cond), on=ON, answers=form())
+    assert_blocked(s, "Condition/cond", "patient.pregnancy")
+    assert [p.reason for p in s.inputs.provenance if p.resource == "Condition/cond"] == [
+        "contradictory-status"]
+
+
+def test_consistent_resolved_or_refuted_condition_is_still_ignored() -> None:
+    for cond in (condition(ICD10CM, "Z33.1", clinical=("resolved",)),
+                 condition(ICD10CM, "Z33.1", verification="refuted")):
+        s = screen_fhir(bundle(cond), on=ON, answers=form())
+        assert s.result.decision is Decision.ELIGIBLE

@@ -33,6 +33,7 @@ from dryneedle.fhir._reading import (
     observation_when,
     parse_when,
     ref_patient_id,
+    reference_readable,
     status_codes,
     texts_of,
     token,
@@ -74,6 +75,7 @@ _SOURCE_OF = {SNOMED: "snomed-ct", ICD10CM: "icd10cm", RXNORM: "rxnorm", ATC: "a
 _CATALOG_CODES: Final = tuple((cond, CodePatterns(sorted(cond.all_codes())))
                               for cond in CONDITIONS.values())
 _ANTITHROMBOTIC: Final = CodePatterns((ANTITHROMBOTIC_ATC,))
+_DOUBTFUL: Final = "subject-unreadable"
 
 
 @attrs.frozen(kw_only=True)
@@ -107,6 +109,8 @@ class Mapper:
         names = "|".join(re.escape(t) for t in antithrombotic_names if t)
         self.names_re = re.compile(rf"\b({names})\b", re.IGNORECASE) if names else None
         self.unread: set[str] = set()
+        # The resource being read has a malformed subject: what it says is only unknown.
+        self.doubtful = False
         self.pregnancy_unread = False
         self.pregnancy_doubts: list[tuple[date, datetime | None] | None] = []
         self.pregnancy_evidence: list[InputResource] = []  # unread, could say "pregnant"
@@ -166,12 +170,17 @@ class Mapper:
                     self.ignore(r, "unsupported-type")
                 continue
             key = SUBJECT_KEY.get(r.type)
+            self.doubtful = False
             if key is not None:
-                target = ref_patient_id(r.resource.get(key), self.patient_urls)
-                if target is not None and target != self.patient_id:
+                ref = r.resource.get(key)
+                target = ref_patient_id(ref, self.patient_urls)
+                if not reference_readable(ref, self.patient_urls):
+                    self.doubtful = True  # neither clearly this patient nor another
+                elif target is not None and target != self.patient_id:
                     self.ignore(r, "other-patient" if target else "subject-not-a-patient")
                     continue
             handler(r)
+        self.doubtful = False
 
     # Patient --------------------------------------------------------------------------------
 
@@ -251,6 +260,9 @@ class Mapper:
             if not confirmed:
                 self.mark_unread(r, flag, reason=reason, code=token(system, code),
                                  sources=(source,))
+            elif self.doubtful:
+                self.mark_unread(r, flag, reason=_DOUBTFUL, code=token(system, code),
+                                 sources=(source,))
             elif flag == "pregnancy":
                 self.pregnant_conditions.append(r)
                 self.note(r, path="patient.pregnancy", value=Pregnancy.PREGNANT.value,
@@ -307,6 +319,11 @@ class Mapper:
                 self.mark_unread(r, "pregnancy", reason=stale, code=code,
                                  sources=("ips-pregnancy", "policy"), doubt=False)
                 return
+        if self.doubtful:
+            self.mark_unread(r, "pregnancy", reason=_DOUBTFUL, code=code,
+                             sources=("ips-pregnancy",),
+                             doubt=when if value is not Pregnancy.NOT_PREGNANT else False)
+            return
         self.pregnancy.append(_PregnancyObs(res=r, value=value, when=when, code=code))
 
     def stale(self, when: tuple[date, datetime | None] | None) -> str | None:
@@ -400,6 +417,9 @@ class Mapper:
         if kind is None:
             self.site_unread(r, "unmapped-site-finding-kind", tok)
             return True
+        if self.doubtful:
+            self.site_unread(r, _DOUBTFUL, tok)
+            return True
         for site in sites:
             site_codings = self.codings(site)
             placed = [BODY_SITES[c] for sys, c in site_codings
@@ -466,20 +486,28 @@ class Mapper:
         Verification ``refuted`` / ``entered-in-error`` and clinical status ``inactive`` /
         ``resolved`` / ``remission`` are ignored, as is a condition abated on or before the
         evaluation date (dates with a time compared as UTC days); ``unconfirmed`` /
-        ``provisional`` / ``differential``, or an onset after the evaluation date, make the
-        answers they name unknown (not ``True``: a suspicion is not a fact, but a form cannot
+        ``provisional`` / ``differential``, status codings that contradict each other (active
+        and resolved, unconfirmed and refuted), or an onset after the evaluation date, make
+        the answers they name unknown (not ``True``: a suspicion is not a fact, but a form cannot
         rule it out); an acute illness counts as today's only with an onset on the evaluation
         date, else it is unknown.
         """
         res = r.resource
         verification = status_codes(res.get("verificationStatus"))
+        clinical = status_codes(res.get("clinicalStatus"))
+        # Codings that contradict each other (active and resolved; unconfirmed and refuted)
+        # cannot rule the condition out: its answers are unknown, never dropped.
+        contradictory = bool(
+            (clinical & {"active", "recurrence", "relapse"}
+             and clinical & {"inactive", "resolved", "remission"})
+            or (verification & {"confirmed", "unconfirmed", "provisional", "differential"}
+                and verification & {"refuted", "entered-in-error"}))
         for bad in ("entered-in-error", "refuted"):
-            if bad in verification:
+            if bad in verification and not contradictory:
                 self.ignore(r, f"verificationStatus:{bad}")
                 return
-        clinical = status_codes(res.get("clinicalStatus"))
         for bad in ("inactive", "resolved", "remission"):
-            if bad in clinical:
+            if bad in clinical and not contradictory:
                 self.ignore(r, f"clinicalStatus:{bad}")
                 return
         abated = parse_when(res.get("abatementDateTime")
@@ -492,8 +520,8 @@ class Mapper:
         # An onset after the evaluation date (instants compared in UTC) is a data error or a
         # planned entry: it could bear on the answers, so they are unknown (as unconfirmed).
         future = self.on is not None and onset is not None and utc_day(onset) > self.on
-        confirmed = not future and not verification & {"unconfirmed", "provisional",
-                                                        "differential"}
+        confirmed = not future and not contradictory and not verification & {
+            "unconfirmed", "provisional", "differential"}
         codings = self.codings(res.get("code"))
         used = False
         for system, code in codings:
@@ -516,6 +544,7 @@ class Mapper:
             hits = [h for h in hits if h[0] != "acute_illness"]
             used = True
         reason = ("value-set" if confirmed else "onset-after-evaluation-date" if future
+                  else "contradictory-status" if contradictory
                   else "verificationStatus:unconfirmed")
         used = self.apply(r, hits, confirmed=confirmed, reason=reason) or used
         if res.get("bodySite") is not None:
@@ -526,7 +555,10 @@ class Mapper:
 
     def set_flag(self, r: InputResource, flag: str, *, reason: str, code: str | None,
                  sources: tuple[str, ...]) -> None:
-        """Set a history flag to ``True`` and record why."""
+        """Set a history flag to ``True`` and record why (unknown with a malformed subject)."""
+        if self.doubtful:
+            self.mark_unread(r, flag, reason=_DOUBTFUL, code=code, sources=sources)
+            return
         self.flags[flag] = True
         self.note(r, path=f"patient.history.{flag}", value=True, action=Action.USED,
                   reason=reason, code=code, sources=sources)

@@ -28,6 +28,7 @@ __all__ = [
     "observation_when",
     "parse_when",
     "ref_patient_id",
+    "reference_readable",
     "status_codes",
     "texts_of",
     "token",
@@ -216,3 +217,25 @@ def ref_patient_id(ref: Any, full_urls: Mapping[str, str]) -> str | None:
         return parts[-1] if parts[-2] == "Patient" else ""
     return None
 
+
+_WELL_FORMED_REF: Final = re.compile(r"(?:[^ ]*/)?[A-Z][A-Za-z]+/[A-Za-z0-9\-.]{1,64}")
+
+
+def reference_readable(ref: Any, full_urls: Mapping[str, str]) -> bool:
+    """Whether :func:`ref_patient_id` can tell whose a Reference is (SPEC 1.1 §8).
+
+    Readable: no ``reference`` (nothing to tell), a bundle ``fullUrl``, a relative or absolute
+    ``Type/id`` with a FHIR type and id (``Patient/p1``, ``Group/g1``,
+    ``https://ehr.example/fhir/Patient/p1/_history/2``), or no ``/`` at all (an unresolved
+    ``urn:uuid:``, read as about the patient). A malformed one (``patient/p1``, ``Patient/p1 ``
+    with a space) is neither clearly this patient nor clearly another: its resource may bear
+    on the answers, so they are unknown.
+
+    >>> [reference_readable({"reference": r}, {}) for r in ("Patient/p1", "patient/p1",
+    ...                                                      "Patient/p1 ", "urn:uuid:1")]
+    [True, False, False, True]
+    """
+    text = jstr(jobj(ref).get("reference"))
+    if text is None or text in full_urls or "/" not in text:
+        return True
+    return _WELL_FORMED_REF.fullmatch(text.split("/_history/", 1)[0]) is not None
