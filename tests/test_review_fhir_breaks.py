@@ -318,3 +318,19 @@ def test_consistent_resolved_or_refuted_condition_is_still_ignored() -> None:
                  condition(ICD10CM, "Z33.1", verification="refuted")):
         s = screen_fhir(bundle(cond), on=ON, answers=form())
         assert s.result.decision is Decision.ELIGIBLE
+
+
+# B10: pregnancy_status_max_age_days is checked against the policy limit's range ------------
+
+@pytest.mark.parametrize("days", [10**6, 281, -1, 30.5, True, "30"])
+def test_pregnancy_status_max_age_outside_the_policy_range_is_refused(days: Any) -> None:
+    with pytest.raises(ValueError, match="pregnancy_status_max_age_days"):
+        patient_from_fhir(bundle(pregnancy_obs(NOT_PREGNANT)), on=ON,
+                          pregnancy_status_max_age_days=days)
+
+
+@pytest.mark.parametrize("days", [0, 30, 280])
+def test_pregnancy_status_max_age_in_range_is_accepted(days: int) -> None:
+    inputs = patient_from_fhir(bundle(pregnancy_obs(NOT_PREGNANT, when="2026-12-01")), on=ON,
+                               pregnancy_status_max_age_days=days)
+    assert inputs.patient.pregnancy is Pregnancy.NOT_PREGNANT

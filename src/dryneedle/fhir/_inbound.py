@@ -7,6 +7,7 @@ cautious value wins, every choice recorded) into the screening
 ``ServiceRequest`` / ``Procedure`` resources.
 
 May import: the standard library, ``attrs``, :mod:`dryneedle.catalog`, :mod:`dryneedle.model`,
+:mod:`dryneedle.policy` (the plausible range of ``pregnancy_status_max_age_days``),
 :mod:`dryneedle.screening` (:class:`~dryneedle.screening.PlannedSite`) and, in this package,
 :mod:`._mapper`, :mod:`._provenance`, :mod:`._reading` and :mod:`._terminology`.
 """
@@ -46,6 +47,7 @@ from dryneedle.fhir._terminology import (
     merge_codes,
 )
 from dryneedle.model import History, NeedlePhobia, Patient, Pregnancy, Sex, SiteFinding
+from dryneedle.policy import DEFAULT_POLICY
 from dryneedle.screening import PlannedSite
 
 __all__ = ["patient_from_fhir", "planned_sites_from_fhir"]
@@ -54,6 +56,25 @@ _HISTORY_BOOLS: Final = tuple(
     a.name for a in attrs.fields(History) if a.name not in ("needle_phobia", "consent")
 )
 _ANSWER_KEYS: Final = frozenset((*(a.name for a in attrs.fields(History)), "pregnancy"))
+_PREGNANCY_AGE_LIMIT: Final = next(
+    lim for lim in DEFAULT_POLICY.limits() if lim.name == "pregnancy_status_max_age_days")
+
+
+def _check_pregnancy_age(days: Any) -> None:
+    """Refuse a ``pregnancy_status_max_age_days`` outside the policy's plausible range.
+
+    It is a programming argument (the policy limit :func:`screen_fhir` passes), not clinical
+    data: a wrong one is a ``ValueError``, never read as "no recency check".
+    """
+    lim = _PREGNANCY_AGE_LIMIT
+    low = lim.minimum if lim.minimum is not None else 0
+    high = lim.maximum if lim.maximum is not None else float("inf")
+    if isinstance(days, bool) or not isinstance(days, int) or not low <= days <= high:
+        msg = (f"pregnancy_status_max_age_days must be an integer from {low:g} to {high:g} "
+               f"{lim.unit} (the policy limit's plausible range), got {days!r}")
+        raise ValueError(msg)
+
+
 _CAUTION: Final[Mapping[Pregnancy, int]] = {
     Pregnancy.NOT_PREGNANT: 0, Pregnancy.UNKNOWN: 1, Pregnancy.PREGNANT: 2,
 }
@@ -164,14 +185,18 @@ def patient_from_fhir(
         codes: A clinic's own answer-code tables (see :func:`read_code_table`), merged on top
             of :data:`ANSWER_CODES`.
         pregnancy_status_max_age_days: How old a pregnancy status may be (the policy's
-            ``pregnancy_status_max_age_days``; :func:`screen_fhir` passes it).
+            ``pregnancy_status_max_age_days``, within its plausible range, 0 to 280 days;
+            :func:`screen_fhir` passes it).
 
     Returns:
         The :class:`FhirPatientInputs` (patient and provenance).
 
     Raises:
         FhirInputError: When no single patient can be identified or an answer is invalid.
+        ValueError: When ``pregnancy_status_max_age_days`` is not an integer in the policy
+            limit's plausible range.
     """
+    _check_pregnancy_age(pregnancy_status_max_age_days)
     flat = flatten(resources)
     items = [
         InputResource(i, res, url) if isinstance(res, Mapping)
