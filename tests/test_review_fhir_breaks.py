@@ -14,8 +14,8 @@ from typing import Any
 import attrs
 import pytest
 
-from dryneedle.findings import Decision
 from dryneedle.fhir import patient_from_fhir, screen_fhir
+from dryneedle.findings import Decision
 from dryneedle.model import History, Pregnancy, Sex
 
 ON = date(2026, 12, 1)
