@@ -318,7 +318,8 @@ def test_pregnancy_answer_codes() -> None:
     """LA15173-0 / LA26683-5 / LA4489-6 map to pregnant / not pregnant / unknown."""
     for code, value in (("LA15173-0", Pregnancy.PREGNANT), ("LA26683-5", Pregnancy.NOT_PREGNANT),
                         ("LA4489-6", Pregnancy.UNKNOWN)):
-        inputs = patient_from_fhir([PATIENT_X, _obs("o", code, "2026-01-01")])
+        inputs = patient_from_fhir([PATIENT_X, _obs("o", code, "2026-01-01")],
+                                   on=date(2026, 1, 1))
         assert inputs.patient.pregnancy is value
 
 
@@ -327,14 +328,15 @@ def test_pregnancy_most_recent_instant_wins() -> None:
     statuses other than a current "pregnant" (which always counts, see below)."""
     early = _obs("early", "LA4489-6", "2026-05-01T09:00:00+02:00")  # 07:00 UTC, unknown
     late = _obs("late", "LA26683-5", "2026-05-01T08:00:00Z")
-    inputs = patient_from_fhir([PATIENT_X, late, early])
+    inputs = patient_from_fhir([PATIENT_X, late, early], on=date(2026, 5, 1))
     assert inputs.patient.pregnancy is Pregnancy.NOT_PREGNANT
     assert inputs.evidence_for("patient.pregnancy") == ("Observation/late",)
     superseded = [p for p in inputs.provenance_for("patient.pregnancy")
                   if p.action is Action.SUPERSEDED]
     assert [p.resource for p in superseded] == ["Observation/early"]
     reverse = patient_from_fhir([PATIENT_X, _obs("late", "LA4489-6", "2026-05-01T08:00:00Z"),
-                                 _obs("early", "LA26683-5", "2026-05-01T09:00:00+02:00")])
+                                 _obs("early", "LA26683-5", "2026-05-01T09:00:00+02:00")],
+                                on=date(2026, 5, 1))
     assert reverse.patient.pregnancy is Pregnancy.UNKNOWN
 
 
@@ -343,7 +345,7 @@ def test_an_earlier_pregnant_status_is_not_superseded_by_a_later_not_pregnant() 
     reading); the "not pregnant" one is named as superseded by it."""
     early = _obs("early", "LA15173-0", "2026-05-01T09:00:00+02:00")
     late = _obs("late", "LA26683-5", "2026-05-01T08:00:00Z")
-    inputs = patient_from_fhir([PATIENT_X, late, early])
+    inputs = patient_from_fhir([PATIENT_X, late, early], on=date(2026, 5, 1))
     assert inputs.patient.pregnancy is Pregnancy.PREGNANT
     assert inputs.evidence_for("patient.pregnancy") == ("Observation/early",)
     assert [(p.resource, p.action, p.reason) for p in inputs.provenance_for("patient.pregnancy")
@@ -389,7 +391,7 @@ def test_form_answers_merge_cautiously() -> None:
 def test_form_pregnancy_more_cautious_than_fhir_wins() -> None:
     """A form 'pregnant' beats an observed 'not pregnant', which is then superseded."""
     inputs = patient_from_fhir([PATIENT_X, _obs("o", "LA26683-5", "2026-01-01")],
-                               answers={"pregnancy": "pregnant"})
+                               answers={"pregnancy": "pregnant"}, on=date(2026, 1, 1))
     assert inputs.patient.pregnancy is Pregnancy.PREGNANT
     obs = inputs.provenance_for("patient.pregnancy")[0]
     assert (obs.resource, obs.action, obs.reason) == (

@@ -168,8 +168,10 @@ def test_every_pregnancy_answer_code_is_read(code: str, value: Pregnancy) -> Non
     obs = {"resourceType": "Observation", "id": "o1", "status": "final",
            "subject": {"reference": "Patient/p1"},
            "code": {"coding": [{"system": LOINC, "code": PREGNANCY_LOINC}]},
-           "valueCodeableConcept": {"coding": [{"system": LOINC, "code": code}]}}
-    assert patient_from_fhir(_bundle(obs)).patient.pregnancy is value
+           "valueCodeableConcept": {"coding": [{"system": LOINC, "code": code}]},
+           "effectiveDateTime": "2026-11-30"}
+    # Dated and evaluated (1.1, review of #14 B5: without on= a "not pregnant" is unknown).
+    assert patient_from_fhir(_bundle(obs), on=date(2026, 12, 1)).patient.pregnancy is value
 
 
 @pytest.mark.parametrize(

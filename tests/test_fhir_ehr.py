@@ -451,18 +451,23 @@ def test_pregnancy_window_is_the_policy_limit() -> None:
 
 
 def test_conditions_by_status_and_dates() -> None:
-    """Refuted and abated are ignored; unconfirmed is unknown; a future onset is ignored."""
+    """Refuted and abated are ignored; unconfirmed or a future onset is unknown.
+
+    (1.1, review of #14 B4) A future onset was ignored; it could bear on the answer (SPEC
+    §8: evidence it cannot read is never silently dropped), so it is now unknown.
+    """
     dm = ("http://snomed.info/sct", "44054006")
     refuted = cond("r", *dm, verificationStatus={"coding": [{"code": "refuted"}]})
     abated = cond("a", *dm, abatementDateTime="2026-01-01")
-    future = cond("f", *dm, onsetDateTime="2027-01-01")
-    for res in (refuted, abated, future):
+    for res in (refuted, abated):
         inputs = patient_from_fhir([PATIENT, res], answers=ALL_NO, on=ON)
         assert inputs.patient.history.diabetes is False
     unconfirmed = cond("u", *dm, verificationStatus={"coding": [{"code": "unconfirmed"}]})
-    inputs = patient_from_fhir([PATIENT, unconfirmed], answers=ALL_NO, on=ON)
-    assert inputs.patient.history.diabetes is None
-    assert inputs.origin("patient.history.diabetes") == "unread"
+    future = cond("f", *dm, onsetDateTime="2027-01-01")
+    for res in (unconfirmed, future):
+        inputs = patient_from_fhir([PATIENT, res], answers=ALL_NO, on=ON)
+        assert inputs.patient.history.diabetes is None
+        assert inputs.origin("patient.history.diabetes") == "unread"
 
 
 # --- site findings --------------------------------------------------------------------------

@@ -7,6 +7,7 @@ cautious value wins, every choice recorded) into the screening
 ``ServiceRequest`` / ``Procedure`` resources.
 
 May import: the standard library, ``attrs``, :mod:`dryneedle.catalog`, :mod:`dryneedle.model`,
+:mod:`dryneedle.policy` (the plausible range of ``pregnancy_status_max_age_days``),
 :mod:`dryneedle.screening` (:class:`~dryneedle.screening.PlannedSite`) and, in this package,
 :mod:`._mapper`, :mod:`._provenance`, :mod:`._reading` and :mod:`._terminology`.
 """
@@ -39,11 +40,14 @@ from dryneedle.fhir._terminology import (
     ANTITHROMBOTIC_NAMES,
     EXT_BODY_SIDE,
     FLAG_CODES,
+    ICD10CM,
     SYSTEMS,
     AnswerCodes,
+    icd10cm_key,
     merge_codes,
 )
-from dryneedle.model import History, NeedlePhobia, Patient, Pregnancy, SiteFinding
+from dryneedle.model import History, NeedlePhobia, Patient, Pregnancy, Sex, SiteFinding
+from dryneedle.policy import DEFAULT_POLICY
 from dryneedle.screening import PlannedSite
 
 __all__ = ["patient_from_fhir", "planned_sites_from_fhir"]
@@ -52,6 +56,25 @@ _HISTORY_BOOLS: Final = tuple(
     a.name for a in attrs.fields(History) if a.name not in ("needle_phobia", "consent")
 )
 _ANSWER_KEYS: Final = frozenset((*(a.name for a in attrs.fields(History)), "pregnancy"))
+_PREGNANCY_AGE_LIMIT: Final = next(
+    lim for lim in DEFAULT_POLICY.limits() if lim.name == "pregnancy_status_max_age_days")
+
+
+def _check_pregnancy_age(days: Any) -> None:
+    """Refuse a ``pregnancy_status_max_age_days`` outside the policy's plausible range.
+
+    It is a programming argument (the policy limit :func:`screen_fhir` passes), not clinical
+    data: a wrong one is a ``ValueError``, never read as "no recency check".
+    """
+    lim = _PREGNANCY_AGE_LIMIT
+    low = lim.minimum if lim.minimum is not None else 0
+    high = lim.maximum if lim.maximum is not None else float("inf")
+    if isinstance(days, bool) or not isinstance(days, int) or not low <= days <= high:
+        msg = (f"pregnancy_status_max_age_days must be an integer from {low:g} to {high:g} "
+               f"{lim.unit} (the policy limit's plausible range), got {days!r}")
+        raise ValueError(msg)
+
+
 _CAUTION: Final[Mapping[Pregnancy, int]] = {
     Pregnancy.NOT_PREGNANT: 0, Pregnancy.UNKNOWN: 1, Pregnancy.PREGNANT: 2,
 }
@@ -107,7 +130,9 @@ def _answer_codes(clinic: tuple[AnswerCodes, ...]) -> AnswerCodes:
     :data:`ANSWER_CODES` is already a merged table (each code's flags without repeats): it is
     used as it is, or copied system by system (C-speed dict copies) and only the clinic's
     codes merged into the copy -- the same table as ``merge_codes(ANSWER_CODES, *clinic)``
-    without rebuilding its thousands of codes on every call.
+    without rebuilding its thousands of codes on every call. A clinic's ICD-10-CM codes are
+    keyed by :func:`~._terminology.icd10cm_key` (as the shipped ones), also when the table was
+    built by hand rather than read with :func:`~._terminology.read_code_table`.
     """
     if not clinic:
         return ANSWER_CODES
@@ -115,7 +140,8 @@ def _answer_codes(clinic: tuple[AnswerCodes, ...]) -> AnswerCodes:
     for system, by_code in merge_codes(*clinic).items():
         into = out.setdefault(system, {})
         for code, flags in by_code.items():
-            into[code] = tuple(dict.fromkeys((*into.get(code, ()), *flags)))
+            key = icd10cm_key(code) if system == ICD10CM else code  # a hand-built table too
+            into[key] = tuple(dict.fromkeys((*into.get(key, ()), *flags)))
     return out
 
 
@@ -150,21 +176,27 @@ def patient_from_fhir(
             added to them.
         flag_codes: Coded data that sets history answers (default :data:`FLAG_CODES`).
         allergy_terms: Words marking a metal allergy (default :data:`ALLERGY_TERMS`).
-        on: The evaluation date: a pregnancy status counts only when dated within
+        on: The evaluation date: a "not pregnant" status counts only when dated within
             ``pregnancy_status_max_age_days`` before it, conditions are read against it
-            (onset, abatement). Without it (mapping only) neither is checked: screen through
-            :func:`screen_fhir`, which always passes its ``on``.
+            (onset, abatement). Without it (mapping only) a "not pregnant" status cannot be
+            shown current, so it makes the pregnancy status unknown (reason
+            ``no-evaluation-date``), any "pregnant" one counts, and condition dates are not
+            checked: screen through :func:`screen_fhir`, which always passes its ``on``.
         codes: A clinic's own answer-code tables (see :func:`read_code_table`), merged on top
             of :data:`ANSWER_CODES`.
         pregnancy_status_max_age_days: How old a pregnancy status may be (the policy's
-            ``pregnancy_status_max_age_days``; :func:`screen_fhir` passes it).
+            ``pregnancy_status_max_age_days``, within its plausible range, 0 to 280 days;
+            :func:`screen_fhir` passes it).
 
     Returns:
         The :class:`FhirPatientInputs` (patient and provenance).
 
     Raises:
         FhirInputError: When no single patient can be identified or an answer is invalid.
+        ValueError: When ``pregnancy_status_max_age_days`` is not an integer in the policy
+            limit's plausible range.
     """
+    _check_pregnancy_age(pregnancy_status_max_age_days)
     flat = flatten(resources)
     items = [
         InputResource(i, res, url) if isinstance(res, Mapping)
@@ -235,6 +267,8 @@ def patient_from_fhir(
                action=Action.USED if final is form_preg else Action.SUPERSEDED,
                reason="answers" if final is form_preg else "fhir-evidence")
         pregnancy = final
+    if sex is Sex.MALE and pregnancy in (None, Pregnancy.UNKNOWN):
+        sex = _gender_waives_nothing(m)
     patient = Patient(
         patient_id=pid,
         birth_date=birth_date,
@@ -250,6 +284,33 @@ def patient_from_fhir(
         unclassified_medications=tuple(m.unclassified),
         site_findings_known=site_findings is not None and not m.site_unknown,
     )
+
+
+def _gender_waives_nothing(m: Mapper) -> Sex:
+    """The sex to screen a ``male`` patient whose pregnancy status is unknown (SPEC §8 (1.1)).
+
+    ``Patient.gender`` is administrative, not clinical: when the input holds pregnancy
+    evidence that could say "pregnant" (a pregnant observation or condition, an unread or
+    contradictory status, an unconfirmed pregnancy diagnosis) and the status is not settled
+    as "not pregnant", the gender must not waive the pregnancy question. The sex is then
+    mapped to ``unknown`` (the gender recorded as superseded, the sex noted as unknown
+    because of the first such resource), so the unknown pregnancy status blocks.
+    """
+    evidence = [o.res for o in m.pregnancy if o.value is Pregnancy.PREGNANT]
+    evidence += m.pregnant_conditions
+    evidence += m.pregnancy_evidence
+    if not evidence:
+        return Sex.MALE
+    m.trail = [
+        (i, attrs.evolve(p, action=Action.SUPERSEDED, reason="pregnancy-evidence"))
+        if p.path == "patient.sex" and p.action is Action.USED else (i, p)
+        for i, p in m.trail
+    ]
+    first = min(evidence, key=lambda r: r.index)
+    m.note(first, path="patient.sex", value=Sex.UNKNOWN.value, action=Action.USED,
+           reason="administrative-gender-with-pregnancy-evidence",
+           sources=("fhir-r4", "ips-pregnancy"))
+    return Sex.UNKNOWN
 
 
 def _json(value: Any) -> Any:

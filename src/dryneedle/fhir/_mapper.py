@@ -2,44 +2,46 @@
 
 What it is for: :class:`Mapper` reads the flattened input once, resource type by resource
 type (Patient, Observation, Condition, AllergyIntolerance, MedicationStatement /
-MedicationRequest, Procedure), collects the values they give (answers set or left unknown,
-conditions, pregnancy observations, site findings, unclassified medications, demographics)
-and records every decision as a :class:`~dryneedle.fhir.Provenance`. It only
-collects: merging with form answers and building the patient is :mod:`._inbound`'s job.
+MedicationRequest / MedicationDispense / MedicationAdministration, Procedure), collects the
+values they give (answers set or left unknown, conditions, pregnancy observations, site
+findings, unclassified medications, demographics)
+and records every decision as a :class:`~dryneedle.fhir.Provenance` (through
+:class:`~._evidence.Evidence`, its base). It only collects: merging with form answers and
+building the patient is :mod:`._inbound`'s job.
 
 May import: the standard library, :mod:`dryneedle.catalog`, :mod:`dryneedle.model` and, in
-this package, :mod:`._provenance`, :mod:`._reading` and :mod:`._terminology`.
+this package, :mod:`._evidence`, :mod:`._provenance`, :mod:`._reading` and
+:mod:`._terminology`.
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from datetime import date, datetime
-from typing import Any, Final, Literal
+from typing import Any, Final
 
 import attrs
 
 from dryneedle.catalog import CONDITIONS
-from dryneedle.fhir._provenance import Action, Provenance
+from dryneedle.fhir._evidence import DOUBTFUL, Evidence, PregnancyObs
+from dryneedle.fhir._provenance import Action
 from dryneedle.fhir._reading import (
     SUBJECT_KEY,
     InputResource,
     codings_of,
-    is_later,
     jlist,
     jobj,
     jstr,
     observation_when,
     parse_when,
     ref_patient_id,
+    reference_readable,
     status_codes,
     texts_of,
     token,
+    utc_day,
 )
 from dryneedle.fhir._terminology import (
-    ANTITHROMBOTIC_ATC,
-    ATC,
     BODY_SITES,
     ICD10CM,
     LATERALITY,
@@ -47,14 +49,10 @@ from dryneedle.fhir._terminology import (
     NO_ANSWER,
     PREGNANCY_LOINC,
     PREGNANCY_VALUES,
-    RXNORM,
     SITE_KINDS,
     SNOMED,
     SYSTEMS,
-    AnswerCodes,
     CodePatterns,
-    canonical_system,
-    match_flags,
 )
 from dryneedle.model import Pregnancy, Sex, SiteFinding, SiteFindingKind, SiteSide
 
@@ -66,79 +64,18 @@ MUSCLE_SYSTEM = SYSTEMS["muscle"]
 # but an allergy (a nickel compound given is not an allergy to it).
 _PROCEDURE_ANSWERS = frozenset({"lymph_node_removal", NO_ANSWER})
 _ALLERGY_ANSWERS = frozenset({"metal_allergy", NO_ANSWER})
-_SOURCE_OF = {SNOMED: "snomed-ct", ICD10CM: "icd10cm", RXNORM: "rxnorm", ATC: "atc-b01a"}
 # The catalog's ICD-10-CM codes, compiled once (in catalog order): a coding is normalised once
 # and matched against each condition's patterns in one pass, as code_matches would.
 _CATALOG_CODES: Final = tuple((cond, CodePatterns(sorted(cond.all_codes())))
                               for cond in CONDITIONS.values())
-_ANTITHROMBOTIC: Final = CodePatterns((ANTITHROMBOTIC_ATC,))
 
 
-@attrs.frozen(kw_only=True)
-class _PregnancyObs:
-    res: InputResource
-    value: Pregnancy
-    when: tuple[date, datetime | None] | None
-    code: str
+class Mapper(Evidence):
+    """One pass over the flattened input, collecting values and provenance.
 
-
-class Mapper:
-    """One pass over the flattened input, collecting values and provenance."""
-
-    def __init__(
-        self,
-        items: list[InputResource],
-        *,
-        patient_id: str,
-        flag_codes: Mapping[str, Mapping[str, Sequence[str]]],
-        allergy_terms: Sequence[str],
-        patient_urls: Mapping[str, str],
-        answer_codes: AnswerCodes,
-        antithrombotic_names: Sequence[str],
-        on: date | None,
-        pregnancy_max_age_days: int,
-    ) -> None:
-        self.items = items
-        self.answer_codes = answer_codes
-        self.on = on
-        self.pregnancy_max_age_days = pregnancy_max_age_days
-        names = "|".join(re.escape(t) for t in antithrombotic_names if t)
-        self.names_re = re.compile(rf"\b({names})\b", re.IGNORECASE) if names else None
-        self.unread: set[str] = set()
-        self.pregnancy_unread = False
-        self.pregnancy_doubts: list[tuple[date, datetime | None] | None] = []
-        self.pregnant_conditions: list[InputResource] = []
-        self.unclassified: list[str] = []
-        self.site_findings: list[SiteFinding] = []
-        self.site_unknown = False
-        self.patient_id = patient_id
-        self.flag_codes = flag_codes
-        self.patient_urls = patient_urls
-        words = "|".join(re.escape(t) for t in allergy_terms if t)
-        self.allergy_re = re.compile(rf"\b({words})\b", re.IGNORECASE) if words else None
-        self.trail: list[tuple[int, Provenance]] = []
-        self.flags: dict[str, bool] = {}
-        self.conditions: list[str] = []
-        self.pregnancy: list[_PregnancyObs] = []
-        self.demographics: dict[str, list[tuple[InputResource, Any, str]]] = {}
-        by_ref: dict[str, Mapping[str, Any]] = {}
-        for r in items:
-            if r.type == "Medication":
-                by_ref[r.label] = r.resource
-                if r.full_url:
-                    by_ref[r.full_url] = r.resource
-        self.medications = by_ref
-
-    def note(self, r: InputResource | None, **kwargs: Any) -> None:
-        """Record a mapping decision about ``r`` (``None``: a form answer)."""
-        label = "answers" if r is None else r.label
-        index = len(self.items) if r is None else r.index
-        self.trail.append((index, Provenance(resource=label, **kwargs)))
-
-    def ignore(self, r: InputResource, reason: str, code: str | None = None) -> None:
-        """Record that ``r`` contributed nothing, and why."""
-        self.note(r, path="", action=Action.IGNORED, reason=reason, code=code,
-                  sources=("fhir-r4",))
+    The state, the provenance and the resolution of what was collected are
+    :class:`~._evidence.Evidence`'s; this class holds the readers, one per resource type.
+    """
 
     def run(self) -> None:
         """Read every item once, by resource type; other patients' resources are ignored."""
@@ -149,6 +86,8 @@ class Mapper:
             "AllergyIntolerance": self.allergy,
             "MedicationStatement": self.medication,
             "MedicationRequest": self.medication,
+            "MedicationDispense": self.given,
+            "MedicationAdministration": self.given,
             "Procedure": self.procedure,
         }
         for r in self.items:
@@ -161,12 +100,17 @@ class Mapper:
                     self.ignore(r, "unsupported-type")
                 continue
             key = SUBJECT_KEY.get(r.type)
+            self.doubtful = False
             if key is not None:
-                target = ref_patient_id(r.resource.get(key), self.patient_urls)
-                if target is not None and target != self.patient_id:
+                ref = r.resource.get(key)
+                target = ref_patient_id(ref, self.patient_urls)
+                if not reference_readable(ref, self.patient_urls):
+                    self.doubtful = True  # neither clearly this patient nor another
+                elif target is not None and target != self.patient_id:
                     self.ignore(r, "other-patient" if target else "subject-not-a-patient")
                     continue
             handler(r)
+        self.doubtful = False
 
     # Patient --------------------------------------------------------------------------------
 
@@ -192,68 +136,6 @@ class Mapper:
             else:
                 self.note(r, path="patient.sex", action=Action.IGNORED, reason="unmapped-value",
                           sources=("fhir-r4",))
-
-    # Codes ---------------------------------------------------------------------------------------
-
-    def codings(self, concept: Any) -> list[tuple[str | None, str]]:
-        """The (canonical system, code) pairs of a CodeableConcept (OID systems as URIs)."""
-        return [(canonical_system(system), code) for system, code in codings_of(concept)]
-
-    def answers_of(self, codings: list[tuple[str | None, str]]) -> list[tuple[str, str | None,
-                                                                               str, str]]:
-        """Return (flag, system, code, source) for every coding an answer table names."""
-        hits: list[tuple[str, str | None, str, str]] = []
-        for system, code in codings:
-            for flag, _ in self.answer_codes.get(system or "", {}).get(code, ()):
-                hits.append((flag, system, code, _SOURCE_OF.get(system or "", "policy")))
-            if system == ATC and _ANTITHROMBOTIC.matches(code):
-                hits.append(("anticoagulant_therapy", system, code, "atc-b01a"))
-        hits += [(flag, system, code, "policy")
-                 for flag, system, code in match_flags(codings, self.flag_codes)]
-        return hits
-
-    def mark_unread(self, r: InputResource, flag: str, *, reason: str,
-                    code: str | None = None, sources: tuple[str, ...] = ("fhir-r4",),
-                    doubt: tuple[date, datetime | None] | Literal[False] | None = None) -> None:
-        """Record that ``r`` bears on ``flag`` but cannot settle it: the answer is unknown.
-
-        For ``pregnancy``, ``doubt`` says whether ``r`` could say "pregnant": ``False`` when
-        it cannot (a stale or preliminary "not pregnant"), else when it applies (``None``:
-        undated). Such evidence, when current, also overrides an observed "not pregnant"
-        (:meth:`resolve_pregnancy`).
-        """
-        path = "patient.pregnancy" if flag == "pregnancy" else f"patient.history.{flag}"
-        if flag == "pregnancy":
-            self.pregnancy_unread = True
-            if doubt is not False:
-                self.pregnancy_doubts.append(doubt)
-        else:
-            self.unread.add(flag)
-        self.note(r, path=path, action=Action.UNREAD, reason=reason, code=code, sources=sources)
-
-    def apply(self, r: InputResource, hits: list[tuple[str, str | None, str, str]], *,
-              confirmed: bool, reason: str) -> bool:
-        """Set (or, when not ``confirmed``, make unknown) the answers ``hits`` name."""
-        used = False
-        for flag, system, code, source in hits:
-            if flag == NO_ANSWER:
-                self.note(r, path="", action=Action.IGNORED, reason="reviewed-no-answer",
-                          code=token(system, code), sources=(source,))
-                used = True
-                continue
-            if not confirmed:
-                self.mark_unread(r, flag, reason=reason, code=token(system, code),
-                                 sources=(source,))
-            elif flag == "pregnancy":
-                self.pregnant_conditions.append(r)
-                self.note(r, path="patient.pregnancy", value=Pregnancy.PREGNANT.value,
-                          action=Action.USED, reason=reason, code=token(system, code),
-                          sources=(source,))
-            else:
-                why = {"policy": "flag-codes", "atc-b01a": "atc-b01a"}.get(source, reason)
-                self.set_flag(r, flag, reason=why, code=token(system, code), sources=(source,))
-            used = True
-        return used
 
     # Observation (pregnancy, site findings) ---------------------------------------------------
 
@@ -300,78 +182,12 @@ class Mapper:
                 self.mark_unread(r, "pregnancy", reason=stale, code=code,
                                  sources=("ips-pregnancy", "policy"), doubt=False)
                 return
-        self.pregnancy.append(_PregnancyObs(res=r, value=value, when=when, code=code))
-
-    def stale(self, when: tuple[date, datetime | None] | None) -> str | None:
-        """Why a pregnancy status dated ``when`` cannot count on the evaluation date, or None."""
-        if self.on is None:
-            return None  # mapping only (patient_from_fhir without on=): no recency to check
-        if when is None:
-            return "undated"
-        age = (self.on - when[0]).days
-        if age < 0:
-            return "dated-after-evaluation-date"
-        if age > self.pregnancy_max_age_days:
-            return f"older-than-{self.pregnancy_max_age_days}-days"
-        return None
-
-    def current(self, when: tuple[date, datetime | None] | None) -> bool:
-        """Whether "pregnant" evidence dated ``when`` may still hold on the evaluation date.
-
-        Only evidence dated more than ``pregnancy_max_age_days`` before the evaluation date is
-        not current; undated evidence, evidence dated after it, or any evidence without an
-        evaluation date (mapping only) may be: "pregnant" is the cautious reading.
-        """
-        if self.on is None or when is None:
-            return True
-        return (self.on - when[0]).days <= self.pregnancy_max_age_days
-
-    def resolve_pregnancy(self) -> Pregnancy | None:
-        """Resolve the counted pregnancy observations (``None``: a conflict, left unknown).
-
-        Any current "pregnant" observation (final, amended, corrected or preliminary; see
-        :meth:`current`) makes the status pregnant, whatever other observations say and in
-        any date order: they are recorded as superseded (SPEC 1.1 §8, the cautious reading).
-        Otherwise the most recent observation wins (so an old "pregnant" is superseded by a
-        later "not pregnant"), a tie or an undated disagreement is a conflict, and a "not
-        pregnant" result gives way to current unread evidence that could say "pregnant"
-        (:meth:`mark_unread` with ``doubt``): the status is then unknown.
-        """
-        obs = self.pregnancy
-        if not obs:
-            return None
-        pregnant = [o for o in obs if o.value is Pregnancy.PREGNANT and self.current(o.when)]
-        if pregnant:
-            for o in obs:
-                if o in pregnant:
-                    action, reason = Action.USED, "loinc-82810-3"
-                elif o.value is Pregnancy.PREGNANT:
-                    action, reason = Action.SUPERSEDED, "older-observation"
-                else:
-                    action, reason = Action.SUPERSEDED, "current-pregnant-status"
-                self.note(o.res, path="patient.pregnancy", value=o.value.value, action=action,
-                          reason=reason, code=o.code, sources=("ips-pregnancy",))
-            return Pregnancy.PREGNANT
-        dated = [(o, o.when) for o in obs if o.when is not None]
-        latest = [o for o, when in dated if not any(is_later(w, when) for _, w in dated)]
-        top = {o.value for o in (latest or obs)}
-        undated_disagree = [o for o in obs if o.when is None and o.value not in top]
-        conflict = len(top) != 1 or bool(undated_disagree)
-        decided = None if conflict else next(iter(top))
-        doubted = decided is Pregnancy.NOT_PREGNANT and any(
-            self.current(when) for when in self.pregnancy_doubts)
-        deciders = [*(latest or obs), *undated_disagree]
-        for o in obs:
-            if conflict and o in deciders:
-                action, reason = Action.CONFLICT, "conflicting-pregnancy-status"
-            elif o.value == decided and (o in deciders or o.when is None):
-                action, reason = (Action.SUPERSEDED, "unread-fhir-evidence") if doubted else (
-                    Action.USED, "loinc-82810-3")
-            else:
-                action, reason = Action.SUPERSEDED, "older-observation"
-            self.note(o.res, path="patient.pregnancy", value=o.value.value, action=action,
-                      reason=reason, code=o.code, sources=("ips-pregnancy",))
-        return None if doubted else decided
+        if self.doubtful:
+            self.mark_unread(r, "pregnancy", reason=DOUBTFUL, code=code,
+                             sources=("ips-pregnancy",),
+                             doubt=when if value is not Pregnancy.NOT_PREGNANT else False)
+            return
+        self.pregnancy.append(PregnancyObs(res=r, value=value, when=when, code=code))
 
     # Site findings --------------------------------------------------------------------------------
 
@@ -392,6 +208,9 @@ class Mapper:
         tok = token(*codings[0]) if codings else None
         if kind is None:
             self.site_unread(r, "unmapped-site-finding-kind", tok)
+            return True
+        if self.doubtful:
+            self.site_unread(r, DOUBTFUL, tok)
             return True
         for site in sites:
             site_codings = self.codings(site)
@@ -415,12 +234,6 @@ class Mapper:
                               action=Action.USED, reason="body-site", code=tok,
                               sources=("snomed-ct",))
         return True
-
-    def site_unread(self, r: InputResource, reason: str, code: str | None) -> None:
-        """A resource at a body site that cannot be placed: the site findings are unknown."""
-        self.site_unknown = True
-        self.note(r, path="patient.site_findings", action=Action.UNREAD, reason=reason,
-                  code=code, sources=("fhir-r4",))
 
     def procedure(self, r: InputResource) -> None:
         """A Procedure's answer codes (e.g. lymph node removal), and surgery at its body site.
@@ -458,33 +271,43 @@ class Mapper:
 
         Verification ``refuted`` / ``entered-in-error`` and clinical status ``inactive`` /
         ``resolved`` / ``remission`` are ignored, as is a condition abated on or before the
-        evaluation date or with an onset after it; ``unconfirmed`` / ``provisional`` /
-        ``differential`` make the answers they name unknown (not ``True``: a suspicion is not
-        a fact, but a form cannot rule it out); an acute illness counts as today's only with
-        an onset on the evaluation date, else it is unknown.
+        evaluation date (dates with a time compared as UTC days); ``unconfirmed`` /
+        ``provisional`` / ``differential``, status codings that contradict each other (active
+        and resolved, unconfirmed and refuted), or an onset after the evaluation date, make
+        the answers they name unknown (not ``True``: a suspicion is not a fact, but a form cannot
+        rule it out); an acute illness counts as today's only with an onset on the evaluation
+        date, else it is unknown.
         """
         res = r.resource
         verification = status_codes(res.get("verificationStatus"))
+        clinical = status_codes(res.get("clinicalStatus"))
+        # Codings that contradict each other (active and resolved; unconfirmed and refuted)
+        # cannot rule the condition out: its answers are unknown, never dropped.
+        contradictory = bool(
+            (clinical & {"active", "recurrence", "relapse"}
+             and clinical & {"inactive", "resolved", "remission"})
+            or (verification & {"confirmed", "unconfirmed", "provisional", "differential"}
+                and verification & {"refuted", "entered-in-error"}))
         for bad in ("entered-in-error", "refuted"):
-            if bad in verification:
+            if bad in verification and not contradictory:
                 self.ignore(r, f"verificationStatus:{bad}")
                 return
-        clinical = status_codes(res.get("clinicalStatus"))
         for bad in ("inactive", "resolved", "remission"):
-            if bad in clinical:
+            if bad in clinical and not contradictory:
                 self.ignore(r, f"clinicalStatus:{bad}")
                 return
         abated = parse_when(res.get("abatementDateTime")
                             or jobj(res.get("abatementPeriod")).get("end"))
         onset = parse_when(res.get("onsetDateTime")
                            or jobj(res.get("onsetPeriod")).get("start"))
-        if self.on is not None and abated is not None and abated[0] <= self.on:
+        if self.on is not None and abated is not None and utc_day(abated) <= self.on:
             self.ignore(r, "abated")
             return
-        if self.on is not None and onset is not None and onset[0] > self.on:
-            self.ignore(r, "onset-after-evaluation-date")
-            return
-        confirmed = not verification & {"unconfirmed", "provisional", "differential"}
+        # An onset after the evaluation date (instants compared in UTC) is a data error or a
+        # planned entry: it could bear on the answers, so they are unknown (as unconfirmed).
+        future = self.on is not None and onset is not None and utc_day(onset) > self.on
+        confirmed = not future and not contradictory and not verification & {
+            "unconfirmed", "provisional", "differential"}
         codings = self.codings(res.get("code"))
         used = False
         for system, code in codings:
@@ -506,20 +329,15 @@ class Mapper:
             self.apply(r, acute, confirmed=False, reason="acute-illness-onset-not-today")
             hits = [h for h in hits if h[0] != "acute_illness"]
             used = True
-        reason = "value-set" if confirmed else "verificationStatus:unconfirmed"
+        reason = ("value-set" if confirmed else "onset-after-evaluation-date" if future
+                  else "contradictory-status" if contradictory
+                  else "verificationStatus:unconfirmed")
         used = self.apply(r, hits, confirmed=confirmed, reason=reason) or used
         if res.get("bodySite") is not None:
             used = self.site(r, res.get("bodySite"), codings, onset) or used
         if not used:
             self.ignore(r, "unmapped-code" if codings else "no-code",
                         token(*codings[0]) if codings else None)
-
-    def set_flag(self, r: InputResource, flag: str, *, reason: str, code: str | None,
-                 sources: tuple[str, ...]) -> None:
-        """Set a history flag to ``True`` and record why."""
-        self.flags[flag] = True
-        self.note(r, path=f"patient.history.{flag}", value=True, action=Action.USED,
-                  reason=reason, code=code, sources=sources)
 
     # AllergyIntolerance -----------------------------------------------------------------------
 
@@ -559,14 +377,7 @@ class Mapper:
         if not used:
             self.ignore(r, "unmapped-code", token(*codings[0]) if codings else None)
 
-    def flags_from(self, r: InputResource) -> set[str]:
-        """Return the history flags ``r`` has already set."""
-        return {
-            p.path.rsplit(".", 1)[-1] for i, p in self.trail
-            if i == r.index and p.action is Action.USED and p.path.startswith("patient.history.")
-        }
-
-    # MedicationStatement / MedicationRequest ----------------------------------------------------
+    # MedicationStatement / MedicationRequest / MedicationDispense / MedicationAdministration ---
 
     def medication(self, r: InputResource) -> None:
         """Classify a current medication (RxNorm, ATC URI or OID, the answer tables).
@@ -589,6 +400,24 @@ class Mapper:
         if res.get("doNotPerform") is True:
             self.ignore(r, "doNotPerform")
             return
+        codings, texts = self.medication_concept(res)
+        hits = [h for h in self.answers_of(codings) if h[0] != "metal_allergy"]
+        if hits:
+            reason = f"status:{status}" if uncertain else "value-set"
+            self.apply(r, hits, confirmed=not uncertain, reason=reason)
+            return
+        named = self.antithrombotic_name(texts)
+        what = texts[0] if texts else (token(*codings[0]) if codings else "no code")
+        self.unclassified.append(f"{r.label} ({what})")
+        reason = (f"antithrombotic-name-in-text:{named}" if named is not None
+                  else f"status:{status}" if uncertain else "unclassified-medication")
+        self.mark_unread(r, "anticoagulant_therapy", reason=reason,
+                         code=token(*codings[0]) if codings else None,
+                         sources=("atc-b01a", "rxnorm"))
+
+    def medication_concept(self, res: Mapping[str, Any]) -> tuple[
+            list[tuple[str | None, str]], list[str]]:
+        """The codings and texts of a resource's medication (codeable or referenced)."""
         if "medicationCodeableConcept" in res:
             concept: Any = res.get("medicationCodeableConcept")
         else:
@@ -600,37 +429,43 @@ class Mapper:
             elif ref is not None:
                 med = self.medications.get(ref)
             concept = None if med is None else med.get("code")
-        codings = self.codings(concept)
-        hits = [h for h in self.answers_of(codings) if h[0] != "metal_allergy"]
         texts = texts_of(concept) + [t for t in [jstr(jobj(res.get("medicationReference"))
                                                       .get("display"))] if t]
-        if hits:
-            reason = f"status:{status}" if uncertain else "value-set"
-            self.apply(r, hits, confirmed=not uncertain, reason=reason)
+        return self.codings(concept), texts
+
+    def antithrombotic_name(self, texts: list[str]) -> str | None:
+        """The first antithrombotic INN or brand name in ``texts`` (lower case), or None."""
+        return next((m.group(1).lower() for t in texts
+                     if self.names_re is not None and (m := self.names_re.search(t))), None)
+
+    def given(self, r: InputResource) -> None:
+        """A ``MedicationDispense`` / ``MedicationAdministration``: evidence of a medication.
+
+        Not cancelled, declined, not done or entered in error, one naming an answer (a code
+        the tables classify, or an antithrombotic name in its text) makes that answer
+        unknown: a dispense or a past administration does not show current therapy, but a
+        form's "no" cannot settle it (SPEC 1.1 §8). An administration ``in-progress`` or
+        ``on-hold`` is current therapy, read as an active ``MedicationStatement``.
+        """
+        res = r.resource
+        status = jstr(res.get("status")) or "missing"
+        if status in ("cancelled", "declined", "not-done", "entered-in-error"):
+            self.ignore(r, f"status:{status}")
             return
-        named = next((m.group(1).lower() for t in texts
-                      if self.names_re is not None and (m := self.names_re.search(t))), None)
-        what = texts[0] if texts else (token(*codings[0]) if codings else "no code")
-        self.unclassified.append(f"{r.label} ({what})")
-        reason = (f"antithrombotic-name-in-text:{named}" if named is not None
-                  else f"status:{status}" if uncertain else "unclassified-medication")
-        self.mark_unread(r, "anticoagulant_therapy", reason=reason,
+        if r.type == "MedicationAdministration" and status in ("in-progress", "on-hold"):
+            self.medication(attrs.evolve(r, resource={**res, "status": "active"}))
+            return
+        codings, texts = self.medication_concept(res)
+        hits = [h for h in self.answers_of(codings) if h[0] != "metal_allergy"]
+        reason = f"{r.type}:{status}"
+        if hits:
+            self.apply(r, hits, confirmed=False, reason=reason)
+            return
+        named = self.antithrombotic_name(texts)
+        if named is None:
+            self.ignore(r, "unmapped-code", token(*codings[0]) if codings else None)
+            return
+        self.mark_unread(r, "anticoagulant_therapy",
+                         reason=f"antithrombotic-name-in-text:{named}",
                          code=token(*codings[0]) if codings else None,
                          sources=("atc-b01a", "rxnorm"))
-
-    # Demographics ---------------------------------------------------------------------------------
-
-    def resolve_demographic(self, path: str) -> Any:
-        """Return the one value all Patient resources agree on (else ``None``, a conflict)."""
-        seen = self.demographics.get(path, [])
-        values = {v for _, v, _ in seen}
-        value = next(iter(values)) if len(values) == 1 else None
-        for r, v, element in seen:
-            self.note(
-                r, path=path, value=v.isoformat() if isinstance(v, date) else str(v.value),
-                action=Action.USED if value is not None else Action.CONFLICT,
-                reason=f"Patient.{element}" if value is not None else "conflicting-patient-data",
-                sources=("fhir-r4",),
-            )
-        return value
-

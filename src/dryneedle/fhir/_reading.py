@@ -28,9 +28,11 @@ __all__ = [
     "observation_when",
     "parse_when",
     "ref_patient_id",
+    "reference_readable",
     "status_codes",
     "texts_of",
     "token",
+    "utc_day",
 ]
 
 _DATETIME = re.compile(
@@ -102,6 +104,18 @@ def parse_when(text: Any) -> tuple[date, datetime | None] | None:
     except ValueError:
         return None
     return day, instant
+
+
+def utc_day(when: tuple[date, datetime | None]) -> date:
+    """The day of a parsed date/dateTime in UTC (the written date when it has no time).
+
+    The evaluation date is a UTC day: ``2026-12-02T09:00:00+10:00`` is 2026-12-01 in UTC.
+
+    >>> when = parse_when("2026-12-02T09:00:00+10:00")
+    >>> when is not None and utc_day(when).isoformat()
+    '2026-12-01'
+    """
+    return when[1].date() if when[1] is not None else when[0]
 
 
 def is_later(a: tuple[date, datetime | None], b: tuple[date, datetime | None]) -> bool:
@@ -183,6 +197,8 @@ SUBJECT_KEY: Final[Mapping[str, str]] = {
     "Observation": "subject",
     "MedicationStatement": "subject",
     "MedicationRequest": "subject",
+    "MedicationDispense": "subject",
+    "MedicationAdministration": "subject",
     "AllergyIntolerance": "patient",
     "Procedure": "subject",
 }
@@ -201,3 +217,25 @@ def ref_patient_id(ref: Any, full_urls: Mapping[str, str]) -> str | None:
         return parts[-1] if parts[-2] == "Patient" else ""
     return None
 
+
+_WELL_FORMED_REF: Final = re.compile(r"(?:[^ ]*/)?[A-Z][A-Za-z]+/[A-Za-z0-9\-.]{1,64}")
+
+
+def reference_readable(ref: Any, full_urls: Mapping[str, str]) -> bool:
+    """Whether :func:`ref_patient_id` can tell whose a Reference is (SPEC 1.1 §8).
+
+    Readable: no ``reference`` (nothing to tell), a bundle ``fullUrl``, a relative or absolute
+    ``Type/id`` with a FHIR type and id (``Patient/p1``, ``Group/g1``,
+    ``https://ehr.example/fhir/Patient/p1/_history/2``), or no ``/`` at all (an unresolved
+    ``urn:uuid:``, read as about the patient). A malformed one (``patient/p1``, ``Patient/p1 ``
+    with a space) is neither clearly this patient nor clearly another: its resource may bear
+    on the answers, so they are unknown.
+
+    >>> [reference_readable({"reference": r}, {}) for r in ("Patient/p1", "patient/p1",
+    ...                                                      "Patient/p1 ", "urn:uuid:1")]
+    [True, False, False, True]
+    """
+    text = jstr(jobj(ref).get("reference"))
+    if text is None or text in full_urls or "/" not in text:
+        return True
+    return _WELL_FORMED_REF.fullmatch(text.split("/_history/", 1)[0]) is not None

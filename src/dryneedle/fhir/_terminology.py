@@ -70,6 +70,7 @@ __all__ = [
     "CodePatterns",
     "canonical_system",
     "code_matches",
+    "icd10cm_key",
     "match_flags",
     "merge_codes",
     "read_code_table",
@@ -219,9 +220,25 @@ def _answer_table(table: Table) -> dict[str, dict[str, tuple[tuple[str, str | No
         system = e.fields.get("system") or table.header.system
         if system is None:
             raise _error(table, "no code system (header.system or the entry's system)", i)
-        by_code = out.setdefault(canonical_system(system) or system, {})
-        by_code[e.code] = (*by_code.get(e.code, ()), (flag, e.display))
+        uri = canonical_system(system) or system
+        by_code = out.setdefault(uri, {})
+        code = icd10cm_key(e.code) if uri == ICD10CM else e.code
+        by_code[code] = (*by_code.get(code, ()), (flag, e.display))
     return out
+
+
+def icd10cm_key(code: str) -> str:
+    """Return an ICD-10-CM code as the answer tables key it (upper case, dot after 3 chars).
+
+    The catalog path compares codes :meth:`CodePatterns.normalise`-d (no dots, trimmed,
+    upper case); the answer tables are keyed the same way after this, so ``Z7901``,
+    ``z79.01`` and ``Z79.01 `` all find ``Z79.01`` (SPEC 1.1 §8: evidence is never dropped).
+
+    >>> icd10cm_key("z7901"), icd10cm_key(" O09.90"), icd10cm_key("Z33.1"), icd10cm_key("r51")
+    ('Z79.01', 'O09.90', 'Z33.1', 'R51')
+    """
+    n = code.replace(".", "").strip().upper()  # as _norm_code (defined with the patterns)
+    return f"{n[:3]}.{n[3:]}" if len(n) > 3 else n
 
 
 def merge_codes(*tables: AnswerCodes) -> dict[str, dict[str, tuple[tuple[str, str | None], ...]]]:
