@@ -139,6 +139,31 @@ class Mapper(Evidence):
 
     # Observation (pregnancy, site findings) ---------------------------------------------------
 
+    def unsure_pregnancy(self, r: InputResource) -> bool:
+        """An Observation not coded ``http://loinc.org|82810-3`` that still looks like one.
+
+        Its code is 82810-3 under another system or none, or a pregnancy-status concept itself
+        (e.g. SNOMED CT 77386006 with a boolean value), or its value is a pregnancy-status
+        answer (LOINC LA15173-0, SNOMED CT 77386006, ...): it could bear on the pregnancy
+        answer, so it makes the answer unknown rather than being ignored (SPEC section 8 1.1,
+        review finding B8). Returns whether it was recorded.
+        """
+        res = r.resource
+        if jstr(res.get("status")) in ("entered-in-error", "cancelled"):
+            return False
+        values = {PREGNANCY_VALUES[(system or "", code)]
+                  for system, code in self.codings(res.get("valueCodeableConcept"))
+                  if (system or "", code) in PREGNANCY_VALUES}
+        coded = self.codings(res.get("code"))
+        if not values and all(code != PREGNANCY_LOINC and (system or "", code)
+                              not in PREGNANCY_VALUES for system, code in coded):
+            return False
+        doubt = not values or Pregnancy.PREGNANT in values
+        self.mark_unread(r, "pregnancy", reason="unrecognised-pregnancy-code",
+                         sources=("ips-pregnancy", "loinc"),
+                         doubt=observation_when(res) if doubt else False)
+        return True
+
     def observation(self, r: InputResource) -> None:
         """Pregnancy status (LOINC 82810-3) or a finding at a body site."""
         res = r.resource
@@ -147,6 +172,8 @@ class Mapper(Evidence):
                     "entered-in-error", "cancelled"):
                 self.site(r, res.get("bodySite"), self.codings(res.get("code")),
                           observation_when(res))
+                return
+            if self.unsure_pregnancy(r):
                 return
             self.ignore(r, "unmapped-code")
             return
