@@ -454,11 +454,11 @@ def test_custom_flag_codes_and_allergy_terms() -> None:
     cond = {"resourceType": "Condition", "subject": {"reference": "Patient/p-x"},
             "code": {"coding": [{"system": local, "code": "VASC-1"}]}}
     allergy = {"resourceType": "AllergyIntolerance", "patient": {"reference": "Patient/p-x"},
-               "code": {"text": "Cobalt"}}
+               "code": {"text": "Acupuncture needles"}}  # a clinic's own wording
     inputs = patient_from_fhir(
         [PATIENT_X, cond, allergy],
         flag_codes={**FLAG_CODES, "vascular_disease": {local: ("VASC",)}},
-        allergy_terms=("cobalt",),
+        allergy_terms=("acupuncture needles",),
     )
     assert inputs.patient.history.vascular_disease is True
     assert inputs.patient.history.metal_allergy is True

@@ -145,7 +145,9 @@ def test_the_values_are_those_the_module_held_as_literals() -> None:
         "diabetes": {ICD10CM: ("E08-E13",)},
         "epilepsy": {ICD10CM: ("G40",)},
     }
-    assert ALLERGY_TERMS == ("nickel", "metal", "metals")
+    # Version 2 (2026-12-01) added metals and an alloy besides nickel (review finding B9).
+    assert ALLERGY_TERMS == ("nickel", "metal", "metals", "cobalt", "chromium",
+                             "stainless steel")
 
 
 def test_the_lookups_default_to_the_loaded_tables() -> None:

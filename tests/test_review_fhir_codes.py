@@ -64,3 +64,20 @@ def test_an_unrelated_observation_is_still_ignored() -> None:
     obs = _observation({"coding": [{"system": "http://loinc.org", "code": "8867-4"}]},
                        valueQuantity={"value": 70, "unit": "/min"})
     assert screen_fhir(_bundle(obs), on=ON, answers=FORM_NO).result.decision is Decision.ELIGIBLE
+
+
+@pytest.mark.parametrize("text", ["Chromium", "Cobalt", "Stainless steel needles", "Nickel"])
+def test_an_allergy_to_a_metal_other_than_nickel_is_a_metal_allergy(text: str) -> None:
+    """An active AllergyIntolerance naming a metal or alloy sets the metal allergy answer.
+
+    Review finding B9: only nickel and the word "metal" were read, so "Chromium" or "Cobalt"
+    left the form's "no" standing (seed: metal allergies exclude dry needling).
+    """
+    allergy = {"resourceType": "AllergyIntolerance", "id": "a1",
+               "patient": {"reference": "Patient/p1"},
+               "clinicalStatus": {"coding": [{"code": "active"}]},
+               "code": {"text": text}}
+    result = screen_fhir(_bundle(allergy), on=ON, answers=FORM_NO)
+    assert result.result.decision is Decision.NOT_ELIGIBLE
+    assert result.inputs.patient.history.metal_allergy is True
+    assert any(p.resource == "AllergyIntolerance/a1" for p in result.inputs.provenance)
