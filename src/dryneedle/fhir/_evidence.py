@@ -12,6 +12,7 @@ May import: the standard library, ``attrs``, :mod:`dryneedle.model` and, in this
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping, Sequence
 from datetime import date, datetime
@@ -28,9 +29,9 @@ from dryneedle.fhir._terminology import (
     NO_ANSWER,
     RXNORM,
     SNOMED,
+    SYSTEM_ALIASES,
     AnswerCodes,
     CodePatterns,
-    canonical_system,
     icd10cm_key,
     match_flags,
 )
@@ -42,6 +43,13 @@ _SOURCE_OF = {SNOMED: "snomed-ct", ICD10CM: "icd10cm", RXNORM: "rxnorm", ATC: "a
 _ANTITHROMBOTIC: Final = CodePatterns((ANTITHROMBOTIC_ATC,))
 DOUBTFUL: Final = "subject-unreadable"
 """The reason of what a resource with a malformed subject says (only unknown)."""
+
+
+@functools.lru_cache(maxsize=32)
+def _words_re(terms: tuple[str, ...]) -> re.Pattern[str] | None:
+    """The whole-word, case-insensitive pattern of ``terms`` (compiled once per word list)."""
+    words = "|".join(re.escape(t) for t in terms if t)
+    return re.compile(rf"\b({words})\b", re.IGNORECASE) if words else None
 
 
 @attrs.frozen(kw_only=True)
@@ -74,8 +82,7 @@ class Evidence:
         self.answer_codes = answer_codes
         self.on = on
         self.pregnancy_max_age_days = pregnancy_max_age_days
-        names = "|".join(re.escape(t) for t in antithrombotic_names if t)
-        self.names_re = re.compile(rf"\b({names})\b", re.IGNORECASE) if names else None
+        self.names_re = _words_re(tuple(antithrombotic_names))
         self.unread: set[str] = set()
         # The resource being read has a malformed subject: what it says is only unknown.
         self.doubtful = False
@@ -89,8 +96,7 @@ class Evidence:
         self.patient_id = patient_id
         self.flag_codes = flag_codes
         self.patient_urls = patient_urls
-        words = "|".join(re.escape(t) for t in allergy_terms if t)
-        self.allergy_re = re.compile(rf"\b({words})\b", re.IGNORECASE) if words else None
+        self.allergy_re = _words_re(tuple(allergy_terms))
         self.trail: list[tuple[int, Provenance]] = []
         self.flags: dict[str, bool] = {}
         self.conditions: list[str] = []
@@ -117,7 +123,8 @@ class Evidence:
 
     def codings(self, concept: Any) -> list[tuple[str | None, str]]:
         """The (canonical system, code) pairs of a CodeableConcept (OID systems as URIs)."""
-        return [(canonical_system(system), code) for system, code in codings_of(concept)]
+        aliases = SYSTEM_ALIASES  # canonical_system, inlined (None is no alias: stays None)
+        return [(aliases.get(system, system), code) for system, code in codings_of(concept)]
 
     def answers_of(self, codings: list[tuple[str | None, str]]) -> list[tuple[str, str | None,
                                                                                str, str]]:

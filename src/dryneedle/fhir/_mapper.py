@@ -16,6 +16,7 @@ this package, :mod:`._evidence`, :mod:`._provenance`, :mod:`._reading` and
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from datetime import date, datetime
 from typing import Any, Final
@@ -70,6 +71,13 @@ _CATALOG_CODES: Final = tuple((cond, CodePatterns(sorted(cond.all_codes())))
                               for cond in CONDITIONS.values())
 
 
+@functools.lru_cache(maxsize=4096)
+def _catalog_hits(normalised: str) -> tuple[str, ...]:
+    """The ids of the catalog conditions a normalised ICD-10-CM code falls under (in order)."""
+    return tuple(cond.id for cond, patterns in _CATALOG_CODES
+                 if patterns.matches_normalised(normalised))
+
+
 class Mapper(Evidence):
     """One pass over the flattened input, collecting values and provenance.
 
@@ -90,6 +98,7 @@ class Mapper(Evidence):
             "MedicationAdministration": self.given,
             "Procedure": self.procedure,
         }
+        seen: dict[str, tuple[str | None, bool]] = {}  # reference -> (target, readable)
         for r in self.items:
             if not r.valid:
                 self.ignore(r, "not-a-resource")
@@ -103,8 +112,18 @@ class Mapper(Evidence):
             self.doubtful = False
             if key is not None:
                 ref = r.resource.get(key)
-                target = ref_patient_id(ref, self.patient_urls)
-                if not reference_readable(ref, self.patient_urls):
+                # Both answers depend on the reference text alone (and the patient's URLs):
+                # most resources of a call name the same patient, read once.
+                text = jstr(jobj(ref).get("reference"))
+                if text is None:
+                    target, readable = None, True  # what both say of no reference
+                elif text in seen:
+                    target, readable = seen[text]
+                else:
+                    target = ref_patient_id(ref, self.patient_urls)
+                    readable = reference_readable(ref, self.patient_urls)
+                    seen[text] = (target, readable)
+                if not readable:
                     self.doubtful = True  # neither clearly this patient nor another
                 elif target is not None and target != self.patient_id:
                     self.ignore(r, "other-patient" if target else "subject-not-a-patient")
@@ -139,14 +158,16 @@ class Mapper(Evidence):
 
     # Observation (pregnancy, site findings) ---------------------------------------------------
 
-    def unsure_pregnancy(self, r: InputResource) -> bool:
+    def unsure_pregnancy(self, r: InputResource,
+                         coded: list[tuple[str | None, str]] | None = None) -> bool:
         """An Observation not coded ``http://loinc.org|82810-3`` that still looks like one.
 
         Its code is 82810-3 under another system or none, or a pregnancy-status concept itself
         (e.g. SNOMED CT 77386006 with a boolean value), or its value is a pregnancy-status
         answer (LOINC LA15173-0, SNOMED CT 77386006, ...): it could bear on the pregnancy
         answer, so it makes the answer unknown rather than being ignored (SPEC section 8 1.1,
-        review finding B8). Returns whether it was recorded.
+        review finding B8). Returns whether it was recorded (``coded``: the codings of its
+        ``code``, when already read).
         """
         res = r.resource
         if jstr(res.get("status")) in ("entered-in-error", "cancelled"):
@@ -154,7 +175,8 @@ class Mapper(Evidence):
         values = {PREGNANCY_VALUES[(system or "", code)]
                   for system, code in self.codings(res.get("valueCodeableConcept"))
                   if (system or "", code) in PREGNANCY_VALUES}
-        coded = self.codings(res.get("code"))
+        if coded is None:
+            coded = self.codings(res.get("code"))
         if not values and all(code != PREGNANCY_LOINC and (system or "", code)
                               not in PREGNANCY_VALUES for system, code in coded):
             return False
@@ -167,13 +189,13 @@ class Mapper(Evidence):
     def observation(self, r: InputResource) -> None:
         """Pregnancy status (LOINC 82810-3) or a finding at a body site."""
         res = r.resource
-        if (LOINC, PREGNANCY_LOINC) not in self.codings(res.get("code")):
+        coded = self.codings(res.get("code"))
+        if (LOINC, PREGNANCY_LOINC) not in coded:
             if res.get("bodySite") is not None and jstr(res.get("status")) not in (
                     "entered-in-error", "cancelled"):
-                self.site(r, res.get("bodySite"), self.codings(res.get("code")),
-                          observation_when(res))
+                self.site(r, res.get("bodySite"), coded, observation_when(res))
                 return
-            if self.unsure_pregnancy(r):
+            if self.unsure_pregnancy(r, coded):
                 return
             self.ignore(r, "unmapped-code")
             return
@@ -340,15 +362,13 @@ class Mapper(Evidence):
         for system, code in codings:
             if system != ICD10CM:
                 continue
-            normalised = CodePatterns.normalise(code)
-            for cond, patterns in _CATALOG_CODES:
-                if patterns.matches_normalised(normalised):
-                    if cond.id not in self.conditions:
-                        self.conditions.append(cond.id)
-                    self.note(r, path="patient.conditions", value=cond.id, action=Action.USED,
-                              reason="icd10cm-catalog", code=token(system, code),
-                              sources=("icd10cm",))
-                    used = True
+            for cond_id in _catalog_hits(CodePatterns.normalise(code)):
+                if cond_id not in self.conditions:
+                    self.conditions.append(cond_id)
+                self.note(r, path="patient.conditions", value=cond_id, action=Action.USED,
+                          reason="icd10cm-catalog", code=token(system, code),
+                          sources=("icd10cm",))
+                used = True
         hits = self.answers_of(codings)
         today = self.on is not None and onset is not None and onset[0] == self.on
         acute = [h for h in hits if h[0] == "acute_illness"]

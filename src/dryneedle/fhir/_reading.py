@@ -62,12 +62,20 @@ def jstr(value: Any) -> str | None:
 
 def codings_of(concept: Any) -> list[tuple[str | None, str]]:
     """Return (system, code) pairs of a CodeableConcept (codings without a code skipped)."""
-    out = []
-    for coding in jlist(jobj(concept).get("coding")):
-        coding = jobj(coding)  # noqa: PLW2901 - read once
-        code = jstr(coding.get("code"))
-        if code is not None:
-            out.append((jstr(coding.get("system")), code.strip()))
+    # As jobj / jlist / jstr would read it, with the decoded-JSON types (dict, list) checked
+    # first: this runs for every concept of every resource.
+    c = concept if type(concept) is dict else jobj(concept)
+    codings = c.get("coding")
+    out: list[tuple[str | None, str]] = []
+    if type(codings) is not list and not isinstance(codings, list | tuple):
+        return out
+    for coding in codings:
+        if type(coding) is not dict:
+            coding = jobj(coding)  # noqa: PLW2901 - read once
+        code = coding.get("code")
+        if isinstance(code, str) and code:
+            system = coding.get("system")
+            out.append((system if isinstance(system, str) and system else None, code.strip()))
     return out
 
 
@@ -137,6 +145,17 @@ def observation_when(obs: Mapping[str, Any]) -> tuple[date, datetime | None] | N
 # --- resources, bundles and patient references ------------------------------------------------
 
 
+def _type_of(r: InputResource) -> str:
+    return jstr(r.resource.get("resourceType")) or "Resource"
+
+
+def _label_of(r: InputResource) -> str:
+    rid = jstr(r.resource.get("id"))
+    if rid is not None:
+        return f"{r.type}/{rid}"
+    return r.full_url or f"{r.type}[{r.index}]"
+
+
 @attrs.frozen
 class InputResource:
     """One item of the flattened input, with its position and the entry's ``fullUrl``.
@@ -146,25 +165,17 @@ class InputResource:
         resource: The resource (a placeholder ``{"resourceType": ...}`` when not an object).
         full_url: The bundle entry's ``fullUrl``, if any.
         valid: Whether the item was a JSON object at all.
+        type: The ``resourceType`` (``Resource`` when missing); read once, when made.
+        label: ``Type/id``, else the ``fullUrl``, else ``Type[index]`` (as in provenance);
+            made once (every reader and provenance entry asks for it).
     """
 
     index: int
     resource: Mapping[str, Any]
     full_url: str | None
     valid: bool = True
-
-    @property
-    def type(self) -> str:
-        """The ``resourceType`` (``Resource`` when missing)."""
-        return jstr(self.resource.get("resourceType")) or "Resource"
-
-    @property
-    def label(self) -> str:
-        """``Type/id``, else the ``fullUrl``, else ``Type[index]`` (as in provenance)."""
-        rid = jstr(self.resource.get("id"))
-        if rid is not None:
-            return f"{self.type}/{rid}"
-        return self.full_url or f"{self.type}[{self.index}]"
+    type: str = attrs.field(init=False, default=attrs.Factory(_type_of, takes_self=True))
+    label: str = attrs.field(init=False, default=attrs.Factory(_label_of, takes_self=True))
 
 
 def flatten(data: Any) -> list[tuple[Any, str | None]]:

@@ -484,10 +484,22 @@ def match_flags(
         The hits, in coding order, then table order.
     """
     hits = []
+    shipped = flag_codes is FLAG_CODES
     for system, code in codings:
         normalised = _norm_code(code)
+        if shipped:  # the shipped table never changes: its answer per code is kept
+            hits += [(flag, system, code) for flag in _shipped_flags(system or "", normalised)]
+            continue
         for flag, by_system in flag_codes.items():
             patterns = by_system.get(system or "", ())
             if any(_compiled(p).matches_normalised(normalised) for p in patterns):
                 hits.append((flag, system, code))
     return hits
+
+
+@functools.lru_cache(maxsize=4096)
+def _shipped_flags(system: str, normalised: str) -> tuple[str, ...]:
+    """The flags of :data:`FLAG_CODES` a normalised code of ``system`` matches, in table order."""
+    return tuple(flag for flag, by_system in FLAG_CODES.items()
+                 if any(_compiled(p).matches_normalised(normalised)
+                        for p in by_system.get(system, ())))
