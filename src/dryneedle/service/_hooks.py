@@ -190,21 +190,51 @@ _STEP: Final = {ord("["): 1, ord("{"): 1, ord("]"): -1, ord("}"): -1}
 def _depth(text: bytes) -> int:
     """The deepest array / object nesting of a JSON text, without parsing it.
 
-    Removes escaped backslashes and quotes, keeps only brackets and quotes (C speed), drops
-    the insides of strings, then sums +1 / -1 over the brackets left.
+    Removes escaped backslashes and quotes (when there is a backslash at all), keeps only
+    brackets and quotes (C speed), drops the empty strings left (two quotes in a row: every
+    other quote keeps its rank, so whether a bracket is inside a string is unchanged) and the
+    insides of the others, then sums +1 / -1 over the brackets left.
     """
-    skeleton = text.replace(b"\\\\", b"").replace(b'\\"', b"").translate(None, _DROP)
+    if b"\\" in text:
+        text = text.replace(b"\\\\", b"").replace(b'\\"', b"")
+    skeleton = text.translate(None, _DROP).replace(b'""', b"")
     outside = b"".join(skeleton.split(b'"')[::2])
     return max(accumulate(map(_STEP.__getitem__, outside)), default=0)
 
 
+_fast_loads: Callable[[bytes], Any] | None = None
+_FastError: type[Exception] = ValueError
+try:  # extra "fast": parses what it accepts as json.loads does, ~3x faster
+    import orjson
+except ImportError:  # pragma: no cover - exercised where the extra is not installed
+    pass
+else:
+    _fast_loads = orjson.loads
+    _FastError = orjson.JSONDecodeError
+_LONG_DIGITS: Final = b"0" * 19  # orjson reads integers beyond 64 bits differently
+_DIGITS: Final = bytes(0x30 if 0x30 <= c <= 0x39 else 0x20 for c in range(256))
+
+
 def parse_json(body: bytes | str | Mapping[str, Any], *, max_depth: int = MAX_DEPTH) -> Any:
-    """Decode a request body; raise :class:`HookError` 400 when it is not JSON or too deep."""
+    """Decode a request body; raise :class:`HookError` 400 when it is not JSON or too deep.
+
+    The value is :func:`json.loads`'s (duplicate keys: the last value; ``NaN``, integers of
+    any length, lone surrogates, UTF-16 accepted as it accepts them). With orjson installed it
+    parses the body when it has no run of 19 digits; whatever orjson refuses (``NaN``, a lone
+    surrogate, a BOM, invalid UTF-8, ...) is parsed, or refused, by :func:`json.loads`.
+    """
     if isinstance(body, Mapping):
         return body
     raw = body.encode("utf-8", "surrogatepass") if isinstance(body, str) else body
-    if _depth(raw) > max_depth:  # checked before parsing: a deep body costs no recursion
+    # Checked before parsing (a deep body costs no recursion); fewer brackets than the limit
+    # cannot nest deeper than it.
+    if raw.count(b"[") + raw.count(b"{") > max_depth and _depth(raw) > max_depth:
         raise HookError(400, f"request body is nested deeper than {max_depth} levels")
+    if _fast_loads is not None and _LONG_DIGITS not in raw.translate(_DIGITS):
+        try:
+            return _fast_loads(raw)
+        except _FastError:
+            pass  # json.loads below gives the value, or the 400
     try:
         return json.loads(raw)
     except (ValueError, RecursionError):
