@@ -16,8 +16,7 @@ from typing import Any
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from dryneedle.service import HookError, parse_json
-from dryneedle.service import _hooks
+from dryneedle.service import HookError, _hooks, parse_json
 
 _DROP = bytes(b for b in range(256) if b not in b'[]{}"')
 _STEP = {ord("["): 1, ord("{"): 1, ord("]"): -1, ord("}"): -1}
@@ -32,19 +31,18 @@ def _reference_depth(text: bytes) -> int:
 def _reference(body: bytes | str, max_depth: int) -> tuple[Any, ...]:
     raw = body.encode("utf-8", "surrogatepass") if isinstance(body, str) else body
     if _reference_depth(raw) > max_depth:
-        return "error", f"request body is nested deeper than {max_depth} levels"
+        return "error", 400, f"request body is nested deeper than {max_depth} levels"
     try:
         return "ok", repr(json.loads(raw))
     except (ValueError, RecursionError):
-        return "error", "request body is not valid JSON"
+        return "error", 400, "request body is not valid JSON"
 
 
 def _outcome(body: bytes | str, max_depth: int) -> tuple[Any, ...]:
     try:
         return "ok", repr(parse_json(body, max_depth=max_depth))
     except HookError as exc:
-        assert exc.status == 400
-        return "error", exc.body["issue"][0]["diagnostics"]
+        return "error", exc.status, exc.body["issue"][0]["diagnostics"]
 
 
 @contextmanager
@@ -116,5 +114,5 @@ def test_deep_bodies_are_refused_before_parsing() -> None:
     """Never a RecursionError: nesting over the limit is a 400 whatever the parser."""
     for body in (b"[" * 65 + b"]" * 65, b"[" * 100_000, b'{"a":' * 70 + b"1" + b"}" * 70):
         _same(body)
-        assert _outcome(body, 64) == ("error", "request body is nested deeper than 64 levels")
+        assert _outcome(body, 64) == ("error", 400, "request body is nested deeper than 64 levels")
     assert _outcome(b"[" * 64 + b"]" * 64, 64)[0] == "ok"
