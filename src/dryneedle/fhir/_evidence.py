@@ -41,6 +41,7 @@ __all__ = ["DOUBTFUL", "Evidence", "PregnancyObs"]
 
 _SOURCE_OF = {SNOMED: "snomed-ct", ICD10CM: "icd10cm", RXNORM: "rxnorm", ATC: "atc-b01a"}
 _ANTITHROMBOTIC: Final = CodePatterns((ANTITHROMBOTIC_ATC,))
+_ALIAS_OF: Final[dict[str | None, str | None]] = dict(SYSTEM_ALIASES.items())
 DOUBTFUL: Final = "subject-unreadable"
 """The reason of what a resource with a malformed subject says (only unknown)."""
 
@@ -123,7 +124,7 @@ class Evidence:
 
     def codings(self, concept: Any) -> list[tuple[str | None, str]]:
         """The (canonical system, code) pairs of a CodeableConcept (OID systems as URIs)."""
-        aliases = SYSTEM_ALIASES  # canonical_system, inlined (None is no alias: stays None)
+        aliases = _ALIAS_OF  # canonical_system, inlined (None is no alias: stays None)
         return [(aliases.get(system, system), code) for system, code in codings_of(concept)]
 
     def answers_of(self, codings: list[tuple[str | None, str]]) -> list[tuple[str, str | None,

@@ -199,7 +199,7 @@ def patient_from_fhir(
     _check_pregnancy_age(pregnancy_status_max_age_days)
     flat = flatten(resources)
     items = [
-        InputResource(i, res, url) if isinstance(res, Mapping)
+        InputResource(i, res, url) if type(res) is dict or isinstance(res, Mapping)
         else InputResource(i, {"resourceType": type(res).__name__}, url, valid=False)
         for i, (res, url) in enumerate(flat)
     ]

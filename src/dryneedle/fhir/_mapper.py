@@ -21,8 +21,6 @@ from collections.abc import Mapping
 from datetime import date, datetime
 from typing import Any, Final
 
-import attrs
-
 from dryneedle.catalog import CONDITIONS
 from dryneedle.fhir._evidence import DOUBTFUL, Evidence, PregnancyObs
 from dryneedle.fhir._provenance import Action
@@ -500,7 +498,7 @@ class Mapper(Evidence):
             self.ignore(r, f"status:{status}")
             return
         if r.type == "MedicationAdministration" and status in ("in-progress", "on-hold"):
-            self.medication(attrs.evolve(r, resource={**res, "status": "active"}))
+            self.medication(InputResource(r.index, {**res, "status": "active"}, r.full_url))
             return
         codings, texts = self.medication_concept(res)
         hits = [h for h in self.answers_of(codings) if h[0] != "metal_allergy"]

@@ -4,7 +4,7 @@ What it is for: the small helpers every part of the FHIR reader needs. Decoded J
 these narrow it without ever raising (a wrong type reads as absent), flatten bundles (nested
 ones and ``null`` prefetch values included) and resolve which patient a reference points at.
 
-May import: the standard library and ``attrs``. Nothing of dryneedle.
+May import: the standard library. Nothing of dryneedle.
 """
 
 from __future__ import annotations
@@ -13,8 +13,6 @@ import re
 from collections.abc import Mapping
 from datetime import UTC, date, datetime
 from typing import Any, Final
-
-import attrs
 
 __all__ = [
     "SUBJECT_KEY",
@@ -145,37 +143,38 @@ def observation_when(obs: Mapping[str, Any]) -> tuple[date, datetime | None] | N
 # --- resources, bundles and patient references ------------------------------------------------
 
 
-def _type_of(r: InputResource) -> str:
-    return jstr(r.resource.get("resourceType")) or "Resource"
-
-
-def _label_of(r: InputResource) -> str:
-    rid = jstr(r.resource.get("id"))
-    if rid is not None:
-        return f"{r.type}/{rid}"
-    return r.full_url or f"{r.type}[{r.index}]"
-
-
-@attrs.frozen
 class InputResource:
     """One item of the flattened input, with its position and the entry's ``fullUrl``.
+
+    Its type and label are read once, when it is made (every reader and provenance entry asks
+    for them); it is never changed after (a reader that needs another reading makes another).
+    Two items are the same item only if they are one object (each has its own index).
 
     Attributes:
         index: Position in the flattened input (0-based).
         resource: The resource (a placeholder ``{"resourceType": ...}`` when not an object).
         full_url: The bundle entry's ``fullUrl``, if any.
         valid: Whether the item was a JSON object at all.
-        type: The ``resourceType`` (``Resource`` when missing); read once, when made.
-        label: ``Type/id``, else the ``fullUrl``, else ``Type[index]`` (as in provenance);
-            made once (every reader and provenance entry asks for it).
+        type: The ``resourceType`` (``Resource`` when missing).
+        label: ``Type/id``, else the ``fullUrl``, else ``Type[index]`` (as in provenance).
     """
 
-    index: int
-    resource: Mapping[str, Any]
-    full_url: str | None
-    valid: bool = True
-    type: str = attrs.field(init=False, default=attrs.Factory(_type_of, takes_self=True))
-    label: str = attrs.field(init=False, default=attrs.Factory(_label_of, takes_self=True))
+    __slots__ = ("full_url", "index", "label", "resource", "type", "valid")
+
+    def __init__(self, index: int, resource: Mapping[str, Any], full_url: str | None,
+                 valid: bool = True) -> None:
+        self.index = index
+        self.resource = resource
+        self.full_url = full_url
+        self.valid = valid
+        kind = resource.get("resourceType")
+        self.type: str = kind if isinstance(kind, str) and kind else "Resource"
+        rid = resource.get("id")
+        self.label: str = (f"{self.type}/{rid}" if isinstance(rid, str) and rid
+                           else full_url or f"{self.type}[{index}]")
+
+    def __repr__(self) -> str:
+        return f"InputResource({self.index}, {self.label!r})"
 
 
 def flatten(data: Any) -> list[tuple[Any, str | None]]:
@@ -185,11 +184,15 @@ def flatten(data: Any) -> list[tuple[Any, str | None]]:
     def walk(item: Any, full_url: str | None) -> None:
         if item is None:
             return
-        if isinstance(item, Mapping):
+        if type(item) is dict or isinstance(item, Mapping):
             if item.get("resourceType") == "Bundle":
                 for entry in jlist(item.get("entry")):
                     e = jobj(entry)
-                    walk(e.get("resource"), jstr(e.get("fullUrl")))
+                    res = e.get("resource")
+                    if type(res) is dict and res.get("resourceType") != "Bundle":
+                        out.append((res, jstr(e.get("fullUrl"))))  # walk's answer, inlined
+                    else:
+                        walk(res, jstr(e.get("fullUrl")))
                 return
             out.append((item, full_url))
             return
