@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
 from dryneedle.fhir._outbound import rule_title
-from dryneedle.fhir._provenance import Action, FhirPatientInputs
+from dryneedle.fhir._provenance import Action, FhirPatientInputs, Provenance
 from dryneedle.fhir._terminology import BASE_URL, SYSTEMS
 from dryneedle.findings import Decision, Effect, Finding, Severity, all_rules
 from dryneedle.screening import ScreeningResult
@@ -27,6 +27,8 @@ from dryneedle.sources import SOURCES, Source
 __all__ = ["OVERRIDE_REASONS", "cds_cards", "cds_response", "rank"]
 
 _UUID_NAMESPACE: Final = uuid.uuid5(uuid.NAMESPACE_URL, BASE_URL)
+_UUID_JSON: Final = json.JSONEncoder(sort_keys=True, separators=(",", ":"))
+"""``json.dumps(..., sort_keys=True, separators=(",", ":"))``, made once: the uuid's text."""
 _INDICATOR: Final[Mapping[Decision, str]] = {
     Decision.NOT_ELIGIBLE: "critical",
     Decision.NEEDS_REVIEW: "warning",
@@ -125,11 +127,26 @@ def _ranked(findings: Sequence[Finding]) -> list[Finding]:
     return sorted(findings, key=rank)  # stable: rule order within a rank
 
 
-def _trail(f: Finding, inputs: FhirPatientInputs | None) -> str:
+_Trails = Mapping[str, Sequence[Provenance]]
+"""The provenance by path (:meth:`FhirPatientInputs.provenance_for` of every path at once)."""
+
+
+def _trails(inputs: FhirPatientInputs | None) -> _Trails | None:
     if inputs is None:
+        return None
+    by_path: dict[str, list[Provenance]] = {}
+    for p in inputs.provenance:
+        by_path.setdefault(p.path, []).append(p)
+    return by_path
+
+
+def _trail(f: Finding, trails: _Trails | None) -> str:
+    if trails is None:
         return ""
     out = ""
-    trail = inputs.provenance_for(f.path)
+    trail = trails.get(f.path, ())
+    if not trail:
+        return out
     used = [p for p in trail if p.action is Action.USED]
     if used:
         out += " From: " + "; ".join(
@@ -162,40 +179,41 @@ _SHOWN: Final = 5
 """Findings (other than unknown answers) a card's detail lists; the rest are counted."""
 
 
-def _finding_line(f: Finding, inputs: FhirPatientInputs | None) -> str:
+def _finding_line(f: Finding, trails: _Trails | None) -> str:
     title = rule_title(f.code) or f.code
     line = f"- **{_md(title)}** (`{f.code}` at `{_md(f.path) or '(input)'}`)"
     if title.lower() not in f.message.lower():
         line += f": {_md(f.message)}"
-    return line + "." + _trail(f, inputs)
+    return line + "." + _trail(f, trails)
 
 
-def _unknown_line(unknown: Sequence[Finding], inputs: FhirPatientInputs | None) -> str:
+def _unknown_line(unknown: Sequence[Finding], trails: _Trails | None) -> str:
     items = []
     for f in unknown:  # the path names the answer; a trail only where FHIR data bore on it
-        trail = _trail(f, inputs).strip().rstrip(".")
+        trail = _trail(f, trails).strip().rstrip(".")
         items.append(f"`{_md(f.path)}` ({trail[0].lower()}{trail[1:]})" if trail
                      else f"`{_md(f.path)}`")
     return f"- **Ask before needling** (`{_UNKNOWN}`): {', '.join(items)}."
 
 
-def _detail(result: ScreeningResult, inputs: FhirPatientInputs | None) -> str:
+def _detail(result: ScreeningResult, inputs: FhirPatientInputs | None,
+            ranked: Sequence[Finding]) -> str:
     lines = [
         f"**{_DECISION_LABEL[result.decision].capitalize()}** on {result.on.isoformat()}; "
         f"policy `{_md(result.policy_name)}` (`{result.policy}`), dryneedle {result.version}.",
         "",
     ]
-    ranked = _ranked(result.findings)
+    trails = _trails(inputs)
     unknown = [f for f in ranked if f.code == _UNKNOWN]
     grouped = False
     shown = 0
     for f in ranked:
         if f.code == _UNKNOWN:
             if not grouped:
-                lines.append(_unknown_line(unknown, inputs))
+                lines.append(_unknown_line(unknown, trails))
                 grouped = True
         elif shown < _SHOWN:
-            lines.append(_finding_line(f, inputs))
+            lines.append(_finding_line(f, trails))
             shown += 1
     more = len(ranked) - len(unknown) - shown
     if more:
@@ -276,7 +294,8 @@ def cds_cards(
     """
     if result.decision is Decision.ELIGIBLE and not result.findings and not always:
         return []
-    lead = _lead_source(_ranked(result.findings))
+    ranked = _ranked(result.findings)
+    lead = _lead_source(ranked)
     label = f"dryneedle {result.version} screening"
     url = _DOCS_URL
     if lead is not None:  # the primary clinical source of the guidance (cds-hooks-2.0 Source)
@@ -285,7 +304,7 @@ def cds_cards(
     card: dict[str, Any] = {
         "summary": _summary(result),
         "indicator": _INDICATOR[result.decision],
-        "detail": _detail(result, inputs),
+        "detail": _detail(result, inputs, ranked),
         "source": {
             "label": label,
             "url": url,
@@ -298,14 +317,14 @@ def cds_cards(
         ],
         "extension": {"io.readthedocs.dryneedle": {
             "decision": result.decision.value,
-            "codes": list(dict.fromkeys(f.code for f in _ranked(result.findings))),
+            "codes": list(dict.fromkeys(f.code for f in ranked)),
             "missing": list(result.missing),
             "policy": {"name": result.policy_name, "fingerprint": result.policy},
             **({"unclassified_medications": list(inputs.unclassified_medications)}
                if inputs is not None and inputs.unclassified_medications else {}),
         }},
     }
-    blob = json.dumps([uuid_seed, card], sort_keys=True, separators=(",", ":"))
+    blob = _UUID_JSON.encode([uuid_seed, card])
     return [{"uuid": str(uuid.uuid5(_UUID_NAMESPACE, blob)), **card}]
 
 
