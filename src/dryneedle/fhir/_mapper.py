@@ -63,6 +63,13 @@ MUSCLE_SYSTEM = SYSTEMS["muscle"]
 # but an allergy (a nickel compound given is not an allergy to it).
 _PROCEDURE_ANSWERS = frozenset({"lymph_node_removal", NO_ANSWER})
 _ALLERGY_ANSWERS = frozenset({"metal_allergy", NO_ANSWER})
+_SEXES: Final = frozenset(s.value for s in Sex)
+# Condition status codes (clinicalStatus, verificationStatus) read together.
+_CURRENT: Final = frozenset({"active", "recurrence", "relapse"})
+_NOT_CURRENT: Final = frozenset({"inactive", "resolved", "remission"})
+_AFFIRMED: Final = frozenset({"confirmed", "unconfirmed", "provisional", "differential"})
+_RULED_OUT: Final = frozenset({"refuted", "entered-in-error"})
+_UNSURE: Final = frozenset({"unconfirmed", "provisional", "differential"})
 # The catalog's ICD-10-CM codes, compiled once (in catalog order): a coding is normalised once
 # and matched against each condition's patterns in one pass, as code_matches would.
 _CATALOG_CODES: Final = tuple((cond, CodePatterns(sorted(cond.all_codes())))
@@ -148,7 +155,7 @@ class Mapper(Evidence):
                     (r, when[0], "birthDate"))
         gender = r.resource.get("gender")
         if gender is not None:
-            if isinstance(gender, str) and gender in {s.value for s in Sex}:
+            if isinstance(gender, str) and gender in _SEXES:
                 self.demographics.setdefault("patient.sex", []).append((r, Sex(gender), "gender"))
             else:
                 self.note(r, path="patient.sex", action=Action.IGNORED, reason="unmapped-value",
@@ -331,18 +338,16 @@ class Mapper(Evidence):
         # Codings that contradict each other (active and resolved; unconfirmed and refuted)
         # cannot rule the condition out: its answers are unknown, never dropped.
         contradictory = bool(
-            (clinical & {"active", "recurrence", "relapse"}
-             and clinical & {"inactive", "resolved", "remission"})
-            or (verification & {"confirmed", "unconfirmed", "provisional", "differential"}
-                and verification & {"refuted", "entered-in-error"}))
-        for bad in ("entered-in-error", "refuted"):
-            if bad in verification and not contradictory:
-                self.ignore(r, f"verificationStatus:{bad}")
-                return
-        for bad in ("inactive", "resolved", "remission"):
-            if bad in clinical and not contradictory:
-                self.ignore(r, f"clinicalStatus:{bad}")
-                return
+            (clinical & _CURRENT and clinical & _NOT_CURRENT)
+            or (verification & _AFFIRMED and verification & _RULED_OUT))
+        if not contradictory and verification & _RULED_OUT:
+            bad = "entered-in-error" if "entered-in-error" in verification else "refuted"
+            self.ignore(r, f"verificationStatus:{bad}")
+            return
+        if not contradictory and clinical & _NOT_CURRENT:
+            bad = next(b for b in ("inactive", "resolved", "remission") if b in clinical)
+            self.ignore(r, f"clinicalStatus:{bad}")
+            return
         abated = parse_when(res.get("abatementDateTime")
                             or jobj(res.get("abatementPeriod")).get("end"))
         onset = parse_when(res.get("onsetDateTime")
@@ -353,8 +358,7 @@ class Mapper(Evidence):
         # An onset after the evaluation date (instants compared in UTC) is a data error or a
         # planned entry: it could bear on the answers, so they are unknown (as unconfirmed).
         future = self.on is not None and onset is not None and utc_day(onset) > self.on
-        confirmed = not future and not contradictory and not verification & {
-            "unconfirmed", "provisional", "differential"}
+        confirmed = not future and not contradictory and not verification & _UNSURE
         codings = self.codings(res.get("code"))
         used = False
         for system, code in codings:

@@ -44,8 +44,11 @@ _DATETIME = re.compile(
 
 def jobj(value: Any) -> Mapping[str, Any]:
     """Return ``value`` if it is a JSON object, else an empty one."""
-    # A decoded JSON object is a dict: checked first, the ABC check only for other mappings.
-    return value if type(value) is dict or isinstance(value, Mapping) else {}
+    # A decoded JSON object is a dict, an absent one None: both checked before the (slower)
+    # ABC check, which only other mappings reach.
+    if type(value) is dict:
+        return value
+    return {} if value is None or not isinstance(value, Mapping) else value
 
 
 def jlist(value: Any) -> list[Any]:

@@ -486,15 +486,21 @@ def match_flags(
     hits = []
     shipped = flag_codes is FLAG_CODES
     for system, code in codings:
-        normalised = _norm_code(code)
         if shipped:  # the shipped table never changes: its answer per code is kept
-            hits += [(flag, system, code) for flag in _shipped_flags(system or "", normalised)]
+            if (system or "") in _SHIPPED_SYSTEMS:  # no patterns in another system
+                hits += [(flag, system, code)
+                         for flag in _shipped_flags(system or "", _norm_code(code))]
             continue
+        normalised = _norm_code(code)
         for flag, by_system in flag_codes.items():
             patterns = by_system.get(system or "", ())
             if any(_compiled(p).matches_normalised(normalised) for p in patterns):
                 hits.append((flag, system, code))
     return hits
+
+
+_SHIPPED_SYSTEMS: Final = frozenset(system for by_system in FLAG_CODES.values()
+                                   for system in by_system)
 
 
 @functools.lru_cache(maxsize=4096)
