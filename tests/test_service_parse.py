@@ -110,6 +110,18 @@ def test_json_documents_parse_as_the_reference_does(value: Any, ascii_only: bool
     _same(text, max_depth)
 
 
+@settings(max_examples=800, deadline=None)
+@given(st.lists(st.sampled_from([b"[", b"]", b"{", b"}", b"[]", b"{}", b"0,", b'"[",', b'"}"']),
+                max_size=200).map(b"".join), st.integers(-1, 70))
+@example(b"[" * 64 + b"]" * 64, 63)
+@example(b"[]" * 40 + b"[" * 30 + b"]" * 30, 29)
+@example(b"]" * 10 + b"[" * 20, 9)
+@example(b"[[[" + b"[]" * 100, 3)
+def test_the_depth_bound_agrees_with_the_bracket_sum(body: bytes, max_depth: int) -> None:
+    """Near and far from the limit, balanced or not: refused exactly when the sum says so."""
+    _same(body, max_depth)
+
+
 def test_deep_bodies_are_refused_before_parsing() -> None:
     """Never a RecursionError: nesting over the limit is a 400 whatever the parser."""
     for body in (b"[" * 65 + b"]" * 65, b"[" * 100_000, b'{"a":' * 70 + b"1" + b"}" * 70):

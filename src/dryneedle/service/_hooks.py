@@ -185,21 +185,48 @@ def discovery() -> dict[str, Any]:
 
 _DROP: Final = bytes(b for b in range(256) if b not in b'[]{}"')
 _STEP: Final = {ord("["): 1, ord("{"): 1, ord("]"): -1, ord("}"): -1}
+_PARENS: Final = bytes.maketrans(b"[{]}", b"(())")
 
 
-def _depth(text: bytes) -> int:
-    """The deepest array / object nesting of a JSON text, without parsing it.
+def _brackets(text: bytes) -> bytes:
+    """The brackets of a JSON text outside its strings, in order.
 
     Removes escaped backslashes and quotes (when there is a backslash at all), keeps only
     brackets and quotes (C speed), drops the empty strings left (two quotes in a row: every
-    other quote keeps its rank, so whether a bracket is inside a string is unchanged) and the
-    insides of the others, then sums +1 / -1 over the brackets left.
+    other quote keeps its rank, so whether a bracket is inside a string is unchanged), then
+    the insides of the others.
     """
     if b"\\" in text:
         text = text.replace(b"\\\\", b"").replace(b'\\"', b"")
     skeleton = text.translate(None, _DROP).replace(b'""', b"")
-    outside = b"".join(skeleton.split(b'"')[::2])
-    return max(accumulate(map(_STEP.__getitem__, outside)), default=0)
+    return b"".join(skeleton.split(b'"')[::2])
+
+
+def _too_deep(text: bytes, max_depth: int) -> bool:
+    """Whether a JSON text nests arrays / objects deeper than ``max_depth``, without parsing.
+
+    The depth is the most +1 / -1 summed over :func:`_brackets` reach (the sum is only
+    needed near the limit).
+
+    Fewer brackets than the limit cannot nest deeper. Else, with ``(`` for an opening
+    bracket and ``)`` for a closing one: removing ``()`` pairs lowers the deepest nesting by
+    at most one per round (a deepest ``(`` removed follows, past removed pairs, a bracket
+    one level up, or the start), so rounds done plus the ``(`` left bound it; a round that
+    removes nothing leaves the exact sum to decide.
+    """
+    if text.count(b"[") + text.count(b"{") <= max_depth:
+        return False
+    outside = _brackets(text)
+    if max_depth >= 0:
+        left = outside.translate(_PARENS)
+        for rounds in range(max_depth + 1):
+            if rounds + left.count(b"(") <= max_depth:
+                return False
+            fewer = left.replace(b"()", b"")
+            if len(fewer) == len(left):
+                break
+            left = fewer
+    return max(accumulate(map(_STEP.__getitem__, outside)), default=0) > max_depth
 
 
 _fast_loads: Callable[[bytes], Any] | None = None
@@ -226,9 +253,7 @@ def parse_json(body: bytes | str | Mapping[str, Any], *, max_depth: int = MAX_DE
     if isinstance(body, Mapping):
         return body
     raw = body.encode("utf-8", "surrogatepass") if isinstance(body, str) else body
-    # Checked before parsing (a deep body costs no recursion); fewer brackets than the limit
-    # cannot nest deeper than it.
-    if raw.count(b"[") + raw.count(b"{") > max_depth and _depth(raw) > max_depth:
+    if _too_deep(raw, max_depth):  # checked before parsing: a deep body costs no recursion
         raise HookError(400, f"request body is nested deeper than {max_depth} levels")
     if _fast_loads is not None and _LONG_DIGITS not in raw.translate(_DIGITS):
         try:
