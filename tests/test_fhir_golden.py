@@ -32,8 +32,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from dryneedle.fhir import FhirInputError, patient_from_fhir, screen_fhir
+from dryneedle.fhir._evidence import Evidence
+from dryneedle.fhir._reading import codings_of
+from dryneedle.fhir._terminology import canonical_system
 from dryneedle.model import SiteFinding
 from dryneedle.service import handle_hook
 from dryneedle.wire import converter
@@ -194,6 +199,21 @@ def test_recorded_edge_cases_match_their_golden_outputs(start: int) -> None:
     """The edge cases of the FHIR tests: the same mapping and screening as recorded."""
     for i, line in enumerate(_cases()[start:start + 100], start):
         assert _case_outputs(line["case"]) == line["expect"], f"case {i}"
+
+
+_ANY = st.none() | st.booleans() | st.integers() | st.sampled_from(
+    ["", " ", "M79.18 ", "urn:oid:2.16.840.1.113883.6.96", "http://snomed.info/sct", "x"])
+_CODING = st.dictionaries(st.sampled_from(["system", "code", "display"]), _ANY) | _ANY
+_CONCEPT = (st.dictionaries(st.sampled_from(["coding", "text"]),
+                            st.lists(_CODING, max_size=4) | st.tuples(_CODING) | _ANY) | _ANY)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_CONCEPT)
+def test_the_fused_coding_reader_is_codings_of_with_canonical_systems(concept: Any) -> None:
+    """``Evidence.codings`` reads a concept in one loop: as codings_of, OIDs as URIs."""
+    expected = [(canonical_system(system), code) for system, code in codings_of(concept)]
+    assert Evidence.codings(None, concept) == expected  # type: ignore[arg-type]
 
 
 def _write() -> None:

@@ -21,7 +21,7 @@ from typing import Any, Final, Literal
 import attrs
 
 from dryneedle.fhir._provenance import Action, Provenance
-from dryneedle.fhir._reading import InputResource, codings_of, is_later, token
+from dryneedle.fhir._reading import InputResource, is_later, jobj, token
 from dryneedle.fhir._terminology import (
     ANTITHROMBOTIC_ATC,
     ATC,
@@ -124,8 +124,22 @@ class Evidence:
 
     def codings(self, concept: Any) -> list[tuple[str | None, str]]:
         """The (canonical system, code) pairs of a CodeableConcept (OID systems as URIs)."""
-        aliases = _ALIAS_OF  # canonical_system, inlined (None is no alias: stays None)
-        return [(aliases.get(system, system), code) for system, code in codings_of(concept)]
+        # codings_of with canonical_system, in one loop (every concept of every resource).
+        c = concept if type(concept) is dict else jobj(concept)
+        codings = c.get("coding")
+        out: list[tuple[str | None, str]] = []
+        if type(codings) is not list and not isinstance(codings, list | tuple):
+            return out
+        aliases = _ALIAS_OF  # an OID's URI; any other system as it is (None stays None)
+        for coding in codings:
+            if type(coding) is not dict:
+                coding = jobj(coding)  # noqa: PLW2901 - read once
+            code = coding.get("code")
+            if isinstance(code, str) and code:
+                system = coding.get("system")
+                system = system if isinstance(system, str) and system else None
+                out.append((aliases.get(system, system), code.strip()))
+        return out
 
     def answers_of(self, codings: list[tuple[str | None, str]]) -> list[tuple[str, str | None,
                                                                                str, str]]:
