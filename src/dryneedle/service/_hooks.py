@@ -208,13 +208,13 @@ def _too_deep(text: bytes, max_depth: int) -> bool:
     The depth is the most +1 / -1 summed over :func:`_brackets` reach (the sum is only
     needed near the limit).
 
-    Fewer brackets than the limit cannot nest deeper. Else, with ``(`` for an opening
+    A text shorter than the limit cannot nest deeper. Else, with ``(`` for an opening
     bracket and ``)`` for a closing one: removing ``()`` pairs lowers the deepest nesting by
     at most one per round (a deepest ``(`` removed follows, past removed pairs, a bracket
     one level up, or the start), so rounds done plus the ``(`` left bound it; a round that
     removes nothing leaves the exact sum to decide.
     """
-    if text.count(b"[") + text.count(b"{") <= max_depth:
+    if len(text) <= max_depth:
         return False
     outside = _brackets(text)
     if max_depth >= 0:
