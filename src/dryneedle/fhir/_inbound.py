@@ -15,6 +15,7 @@ May import: the standard library, ``attrs``, :mod:`dryneedle.catalog`, :mod:`dry
 from __future__ import annotations
 
 import enum
+import operator
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import date
 from typing import Any, Final
@@ -276,9 +277,9 @@ def patient_from_fhir(
         pregnancy=pregnancy,
         history=History(**history),
         site_findings=(*(site_findings or ()), *m.site_findings),
-        conditions=tuple(c for c in CONDITIONS if c in m.conditions),
+        conditions=tuple(c for c in CONDITIONS if c in m.conditions) if m.conditions else (),
     )
-    trail = [p for _, p in sorted(m.trail, key=lambda t: t[0])]
+    trail = [p for _, p in sorted(m.trail, key=_first)]  # stable: input order, form last
     return FhirPatientInputs(
         patient=patient, provenance=tuple(trail),
         unclassified_medications=tuple(m.unclassified),
@@ -311,6 +312,9 @@ def _gender_waives_nothing(m: Mapper) -> Sex:
            reason="administrative-gender-with-pregnancy-evidence",
            sources=("fhir-r4", "ips-pregnancy"))
     return Sex.UNKNOWN
+
+
+_first: Final = operator.itemgetter(0)
 
 
 def _json(value: Any) -> Any:

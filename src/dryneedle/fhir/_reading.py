@@ -189,13 +189,16 @@ def flatten(data: Any) -> list[tuple[Any, str | None]]:
             return
         if type(item) is dict or isinstance(item, Mapping):
             if item.get("resourceType") == "Bundle":
-                for entry in jlist(item.get("entry")):
-                    e = jobj(entry)
+                entries = item.get("entry")
+                for entry in entries if type(entries) is list else jlist(entries):
+                    e = entry if type(entry) is dict else jobj(entry)
                     res = e.get("resource")
+                    url = e.get("fullUrl")
+                    url = url if isinstance(url, str) and url else None  # jstr, inlined
                     if type(res) is dict and res.get("resourceType") != "Bundle":
-                        out.append((res, jstr(e.get("fullUrl"))))  # walk's answer, inlined
+                        out.append((res, url))  # walk's answer, inlined
                     else:
-                        walk(res, jstr(e.get("fullUrl")))
+                        walk(res, url)
                 return
             out.append((item, full_url))
             return

@@ -118,14 +118,19 @@ _RANK = {Decision.ELIGIBLE: 0, Decision.ELIGIBLE_WITH_PRECAUTIONS: 1,
 _EFFECT_RANK = {Effect.NOTE: 0, Effect.PRECAUTION: 1, Effect.REVIEW: 2, Effect.EXCLUDE: 3}
 
 
-def _site_findings_unknown(result: ScreeningResult, policy: Policy) -> ScreeningResult:
-    """Apply SPEC §3 (1.1): sites planned and the site findings unknown ⇒ at least review.
+_last: tuple[Policy, Finding, Effect] | None = None
 
-    The same rule :func:`~dryneedle.screening.screen` applies to ``site_findings: null``
-    (rule ``screening.unknown_answer`` at ``patient.site_findings``, its policy effect and
-    severity); the FHIR patient cannot carry "unknown" in its tuple of findings, so it is
-    applied here. An exclusion still gives ``not_eligible`` (nothing to collect then).
+
+def _unknown_sites(policy: Policy) -> tuple[Finding, Effect]:
+    """The finding "site findings unknown" under ``policy``, and its effect.
+
+    A function of the (frozen) policy alone: made again only for another policy object (the
+    last one kept, one tuple swapped at once, so threads never see half of it).
     """
+    global _last  # noqa: PLW0603 - a one-entry cache
+    last = _last
+    if last is not None and last[0] is policy:
+        return last[1], last[2]
     unknown = get_rule("screening.unknown_answer")
     effect = policy.effect_of(unknown.id, Effect.REVIEW)
     finding = Finding(code=unknown.id,
@@ -134,6 +139,19 @@ def _site_findings_unknown(result: ScreeningResult, policy: Policy) -> Screening
                       message="site findings are unknown: inspect the planned sites before "
                       "needling", sources=tuple(dict.fromkeys(("seed", "za-bn121",
                                                                *unknown.sources))))
+    _last = (policy, finding, effect)
+    return finding, effect
+
+
+def _site_findings_unknown(result: ScreeningResult, policy: Policy) -> ScreeningResult:
+    """Apply SPEC §3 (1.1): sites planned and the site findings unknown ⇒ at least review.
+
+    The same rule :func:`~dryneedle.screening.screen` applies to ``site_findings: null``
+    (rule ``screening.unknown_answer`` at ``patient.site_findings``, its policy effect and
+    severity); the FHIR patient cannot carry "unknown" in its tuple of findings, so it is
+    applied here. An exclusion still gives ``not_eligible`` (nothing to collect then).
+    """
+    finding, effect = _unknown_sites(policy)
     rank = max(_RANK[result.decision], _EFFECT_RANK[effect])
     decision = next(d for d, r in _RANK.items() if r == rank)
     missing = () if rank == 3 else (*result.missing, "patient.site_findings")
