@@ -23,8 +23,10 @@ import attrs
 from dryneedle.fhir._provenance import Action, Provenance
 from dryneedle.fhir._reading import InputResource, is_later, jobj, token
 from dryneedle.fhir._terminology import (
+    ANSWER_CODES,
     ANTITHROMBOTIC_ATC,
     ATC,
+    FLAG_CODES,
     ICD10CM,
     NO_ANSWER,
     RXNORM,
@@ -44,6 +46,33 @@ _ANTITHROMBOTIC: Final = CodePatterns((ANTITHROMBOTIC_ATC,))
 _ALIAS_OF: Final[dict[str | None, str | None]] = dict(SYSTEM_ALIASES.items())
 DOUBTFUL: Final = "subject-unreadable"
 """The reason of what a resource with a malformed subject says (only unknown)."""
+
+
+_Hit = tuple[str, str | None, str, str]
+
+
+def _answers(codings: list[tuple[str | None, str]], answer_codes: AnswerCodes,
+             flag_codes: Mapping[str, Mapping[str, Sequence[str]]]) -> list[_Hit]:
+    """:meth:`Evidence.answers_of` with the given tables."""
+    hits: list[_Hit] = []
+    for system, code in codings:
+        key = icd10cm_key(code) if system == ICD10CM else code
+        for flag, _ in answer_codes.get(system or "", {}).get(key, ()):
+            hits.append((flag, system, code, _SOURCE_OF.get(system or "", "policy")))
+        if system == ATC and _ANTITHROMBOTIC.matches(code):
+            hits.append(("anticoagulant_therapy", system, code, "atc-b01a"))
+    hits += [(flag, system, code, "policy")
+             for flag, system, code in match_flags(codings, flag_codes)]
+    return hits
+
+
+@functools.lru_cache(maxsize=4096)
+def _shipped_answers(system: str | None, code: str) -> tuple[tuple[_Hit, ...], tuple[_Hit, ...]]:
+    """One coding's hits in the shipped answer tables, and in the shipped flag table."""
+    table = _answers([(system, code)], ANSWER_CODES, {})  # an empty flag table: no flag hits
+    flags = tuple((flag, s, c, "policy") for flag, s, c in match_flags([(system, code)],
+                                                                       FLAG_CODES))
+    return tuple(table), flags
 
 
 @functools.lru_cache(maxsize=32)
@@ -143,17 +172,16 @@ class Evidence:
 
     def answers_of(self, codings: list[tuple[str | None, str]]) -> list[tuple[str, str | None,
                                                                                str, str]]:
-        """Return (flag, system, code, source) for every coding an answer table names."""
-        hits: list[tuple[str, str | None, str, str]] = []
-        for system, code in codings:
-            key = icd10cm_key(code) if system == ICD10CM else code
-            for flag, _ in self.answer_codes.get(system or "", {}).get(key, ()):
-                hits.append((flag, system, code, _SOURCE_OF.get(system or "", "policy")))
-            if system == ATC and _ANTITHROMBOTIC.matches(code):
-                hits.append(("anticoagulant_therapy", system, code, "atc-b01a"))
-        hits += [(flag, system, code, "policy")
-                 for flag, system, code in match_flags(codings, self.flag_codes)]
-        return hits
+        """Return (flag, system, code, source) for every coding an answer table names.
+
+        The answer tables' hits, coding by coding, then the flag table's. With the shipped
+        tables (which never change) each coding's two parts are kept per code.
+        """
+        if self.answer_codes is ANSWER_CODES and self.flag_codes is FLAG_CODES:
+            parts = [_shipped_answers(system, code) for system, code in codings]
+            return [h for table, _ in parts for h in table] + [
+                h for _, flags in parts for h in flags]
+        return _answers(codings, self.answer_codes, self.flag_codes)
 
     def mark_unread(self, r: InputResource, flag: str, *, reason: str,
                     code: str | None = None, sources: tuple[str, ...] = ("fhir-r4",),
