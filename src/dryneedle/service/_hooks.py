@@ -9,9 +9,9 @@ gives a ``fhirAuthorization`` and the service has a fetcher; **412** only when a
 be had neither way. A key present with ``null`` (the query found nothing) is not proof of
 absence: the answers it would settle stay unknown. Errors are FHIR ``OperationOutcome`` bodies.
 
-May import: the standard library, :mod:`dryneedle.fhir`, :mod:`dryneedle.model`,
-:mod:`dryneedle.policy`, :mod:`dryneedle.screening` and, in this package, :mod:`._sites` and
-:mod:`._fetch`.
+May import: the standard library (and the optional orjson), :mod:`dryneedle.fhir`,
+:mod:`dryneedle.model`, :mod:`dryneedle.policy`, :mod:`dryneedle.screening` and, in this
+package, :mod:`._sites` and :mod:`._fetch`.
 
 >>> from datetime import date
 >>> from dryneedle.service import handle_hook
