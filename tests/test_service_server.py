@@ -210,7 +210,7 @@ def test_the_access_log_is_opt_in(http: str, capsys: Any) -> None:
         assert (captured.out + captured.err).count(line) == lines
 
 
-def test_serve_passes_the_access_log_option(monkeypatch: Any, tmp_path: Any) -> None:
+def test_serve_passes_the_access_log_and_http_options(monkeypatch: Any, tmp_path: Any) -> None:
     import dryneedle.service  # noqa: PLC0415
     from dryneedle.cli import main  # noqa: PLC0415
 
@@ -223,6 +223,8 @@ def test_serve_passes_the_access_log_option(monkeypatch: Any, tmp_path: Any) -> 
     monkeypatch.setattr(dryneedle.service, "serve", serve)
     db = str(tmp_path / "audit.sqlite")
     assert main(["serve", "--insecure-no-auth", "--audit-db", db]) == 0
-    assert main(["serve", "--insecure-no-auth", "--audit-db", db, "--access-log"]) == 0
+    assert main(["serve", "--insecure-no-auth", "--audit-db", db, "--access-log",
+                 "--http", "h11"]) == 0
     assert [kw["access_log"] for kw in seen] == [False, True]
+    assert [kw["http"] for kw in seen] == ["auto", "h11"]
     assert {kw["log_level"] for kw in seen} == {"info"}  # "Started server process" is logged
