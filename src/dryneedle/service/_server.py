@@ -161,7 +161,8 @@ def _protocol(http: str, header_timeout: float, max_header_bytes: int) -> type:
             return _httptools_protocol(header_timeout, max_header_bytes)
     from uvicorn.protocols.http.h11_impl import H11Protocol  # noqa: PLC0415 - optional extra
 
-    # h11 caps the head itself (h11_max_incomplete_event_size in server_config; it answers 400).
+    # h11 caps the head itself (h11_max_incomplete_event_size in server_config; it answers 400):
+    # a head still incomplete past the cap (a complete one read at once is not measured).
     result: type = _header_timeout(H11Protocol, header_timeout)
     return result
 
