@@ -8,6 +8,7 @@ talks raw HTTP/1.1 to it; every wait is bounded.
 
 from __future__ import annotations
 
+import gc
 import socket
 import sys
 import threading
@@ -20,7 +21,7 @@ import pytest
 uvicorn = pytest.importorskip("uvicorn")
 pytest.importorskip("starlette")
 
-from dryneedle.service import create_app, server_config  # noqa: E402
+from dryneedle.service import _server, create_app, server_config  # noqa: E402
 
 TODAY = date(2026, 11, 27)
 TIMEOUT = 10.0
@@ -228,3 +229,21 @@ def test_serve_passes_the_access_log_and_http_options(monkeypatch: Any, tmp_path
     assert [kw["access_log"] for kw in seen] == [False, True]
     assert [kw["http"] for kw in seen] == ["auto", "h11"]
     assert {kw["log_level"] for kw in seen} == {"info"}  # "Started server process" is logged
+
+
+def test_a_built_application_leaves_the_long_lived_objects_out_of_the_collector() -> None:
+    """The application is built, then what the process holds is frozen (gc.freeze)."""
+    made: list[object] = []
+
+    def factory() -> object:
+        made.append(object())
+        return made[-1]
+
+    gc.unfreeze()
+    try:
+        assert gc.get_freeze_count() == 0
+        app = _server._built(factory)
+        assert app is made[0]
+        assert gc.get_freeze_count() > 1000  # the modules, tables and policy of this process
+    finally:
+        gc.unfreeze()
