@@ -429,6 +429,8 @@ def _generate(cls: type, ns: dict[str, Any], readable: bool = False) -> str:
     specs = field_specs(cls)
     ns[f"_C_{name}"] = cls
     ns[f"_K_{name}"] = frozenset(s.name for s in specs)
+    for spec in specs:  # each slot's setter, bound once (cheaper than object.__setattr__)
+        ns[f"_S_{name}_{spec.name}"] = _slot_setter(cls, spec.name)
     body = [
         "if d.__class__ is not dict:",
         "    out.append(_type(p, d, 'an object'))",
@@ -442,13 +444,24 @@ def _generate(cls: type, ns: dict[str, Any], readable: bool = False) -> str:
         f"if not d.keys() <= _K_{name}: _unknown(d, _K_{name}, p, out)",
         *(() if readable else ("if not ok: return BAD",)),
         # Every value was checked above: build the instance without re-running the model's
-        # type guards (object.__setattr__ is how attrs itself sets frozen slots).
+        # type guards, setting each slot through its descriptor (as object.__setattr__, the
+        # way attrs itself sets frozen slots, ends up doing, without the name lookup).
         f"_o = _new(_C_{name})",
-        *(f"_set(_o, {s.name!r}, v_{s.name})" for s in specs),
+        *(f"_S_{name}_{s.name}(_o, v_{s.name})" for s in specs),
         "return _o if ok else _Failed(_o)" if readable else "return _o",
     ]
     prefix = "_r_" if readable else "_w_"
     return f"def {prefix}{name}(d, p, out):\n" + "\n".join("    " + line for line in body) + "\n"
+
+
+def _slot_setter(cls: type, name: str) -> Callable[[Any, Any], None]:
+    """The ``__set__`` of a slotted class's own slot ``name`` (``object.__setattr__`` calls it)."""
+    slot = vars(cls)[name]
+    if not isinstance(slot, types.MemberDescriptorType):  # pragma: no cover - guards models
+        msg = f"{cls.__name__}.{name} is not a slot of its own"
+        raise TypeError(msg)
+    setter: Callable[[Any, Any], None] = slot.__set__
+    return setter
 
 
 class _Failed:
@@ -489,7 +502,6 @@ def _build() -> tuple[Mapping[type, Walker], str]:
         "_DATE_CACHE": _DATE_CACHE,
         "_MUSCLES": MUSCLES,
         "_new": object.__new__,
-        "_set": object.__setattr__,
         "_CONDITIONS": CONDITIONS,
         "_INT_MIN": INT_MIN,
         "_INT_MAX": INT_MAX,
