@@ -124,8 +124,28 @@ def _json_kind(value: Any) -> str:
     return f"a {type(value).__name__}"
 
 
+_FINDINGS: dict[tuple[str, str, str], Finding] = {}
+_FINDINGS_MAX: Final = 1 << 14
+_MEMO_PATH_MAX: Final = 120
+
+
 def _f(rule: Rule, path: str, message: str) -> Finding:
-    return Finding(code=rule.id, severity=rule.severity, path=path, message=message)
+    """The finding of ``rule`` at ``path``, shared by every record that has it (bounded memo).
+
+    Findings are immutable, and a shared one is serialised once by the report writer (which
+    caches each finding's bytes by identity); the memo is emptied when it is full, and a long
+    path (an unknown field's name is the input's) is never kept.
+    """
+    if len(path) > _MEMO_PATH_MAX:
+        return Finding(code=rule.id, severity=rule.severity, path=path, message=message)
+    key = (rule.id, path, message)
+    found = _FINDINGS.get(key)
+    if found is None:
+        if len(_FINDINGS) >= _FINDINGS_MAX:
+            _FINDINGS.clear()
+        found = _FINDINGS[key] = Finding(code=rule.id, severity=rule.severity, path=path,
+                                         message=message)
+    return found
 
 
 def _missing(path: str) -> Finding:
@@ -560,8 +580,7 @@ _walk_session = WALKERS[model.Session]
 
 
 def _not_object(data: Any) -> Finding:
-    return Finding(code=R_NOT_OBJECT.id, severity=R_NOT_OBJECT.severity, path="",
-                   message=f"expected a JSON object, got {_json_kind(data)}")
+    return _f(R_NOT_OBJECT, "", f"expected a JSON object, got {_json_kind(data)}")
 
 
 def _root_fields(data: dict[Any, Any], out: list[Finding]) -> tuple[str | None, bool]:
@@ -573,8 +592,7 @@ def _root_fields(data: dict[Any, Any], out: list[Finding]) -> tuple[str | None, 
             "required field is missing" if fmt is _MISSING
             else f'expected "{FORMAT}"'
         )
-        out.append(Finding(code=R_FORMAT.id, severity=R_FORMAT.severity, path="format",
-                           message=message))
+        out.append(_f(R_FORMAT, "format", message))
     rid = data.get("record_id", _MISSING)
     record_id: str | None = rid if rid.__class__ is str and rid else None
     if record_id is None:
