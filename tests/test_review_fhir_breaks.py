@@ -334,3 +334,58 @@ def test_pregnancy_status_max_age_in_range_is_accepted(days: int) -> None:
     inputs = patient_from_fhir(bundle(pregnancy_obs(NOT_PREGNANT, when="2026-12-01")), on=ON,
                                pregnancy_status_max_age_days=days)
     assert inputs.patient.pregnancy is Pregnancy.NOT_PREGNANT
+
+
+# An open-ended effectivePeriod is ongoing (fhir-r4, Period): an old start does not end it ----
+
+
+def _period_obs(value: tuple[str, str], start: str, end: str | None = None, *,
+                rid: str = "preg-period", status: str = "final") -> dict[str, Any]:
+    obs = pregnancy_obs(value, rid=rid, status=status)
+    del obs["effectiveDateTime"]
+    obs["effectivePeriod"] = {"start": start} if end is None else {"start": start, "end": end}
+    return obs
+
+
+def test_an_ongoing_pregnant_status_started_long_ago_beats_a_recent_not_pregnant() -> None:
+    """"Pregnant" since 40 days ago, no end: still pregnant, whatever a later test says."""
+    old_start = _period_obs(PREGNANT, "2026-10-22")
+    recent_no = pregnancy_obs(NOT_PREGNANT, rid="no", when="2026-11-28")
+    s = screen_fhir(bundle(old_start, recent_no), on=ON, answers=form())
+    assert s.inputs.patient.pregnancy is Pregnancy.PREGNANT
+    assert s.result.decision not in BLOCKED
+    actions = {(p.resource, p.action.value) for p in s.inputs.provenance
+               if p.path == "patient.pregnancy"}
+    assert ("Observation/preg-period", "used") in actions
+    assert ("Observation/no", "superseded") in actions
+
+
+def test_an_ongoing_pregnant_status_counts_alone() -> None:
+    s = screen_fhir(bundle(_period_obs(PREGNANT, "2026-06-01")), on=ON,
+                    answers=form(pregnancy=None))
+    assert s.inputs.patient.pregnancy is Pregnancy.PREGNANT
+
+
+def test_a_closed_pregnancy_period_that_ended_long_ago_is_superseded() -> None:
+    """With an end, the period applies when it ended: an old one gives way to a later "no"."""
+    ended = _period_obs(PREGNANT, "2025-01-01", "2025-09-30")
+    recent_no = pregnancy_obs(NOT_PREGNANT, rid="no", when="2026-11-28")
+    s = screen_fhir(bundle(ended, recent_no), on=ON, answers=form())
+    assert s.inputs.patient.pregnancy is Pregnancy.NOT_PREGNANT
+
+
+def test_an_ongoing_not_pregnant_status_is_dated_by_its_start() -> None:
+    """"Not pregnant" since 40 days ago proves nothing today: stale, so unknown (fail closed)."""
+    s = screen_fhir(bundle(_period_obs(NOT_PREGNANT, "2026-10-22")), on=ON,
+                    answers=form(pregnancy=None))
+    assert s.inputs.patient.pregnancy in (None, Pregnancy.UNKNOWN)
+    assert "patient.pregnancy" in s.result.missing
+
+
+def test_unread_ongoing_pregnancy_evidence_overrides_a_recent_not_pregnant() -> None:
+    """An ongoing status the reader cannot settle (status 'registered') could say "pregnant"."""
+    unsure = _period_obs(PREGNANT, "2026-09-01", status="registered")
+    recent_no = pregnancy_obs(NOT_PREGNANT, rid="no", when="2026-11-28")
+    s = screen_fhir(bundle(unsure, recent_no), on=ON, answers=form())
+    assert_blocked(s, "Observation/preg-period", "patient.pregnancy")
+    assert s.inputs.patient.pregnancy in (None, Pregnancy.UNKNOWN)

@@ -186,8 +186,15 @@ class Mapper(Evidence):
         ]
         values = {v for _, v in answers}
         when = observation_when(res)
-        # Unread, it could still say "pregnant" (no readable value, or "pregnant" among them).
+        # A period with a start and no end is ongoing (fhir-r4, Period): a "pregnant" status
+        # observed over it still holds today, however long ago it started.
+        period = jobj(res.get("effectivePeriod"))
+        ongoing = ("effectiveDateTime" not in res and "effectiveInstant" not in res
+                   and period.get("start") is not None and period.get("end") is None)
+        # Unread, it could still say "pregnant" (no readable value, or "pregnant" among them):
+        # from when it applies (an ongoing one applies now: undated, which counts as current).
         doubt = not answers or Pregnancy.PREGNANT in values
+        doubt_when = None if ongoing else when
         if status in ("entered-in-error", "cancelled"):
             self.ignore(r, f"status:{status}", tok)
             return
@@ -195,12 +202,12 @@ class Mapper(Evidence):
             pass  # a preliminary "pregnant" counts as pregnant (the cautious reading)
         elif status not in ("final", "amended", "corrected"):
             self.mark_unread(r, "pregnancy", reason=f"status:{status}", code=tok,
-                             sources=("ips-pregnancy",), doubt=when if doubt else False)
+                             sources=("ips-pregnancy",), doubt=doubt_when if doubt else False)
             return
         if len(values) != 1:
             self.mark_unread(r, "pregnancy", code=tok, sources=("ips-pregnancy",),
                              reason="unmapped-value" if not answers else "contradictory-value",
-                             doubt=when if doubt else False)
+                             doubt=doubt_when if doubt else False)
             return
         code, value = answers[0]
         if value is Pregnancy.NOT_PREGNANT:  # a "pregnant" status always counts (SPEC 8)
@@ -212,9 +219,10 @@ class Mapper(Evidence):
         if self.doubtful:
             self.mark_unread(r, "pregnancy", reason=DOUBTFUL, code=code,
                              sources=("ips-pregnancy",),
-                             doubt=when if value is not Pregnancy.NOT_PREGNANT else False)
+                             doubt=doubt_when if value is not Pregnancy.NOT_PREGNANT else False)
             return
-        self.pregnancy.append(PregnancyObs(res=r, value=value, when=when, code=code))
+        self.pregnancy.append(PregnancyObs(res=r, value=value, when=when, code=code,
+                                           ongoing=ongoing))
 
     # Site findings --------------------------------------------------------------------------------
 
