@@ -389,3 +389,64 @@ def test_unread_ongoing_pregnancy_evidence_overrides_a_recent_not_pregnant() -> 
     s = screen_fhir(bundle(unsure, recent_no), on=ON, answers=form())
     assert_blocked(s, "Observation/preg-period", "patient.pregnancy")
     assert s.inputs.patient.pregnancy in (None, Pregnancy.UNKNOWN)
+
+
+# Review of the ongoing-period rule: every reading of a period agrees -------------------------
+
+OLD_START = "2026-06-01"
+
+
+def _recent_no() -> dict[str, Any]:
+    return pregnancy_obs(NOT_PREGNANT, rid="no", when="2026-11-28")
+
+
+@pytest.mark.parametrize("end", ["", 0, False, {}, []])
+def test_an_empty_end_leaves_a_pregnant_period_ongoing(end: Any) -> None:
+    obs = _period_obs(PREGNANT, OLD_START)
+    obs["effectivePeriod"]["end"] = end
+    s = screen_fhir(bundle(obs, _recent_no()), on=ON, answers=form())
+    assert s.inputs.patient.pregnancy is Pregnancy.PREGNANT
+
+
+@pytest.mark.parametrize("other", [
+    {"effectiveDateTime": "2026-06-01"}, {"effectiveInstant": "2026-06-01T10:00:00Z"}])
+def test_an_ongoing_period_beside_an_old_effective_date_still_counts(
+        other: dict[str, Any]) -> None:
+    """Two effective[x] (invalid FHIR): the cautious one, the ongoing period, is read."""
+    obs = _period_obs(PREGNANT, "2026-11-20")
+    obs.update(other)
+    s = screen_fhir(bundle(obs, _recent_no()), on=ON, answers=form())
+    assert s.inputs.patient.pregnancy is Pregnancy.PREGNANT
+
+
+def test_a_period_ending_before_it_starts_is_undated() -> None:
+    """End before start (invalid Period): undated, so "pregnant" counts as current."""
+    obs = _period_obs(PREGNANT, "2026-11-29", "2026-01-01")
+    s = screen_fhir(bundle(obs, _recent_no()), on=ON, answers=form())
+    assert s.inputs.patient.pregnancy is Pregnancy.PREGNANT
+    alone = _period_obs(NOT_PREGNANT, "2026-11-29", "2026-01-01")
+    s = screen_fhir(bundle(alone), on=ON, answers=form(pregnancy=None))
+    assert "patient.pregnancy" in s.result.missing
+
+
+@pytest.mark.parametrize("coding", [
+    {"code": "82810-3"},  # no system
+    {"system": "http://example.org", "code": "82810-3"},  # another system
+    {"system": LOINC, "code": "11449-6"},  # another LOINC code with a pregnant value
+])
+def test_unrecognised_ongoing_pregnancy_evidence_makes_a_recent_no_unknown(
+        coding: dict[str, str]) -> None:
+    obs = _period_obs(PREGNANT, OLD_START)
+    obs["code"] = {"coding": [coding]}
+    s = screen_fhir(bundle(obs, _recent_no()), on=ON, answers=form())
+    assert_blocked(s, "Observation/preg-period", "patient.pregnancy")
+    assert s.inputs.patient.pregnancy in (None, Pregnancy.UNKNOWN)
+
+
+def test_a_pregnant_value_at_a_body_site_is_not_dropped() -> None:
+    """A pregnancy value on an Observation with a body site is still pregnancy evidence."""
+    obs = pregnancy_obs(PREGNANT, rid="site", when="2026-11-29")
+    obs["code"] = {"coding": [{"system": LOINC, "code": "11449-6"}]}
+    obs["bodySite"] = {"coding": [{"system": SNOMED, "code": "000000"}]}
+    s = screen_fhir(bundle(obs, _recent_no()), on=ON, answers=form())
+    assert_blocked(s, "Observation/site", "patient.pregnancy")

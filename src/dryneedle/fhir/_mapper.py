@@ -32,6 +32,7 @@ from dryneedle.fhir._reading import (
     jlist,
     jobj,
     jstr,
+    observation_ongoing,
     observation_when,
     parse_when,
     ref_patient_id,
@@ -159,9 +160,10 @@ class Mapper(Evidence):
                               not in PREGNANCY_VALUES for system, code in coded):
             return False
         doubt = not values or Pregnancy.PREGNANT in values
+        # From when it applies; an ongoing period applies now (undated: counts as current).
+        when = None if observation_ongoing(res) else observation_when(res)
         self.mark_unread(r, "pregnancy", reason="unrecognised-pregnancy-code",
-                         sources=("ips-pregnancy", "loinc"),
-                         doubt=observation_when(res) if doubt else False)
+                         sources=("ips-pregnancy", "loinc"), doubt=when if doubt else False)
         return True
 
     def observation(self, r: InputResource) -> None:
@@ -172,6 +174,7 @@ class Mapper(Evidence):
                     "entered-in-error", "cancelled"):
                 self.site(r, res.get("bodySite"), self.codings(res.get("code")),
                           observation_when(res))
+                self.unsure_pregnancy(r)  # a pregnancy value at a body site still counts
                 return
             if self.unsure_pregnancy(r):
                 return
@@ -186,11 +189,9 @@ class Mapper(Evidence):
         ]
         values = {v for _, v in answers}
         when = observation_when(res)
-        # A period with a start and no end is ongoing (fhir-r4, Period): a "pregnant" status
-        # observed over it still holds today, however long ago it started.
-        period = jobj(res.get("effectivePeriod"))
-        ongoing = ("effectiveDateTime" not in res and "effectiveInstant" not in res
-                   and period.get("start") is not None and period.get("end") is None)
+        # A period without an end is ongoing (fhir-r4, Period): a "pregnant" status observed
+        # over it still holds today, however long ago it started.
+        ongoing = observation_ongoing(res)
         # Unread, it could still say "pregnant" (no readable value, or "pregnant" among them):
         # from when it applies (an ongoing one applies now: undated, which counts as current).
         doubt = not answers or Pregnancy.PREGNANT in values
