@@ -27,8 +27,13 @@ the load average before and after, the oversized request's status and time, how 
 clients ended, and the server's RSS (all its processes) sampled over time (psutil). Targets:
 no 5xx, p99 < 50 ms, flat memory. A benchmark, not a test: it asserts nothing about time.
 
+The server runs as ``dryneedle serve`` does by default (httptools and uvloop when installed, no
+access log); ``--server-arg=--http=h11`` measures the h11 fallback, ``--server-arg=--access-log``
+the cost of uvicorn's access log, ``--server-arg=--processes=2`` two server processes.
+
     python benchmarks/service_load.py [--requests 10000] [--clients 32] [--slow 500]
                                       [--client raw|httpx] [--no-attack]
+                                      [--server-arg=--processes=2]
                                       [--out benchmarks/results/service-load.json]
 """
 

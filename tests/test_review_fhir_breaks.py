@@ -334,3 +334,119 @@ def test_pregnancy_status_max_age_in_range_is_accepted(days: int) -> None:
     inputs = patient_from_fhir(bundle(pregnancy_obs(NOT_PREGNANT, when="2026-12-01")), on=ON,
                                pregnancy_status_max_age_days=days)
     assert inputs.patient.pregnancy is Pregnancy.NOT_PREGNANT
+
+
+# An open-ended effectivePeriod is ongoing (fhir-r4, Period): an old start does not end it ----
+
+
+def _period_obs(value: tuple[str, str], start: str, end: str | None = None, *,
+                rid: str = "preg-period", status: str = "final") -> dict[str, Any]:
+    obs = pregnancy_obs(value, rid=rid, status=status)
+    del obs["effectiveDateTime"]
+    obs["effectivePeriod"] = {"start": start} if end is None else {"start": start, "end": end}
+    return obs
+
+
+def test_an_ongoing_pregnant_status_started_long_ago_beats_a_recent_not_pregnant() -> None:
+    """"Pregnant" since 40 days ago, no end: still pregnant, whatever a later test says."""
+    old_start = _period_obs(PREGNANT, "2026-10-22")
+    recent_no = pregnancy_obs(NOT_PREGNANT, rid="no", when="2026-11-28")
+    s = screen_fhir(bundle(old_start, recent_no), on=ON, answers=form())
+    assert s.inputs.patient.pregnancy is Pregnancy.PREGNANT
+    assert s.result.decision not in BLOCKED
+    actions = {(p.resource, p.action.value) for p in s.inputs.provenance
+               if p.path == "patient.pregnancy"}
+    assert ("Observation/preg-period", "used") in actions
+    assert ("Observation/no", "superseded") in actions
+
+
+def test_an_ongoing_pregnant_status_counts_alone() -> None:
+    s = screen_fhir(bundle(_period_obs(PREGNANT, "2026-06-01")), on=ON,
+                    answers=form(pregnancy=None))
+    assert s.inputs.patient.pregnancy is Pregnancy.PREGNANT
+
+
+def test_a_closed_pregnancy_period_that_ended_long_ago_is_superseded() -> None:
+    """With an end, the period applies when it ended: an old one gives way to a later "no"."""
+    ended = _period_obs(PREGNANT, "2025-01-01", "2025-09-30")
+    recent_no = pregnancy_obs(NOT_PREGNANT, rid="no", when="2026-11-28")
+    s = screen_fhir(bundle(ended, recent_no), on=ON, answers=form())
+    assert s.inputs.patient.pregnancy is Pregnancy.NOT_PREGNANT
+
+
+def test_an_ongoing_not_pregnant_status_is_dated_by_its_start() -> None:
+    """"Not pregnant" since 40 days ago proves nothing today: stale, so unknown (fail closed)."""
+    s = screen_fhir(bundle(_period_obs(NOT_PREGNANT, "2026-10-22")), on=ON,
+                    answers=form(pregnancy=None))
+    assert s.inputs.patient.pregnancy in (None, Pregnancy.UNKNOWN)
+    assert "patient.pregnancy" in s.result.missing
+
+
+def test_unread_ongoing_pregnancy_evidence_overrides_a_recent_not_pregnant() -> None:
+    """An ongoing status the reader cannot settle (status 'registered') could say "pregnant"."""
+    unsure = _period_obs(PREGNANT, "2026-09-01", status="registered")
+    recent_no = pregnancy_obs(NOT_PREGNANT, rid="no", when="2026-11-28")
+    s = screen_fhir(bundle(unsure, recent_no), on=ON, answers=form())
+    assert_blocked(s, "Observation/preg-period", "patient.pregnancy")
+    assert s.inputs.patient.pregnancy in (None, Pregnancy.UNKNOWN)
+
+
+# Review of the ongoing-period rule: every reading of a period agrees -------------------------
+
+OLD_START = "2026-06-01"
+
+
+def _recent_no() -> dict[str, Any]:
+    return pregnancy_obs(NOT_PREGNANT, rid="no", when="2026-11-28")
+
+
+@pytest.mark.parametrize("end", ["", 0, False, {}, []])
+def test_an_empty_end_leaves_a_pregnant_period_ongoing(end: Any) -> None:
+    obs = _period_obs(PREGNANT, OLD_START)
+    obs["effectivePeriod"]["end"] = end
+    s = screen_fhir(bundle(obs, _recent_no()), on=ON, answers=form())
+    assert s.inputs.patient.pregnancy is Pregnancy.PREGNANT
+
+
+@pytest.mark.parametrize("other", [
+    {"effectiveDateTime": "2026-06-01"}, {"effectiveInstant": "2026-06-01T10:00:00Z"}])
+def test_an_ongoing_period_beside_an_old_effective_date_still_counts(
+        other: dict[str, Any]) -> None:
+    """Two effective[x] (invalid FHIR): the cautious one, the ongoing period, is read."""
+    obs = _period_obs(PREGNANT, "2026-11-20")
+    obs.update(other)
+    s = screen_fhir(bundle(obs, _recent_no()), on=ON, answers=form())
+    assert s.inputs.patient.pregnancy is Pregnancy.PREGNANT
+
+
+def test_a_period_ending_before_it_starts_is_undated() -> None:
+    """End before start (invalid Period): undated, so "pregnant" counts as current."""
+    obs = _period_obs(PREGNANT, "2026-11-29", "2026-01-01")
+    s = screen_fhir(bundle(obs, _recent_no()), on=ON, answers=form())
+    assert s.inputs.patient.pregnancy is Pregnancy.PREGNANT
+    alone = _period_obs(NOT_PREGNANT, "2026-11-29", "2026-01-01")
+    s = screen_fhir(bundle(alone), on=ON, answers=form(pregnancy=None))
+    assert "patient.pregnancy" in s.result.missing
+
+
+@pytest.mark.parametrize("coding", [
+    {"code": "82810-3"},  # no system
+    {"system": "http://example.org", "code": "82810-3"},  # another system
+    {"system": LOINC, "code": "11449-6"},  # another LOINC code with a pregnant value
+])
+def test_unrecognised_ongoing_pregnancy_evidence_makes_a_recent_no_unknown(
+        coding: dict[str, str]) -> None:
+    obs = _period_obs(PREGNANT, OLD_START)
+    obs["code"] = {"coding": [coding]}
+    s = screen_fhir(bundle(obs, _recent_no()), on=ON, answers=form())
+    assert_blocked(s, "Observation/preg-period", "patient.pregnancy")
+    assert s.inputs.patient.pregnancy in (None, Pregnancy.UNKNOWN)
+
+
+def test_a_pregnant_value_at_a_body_site_is_not_dropped() -> None:
+    """A pregnancy value on an Observation with a body site is still pregnancy evidence."""
+    obs = pregnancy_obs(PREGNANT, rid="site", when="2026-11-29")
+    obs["code"] = {"coding": [{"system": LOINC, "code": "11449-6"}]}
+    obs["bodySite"] = {"coding": [{"system": SNOMED, "code": "000000"}]}
+    s = screen_fhir(bundle(obs, _recent_no()), on=ON, answers=form())
+    assert_blocked(s, "Observation/site", "patient.pregnancy")

@@ -503,10 +503,13 @@ def _raw(port: int, data: bytes, *, wait: float = TIMEOUT) -> bytes:
     return b"".join(chunks)
 
 
-def test_limits() -> None:
+@pytest.mark.parametrize("http", ["h11", "httptools"])
+def test_limits(http: str) -> None:
+    if http == "httptools":
+        pytest.importorskip("httptools")
     app = create_app(today=lambda: TODAY, insecure_no_auth=True, max_body=64 * 1024,
                      body_timeout=1.0)
-    with Server(app, header_timeout=1.0) as svc:
+    with Server(app, header_timeout=1.0, http=http) as svc:
         url = f"{svc.url}/cds-services/dryneedle-screening"
         big = httpx.post(url, content=b"{" + b" " * 100_000 + b"}", timeout=TIMEOUT,
                          headers={"content-type": "application/json"})

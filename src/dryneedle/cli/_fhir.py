@@ -235,7 +235,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
     return serve(  # pragma: no cover - blocks until stopped
         factory, processes=args.processes, host=args.host, port=args.port, log_level="info",
-        header_timeout=args.header_timeout, max_connections=args.max_connections)
+        access_log=args.access_log, http=args.http, header_timeout=args.header_timeout,
+        max_connections=args.max_connections)
 
 
 def _cmd_audit(args: argparse.Namespace) -> int:
@@ -321,6 +322,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                    help="return an info card even when there is nothing to say")
     p.add_argument("--cors-origin", action="append", metavar="ORIGIN",
                    help="allow browser calls from this origin (repeatable)")
+    p.add_argument("--http", choices=("auto", "httptools", "h11"), default="auto",
+                   help="HTTP/1.1 implementation (default: %(default)s, httptools when "
+                   "installed, else h11; the same limits on either)")
+    p.add_argument("--access-log", action="store_true",
+                   help="log a line per request (uvicorn's access log; off by default: the "
+                   "audit log records every card)")
     p.add_argument("--server-timing", action="store_true",
                    help="add a Server-Timing header to hook responses (time in the service)")
     p.set_defaults(func=_cmd_serve)

@@ -84,12 +84,18 @@ def _words_re(terms: tuple[str, ...]) -> re.Pattern[str] | None:
 
 @attrs.frozen(kw_only=True)
 class PregnancyObs:
-    """A counted pregnancy status: the resource, its value, when it applies, its code."""
+    """A counted pregnancy status: the resource, its value, when it applies, its code.
+
+    ``ongoing``: the status was observed over an ``effectivePeriod`` with a start and no end,
+    which FHIR R4 reads as still ongoing (``fhir-r4``, Period): a "pregnant" status then holds
+    on the evaluation date however long ago it started.
+    """
 
     res: InputResource
     value: Pregnancy
     when: tuple[date, datetime | None] | None
     code: str
+    ongoing: bool = False
 
 
 class Evidence:
@@ -258,8 +264,9 @@ class Evidence:
         """Resolve the counted pregnancy observations (``None``: a conflict, left unknown).
 
         Any current "pregnant" observation (final, amended, corrected or preliminary; see
-        :meth:`current`) makes the status pregnant, whatever other observations say and in
-        any date order: they are recorded as superseded (SPEC 1.1 §8, the cautious reading).
+        :meth:`current`; or ongoing: an open-ended ``effectivePeriod``) makes the status
+        pregnant, whatever other observations say and in any date order: they are recorded as
+        superseded (SPEC 1.1 §8, the cautious reading).
         Otherwise the most recent observation wins (so an old "pregnant" is superseded by a
         later "not pregnant"), a tie or an undated disagreement is a conflict, and a "not
         pregnant" result gives way to current unread evidence that could say "pregnant"
@@ -268,7 +275,8 @@ class Evidence:
         obs = self.pregnancy
         if not obs:
             return None
-        pregnant = [o for o in obs if o.value is Pregnancy.PREGNANT and self.current(o.when)]
+        pregnant = [o for o in obs if o.value is Pregnancy.PREGNANT
+                    and (o.ongoing or self.current(o.when))]
         if pregnant:
             for o in obs:
                 if o in pregnant:

@@ -31,6 +31,7 @@ from dryneedle.fhir._reading import (
     jlist,
     jobj,
     jstr,
+    observation_ongoing,
     observation_when,
     parse_when,
     ref_patient_id,
@@ -186,9 +187,10 @@ class Mapper(Evidence):
                               not in PREGNANCY_VALUES for system, code in coded):
             return False
         doubt = not values or Pregnancy.PREGNANT in values
+        # From when it applies; an ongoing period applies now (undated: counts as current).
+        when = None if observation_ongoing(res) else observation_when(res)
         self.mark_unread(r, "pregnancy", reason="unrecognised-pregnancy-code",
-                         sources=("ips-pregnancy", "loinc"),
-                         doubt=observation_when(res) if doubt else False)
+                         sources=("ips-pregnancy", "loinc"), doubt=when if doubt else False)
         return True
 
     def observation(self, r: InputResource) -> None:
@@ -199,6 +201,7 @@ class Mapper(Evidence):
             if res.get("bodySite") is not None and jstr(res.get("status")) not in (
                     "entered-in-error", "cancelled"):
                 self.site(r, res.get("bodySite"), coded, observation_when(res))
+                self.unsure_pregnancy(r, coded)  # a pregnancy value at a body site still counts
                 return
             if self.unsure_pregnancy(r, coded):
                 return
@@ -213,8 +216,13 @@ class Mapper(Evidence):
         ]
         values = {v for _, v in answers}
         when = observation_when(res)
-        # Unread, it could still say "pregnant" (no readable value, or "pregnant" among them).
+        # A period without an end is ongoing (fhir-r4, Period): a "pregnant" status observed
+        # over it still holds today, however long ago it started.
+        ongoing = observation_ongoing(res)
+        # Unread, it could still say "pregnant" (no readable value, or "pregnant" among them):
+        # from when it applies (an ongoing one applies now: undated, which counts as current).
         doubt = not answers or Pregnancy.PREGNANT in values
+        doubt_when = None if ongoing else when
         if status in ("entered-in-error", "cancelled"):
             self.ignore(r, f"status:{status}", tok)
             return
@@ -222,12 +230,12 @@ class Mapper(Evidence):
             pass  # a preliminary "pregnant" counts as pregnant (the cautious reading)
         elif status not in ("final", "amended", "corrected"):
             self.mark_unread(r, "pregnancy", reason=f"status:{status}", code=tok,
-                             sources=("ips-pregnancy",), doubt=when if doubt else False)
+                             sources=("ips-pregnancy",), doubt=doubt_when if doubt else False)
             return
         if len(values) != 1:
             self.mark_unread(r, "pregnancy", code=tok, sources=("ips-pregnancy",),
                              reason="unmapped-value" if not answers else "contradictory-value",
-                             doubt=when if doubt else False)
+                             doubt=doubt_when if doubt else False)
             return
         code, value = answers[0]
         if value is Pregnancy.NOT_PREGNANT:  # a "pregnant" status always counts (SPEC 8)
@@ -239,9 +247,10 @@ class Mapper(Evidence):
         if self.doubtful:
             self.mark_unread(r, "pregnancy", reason=DOUBTFUL, code=code,
                              sources=("ips-pregnancy",),
-                             doubt=when if value is not Pregnancy.NOT_PREGNANT else False)
+                             doubt=doubt_when if value is not Pregnancy.NOT_PREGNANT else False)
             return
-        self.pregnancy.append(PregnancyObs(res=r, value=value, when=when, code=code))
+        self.pregnancy.append(PregnancyObs(res=r, value=value, when=when, code=code,
+                                           ongoing=ongoing))
 
     # Site findings --------------------------------------------------------------------------------
 

@@ -23,6 +23,7 @@ __all__ = [
     "jlist",
     "jobj",
     "jstr",
+    "observation_ongoing",
     "observation_when",
     "parse_when",
     "ref_patient_id",
@@ -147,12 +148,39 @@ def is_later(a: tuple[date, datetime | None], b: tuple[date, datetime | None]) -
 
 
 def observation_when(obs: Mapping[str, Any]) -> tuple[date, datetime | None] | None:
-    """Return when an Observation applies (``effective[x]``; a period's end, else start)."""
+    """Return when an Observation applies (``effective[x]``; a period's end, else start).
+
+    A period that ends before it starts (an invalid ``Period``) is undated: neither date can
+    be trusted.
+    """
     for key in ("effectiveDateTime", "effectiveInstant"):
         if key in obs:
             return parse_when(obs[key])
     period = jobj(obs.get("effectivePeriod"))
-    return parse_when(period.get("end") or period.get("start"))
+    end = period.get("end")
+    if not end:
+        return parse_when(period.get("start"))
+    when = parse_when(end)
+    start = parse_when(period.get("start"))
+    if when is not None and start is not None and is_later(start, when):
+        return None
+    return when
+
+
+def observation_ongoing(obs: Mapping[str, Any]) -> bool:
+    """Whether an Observation's ``effectivePeriod`` is open-ended (no end, or an empty one).
+
+    FHIR R4 reads a ``Period`` without an end as ongoing (``fhir-r4``): what was observed over
+    it may still hold on the evaluation date, however long ago it started. Read whatever other
+    ``effective[x]`` the resource also (invalidly) gives.
+
+    >>> observation_ongoing({"effectivePeriod": {"start": "2026-06-01"}})
+    True
+    >>> observation_ongoing({"effectivePeriod": {"start": "2026-06-01", "end": "2026-07-01"}})
+    False
+    """
+    period = obs.get("effectivePeriod")
+    return isinstance(period, dict) and not period.get("end")
 
 
 # --- resources, bundles and patient references ------------------------------------------------

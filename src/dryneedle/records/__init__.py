@@ -39,6 +39,7 @@ from typing import Any, Final
 # The package, lowest first (a module imports only those above it):
 #   _fields     field specifications: how each model field appears on the wire
 #   _duplicates duplicate keys: the exact pre-test and the detecting parse
+#   _codegen    the source of the generated walkers (strict and readable)
 #   _structure  structural rules, generated walkers, walk/structure/unstructure one record
 #   _fast       optional msgspec mirrors: the accelerated structure check of JSON lines
 #   _schema     the JSON Schema, generated from the field specifications

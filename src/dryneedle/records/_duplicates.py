@@ -89,16 +89,19 @@ def may_have_duplicates(text: str | bytes, parsed: Any) -> bool:
     identically; so when the text and the re-serialisation hold as many ``":``, no key was
     written twice. Whitespace before a colon, or a ``\u`` escape (which could hide a quote),
     answers ``True``, as does any difference: the caller then runs the duplicate-detecting
-    parse (:func:`loads_with_duplicates`). All in C: two counts and one serialisation.
+    parse (:func:`loads_with_duplicates`). All in C: two counts and one serialisation (each
+    two-character scan only behind a one-character one, which is several times cheaper).
     """
     if isinstance(text, bytes):
-        if (b'" ' in text or b'"\t' in text or b'"\r' in text or b'"\n' in text
-                or b'\\u' in text):
+        if ((b" " in text and b'" ' in text) or (b"\t" in text and b'"\t' in text)
+                or (b"\r" in text and b'"\r' in text) or (b"\n" in text and b'"\n' in text)
+                or (b"\\" in text and b"\\u" in text)):
             return True
         tokens = text.count(b'":')
     else:
-        if ('" ' in text or '"\t' in text or '"\r' in text or '"\n' in text
-                or '\\u' in text):
+        if ((" " in text and '" ' in text) or ("\t" in text and '"\t' in text)
+                or ("\r" in text and '"\r' in text) or ("\n" in text and '"\n' in text)
+                or ("\\" in text and "\\u" in text)):
             return True
         tokens = text.count('":')
     if tokens == 0:

@@ -9,11 +9,16 @@ path string and allocates nothing but the model objects. :func:`walk_record` che
 record with them; :func:`structure_record` and :func:`unstructure_record` are the public
 one-record conversions. The structural rules (``structure.*``) are registered here.
 
+A second set, the *readable* walkers (:data:`READABLE_WALKERS`, :func:`walk_readable`),
+appends the same findings and also returns the readable parts of an object with errors, in
+the same single pass: the validator uses them, so a rejected record is walked once.
+
 Field kinds come from :mod:`._fields` (derived from the attrs type annotations), so the
 structure check, the cattrs converter and the JSON Schema cannot drift apart.
 
 May import: :mod:`dryneedle.model`, :mod:`dryneedle.wire`, :mod:`dryneedle.catalog`,
-:mod:`dryneedle.findings`, :mod:`._fields` and :mod:`._json`.
+:mod:`dryneedle.findings`, :mod:`._fields`, :mod:`._codegen` (the walkers' source),
+:mod:`._duplicates` and :mod:`._json`.
 
 Numbers follow JSON Schema semantics (spec §6, 1.1): an integral float such as ``1.0`` is an
 integer; an integer field holds a signed 64-bit integer and a number field a finite double,
@@ -33,20 +38,21 @@ import attrs
 from dryneedle import model
 from dryneedle.catalog import CONDITIONS, MUSCLES
 from dryneedle.findings import Finding, FindingsError, Rule, Severity, rule
+from dryneedle.records._codegen import walker_source
 from dryneedle.records._duplicates import (
     DUPS,
     loads_with_duplicates,
     may_have_duplicates,
     pairs_hook,
 )
-from dryneedle.records._fields import FORMAT, FieldSpec, field_specs
+from dryneedle.records._fields import FORMAT, field_specs
 from dryneedle.records._json import INT_MAX, INT_MIN, MAX_DOUBLE, escape_surrogates, has_surrogate
 from dryneedle.wire import converter
 
 __all__ = [
     "BAD",
     "DUPS",
-    "LENIENT_WALKERS",
+    "READABLE_WALKERS",
     "R_DUPLICATE",
     "R_JSON",
     "R_TOO_LARGE",
@@ -58,7 +64,7 @@ __all__ = [
     "pairs_hook",
     "structure_record",
     "unstructure_record",
-    "walk_partial",
+    "walk_readable",
     "walk_record",
 ]
 
@@ -120,8 +126,28 @@ def _json_kind(value: Any) -> str:
     return f"a {type(value).__name__}"
 
 
+_FINDINGS: dict[tuple[str, str, str], Finding] = {}
+_FINDINGS_MAX: Final = 1 << 14
+_MEMO_PATH_MAX: Final = 120
+
+
 def _f(rule: Rule, path: str, message: str) -> Finding:
-    return Finding(code=rule.id, severity=rule.severity, path=path, message=message)
+    """The finding of ``rule`` at ``path``, shared by every record that has it (bounded memo).
+
+    Findings are immutable, and a shared one is serialised once by the report writer (which
+    caches each finding's bytes by identity); the memo is emptied when it is full, and a long
+    path (an unknown field's name is the input's) is never kept.
+    """
+    if len(path) > _MEMO_PATH_MAX:
+        return Finding(code=rule.id, severity=rule.severity, path=path, message=message)
+    key = (rule.id, path, message)
+    found = _FINDINGS.get(key)
+    if found is None:
+        if len(_FINDINGS) >= _FINDINGS_MAX:
+            _FINDINGS.clear()
+        found = _FINDINGS[key] = Finding(code=rule.id, severity=rule.severity, path=path,
+                                         message=message)
+    return found
 
 
 def _missing(path: str) -> Finding:
@@ -233,203 +259,13 @@ def _dedupe(d: dict[Any, Any], cls: type, p: str, out: list[Finding]) -> dict[st
     return clean
 
 
-# --- code generation ----------------------------------------------------------------------------
+class _Failed:
+    """What a readable walker returns for an object with errors: its readable parts."""
 
+    __slots__ = ("value",)
 
-def _gen_field(cls: type, spec: FieldSpec, ns: dict[str, Any], lenient: bool = False) -> list[str]:
-    """Return the generated lines checking one field into local ``v_<name>``.
-
-    With ``lenient``, an unreadable value becomes unknown (``None``; a placeholder for an
-    object) instead of failing the object.
-    """
-    if lenient:
-        return [line.replace("ok = False", f"v_{spec.name} = None")
-                for line in _gen_lenient(cls, spec, ns)]
-    n = spec.name
-    v = f"v_{n}"
-    path = f"(p + {'.' + n!r})"
-    lines = [f"{v} = d.get({n!r}, _MISSING)"]
-    if spec.required:
-        absent = [f"    ok = False; out.append(_type({path}, {v}, EXP))"]
-    else:
-        default: Any = attrs.fields_dict(cls)[n].default
-        if spec.nullable and spec.kind == "array":
-            fill = "None"  # an absent or null list is unknown, never "none" (SPEC 1.1)
-        elif isinstance(default, attrs.Factory):  # type: ignore[arg-type]
-            ns[f"_D_{cls.__name__}_{n}"] = default.factory()
-            fill = f"_D_{cls.__name__}_{n}"
-        else:
-            fill = repr(default)
-        absent = [f"    {v} = {fill}"]
-    null_test = f"{v} is None or {v} is _MISSING"
-
-    def block(ok_test: str, on_ok: list[str], expected: str) -> list[str]:
-        out = [f"if {ok_test}:"]
-        out += ["    " + line for line in (on_ok or ["pass"])]
-        out.append(f"elif {null_test}:")
-        out += [line.replace("EXP", repr(expected)) for line in absent]
-        out.append("else:")
-        out.append(f"    ok = False; out.append(_type({path}, {v}, {expected!r}))")
-        return out
-
-    if spec.kind == "bool":
-        return lines + block(f"{v} is True or {v} is False", [], "true, false or null"
-                             if not spec.required else "true or false")
-    if spec.kind == "str":
-        on_ok = [f"if not {v}.isascii() and _has_surrogate({v}):",
-                 f"    ok = False; out.append(_not_text({path}))"]
-        return lines + block(f"{v}.__class__ is str and {v}", on_ok, "a non-empty string")
-    if spec.kind == "int":
-        # JSON Schema semantics: an integral float (1.0, 1e2) is an integer.
-        check = [
-            f"if {v}.__class__ is float:",
-            f"    if {v} - {v} != 0.0: {v} = None",
-            f"    elif {v}.is_integer(): {v} = int({v})",
-            f"if {v}.__class__ is float:",
-            f"    ok = False; out.append(_type({path}, {v}, 'an integer'))",
-            f"elif {v} is None or not _INT_MIN <= {v} <= _INT_MAX:",
-            f"    ok = False; out.append(_range({path}, 'integer is out of range (64 bits)'))",
-        ]
-        if spec.minimum is not None:
-            check += [
-                f"elif {v} < {spec.minimum!r}:",
-                f"    ok = False; out.append(_range({path}, 'must be at least {spec.minimum}'))",
-            ]
-        return lines + block(f"{v}.__class__ is int or {v}.__class__ is float", check,
-                             "an integer")
-    if spec.kind == "float":
-        on_ok = [
-            f"if {v}.__class__ is int:",
-            f"    if -_MAX_DOUBLE <= {v} <= _MAX_DOUBLE: {v} = float({v})",
-            f"    else: ok = False; out.append(_range({path}, 'number is out of range'))",
-            f"elif {v} - {v} != 0.0:",
-            f"    ok = False; out.append(_range({path}, 'number must be finite'))",
-        ]
-        return lines + block(f"{v}.__class__ is float or {v}.__class__ is int", on_ok, "a number")
-    if spec.kind == "date":
-        on_ok = [
-            f"_dv = _DATE_CACHE.get({v})",
-            "if _dv is None: _dv = _parse_date(" + v + ")",
-            "if _dv is None:",
-            f"    ok = False; out.append(_date_err({path}))",
-            f"else: {v} = _dv",
-        ]
-        return lines + block(f"{v}.__class__ is str", on_ok, "an ISO date string")
-    if spec.kind in ("enum", "muscle"):
-        if spec.kind == "enum":
-            table = f"_E_{spec.target.__name__}"
-            ns[table] = {m.value: m for m in spec.target}
-            allowed = "one of: " + ", ".join(m.value for m in spec.target)
-        else:
-            table = "_MUSCLES"
-            allowed = "a muscle id of the anatomy catalog"
-        on_ok = [
-            f"_ev = {table}.get({v})",
-            "if _ev is None:",
-            f"    ok = False; out.append(_enum({path}, {allowed!r}))",
-            f"else: {v} = _ev",
-        ]
-        if spec.kind == "muscle":
-            on_ok[-1] = "else: pass"
-        return lines + block(f"{v}.__class__ is str", on_ok, "a string")
-    if spec.kind == "object":
-        walker = f"_w_{spec.target.__name__}"
-        on_ok = [f"{v} = {walker}({v}, {path}, out)", f"if {v} is BAD: ok = False"]
-        return lines + block(f"{v}.__class__ is dict", on_ok, "an object")
-    if spec.kind == "array":
-        if spec.target == "condition":
-            on_ok = [
-                f"for _i, _x in enumerate({v}):",
-                "    if _x.__class__ is not str:",
-                f"        ok = False; out.append(_type(f'{{p}}.{n}[{{_i}}]', _x, 'a string'))",
-                "    elif _x not in _CONDITIONS:",
-                f"        ok = False; out.append(_enum(f'{{p}}.{n}[{{_i}}]', "
-                "'a condition id of the condition catalog'))",
-                f"{v} = tuple({v})",
-            ]
-        else:
-            walker = f"_w_{spec.target.__name__}"
-            on_ok = [
-                "_items = []",
-                f"_ip = {path}",
-                f"for _i, _x in enumerate({v}):",
-                f"    _r = {walker}(_x, f'{{_ip}}[{{_i}}]', out)",
-                "    if _r is BAD: ok = False",
-                "    else: _items.append(_r)",
-                f"{v} = tuple(_items)",
-            ]
-        return lines + block(f"{v}.__class__ is list", on_ok, "an array")
-    msg = f"no generator for kind {spec.kind!r}"  # pragma: no cover
-    raise AssertionError(msg)
-
-
-def _gen_lenient(cls: type, spec: FieldSpec, ns: dict[str, Any]) -> list[str]:
-    """The lenient form of one field's check (objects and arrays keep what is readable)."""
-    n = spec.name
-    v = f"v_{n}"
-    path = f"(p + {'.' + n!r})"
-    if spec.kind == "object":
-        nested = spec.target.__name__
-        return [
-            f"{v} = d.get({n!r}, _MISSING)",
-            f"if {v}.__class__ is dict: {v} = _l_{nested}({v}, {path}, out)",
-            f"else: {v} = _P_{nested}",
-        ]
-    if spec.kind == "array":
-        if spec.target == "condition":
-            item = "_x if _x.__class__ is str and _x in _CONDITIONS else None"
-        else:
-            item = f"_l_{spec.target.__name__}(_x, f'{{_ip}}[{{_i}}]', out)"
-        fill = "None" if spec.nullable else "()"
-        return [
-            f"{v} = d.get({n!r}, _MISSING)",
-            f"if {v}.__class__ is list:",
-            f"    _ip = {path}",
-            f"    {v} = tuple([{item} for _i, _x in enumerate({v})])",
-            f"elif {v} is None or {v} is _MISSING: {v} = {fill}",
-            f"else: {v} = None",
-        ]
-    return _gen_field(cls, spec, ns)
-
-
-def _generate(cls: type, ns: dict[str, Any], lenient: bool = False) -> str:
-    name = cls.__name__
-    specs = field_specs(cls)
-    ns[f"_C_{name}"] = cls
-    ns[f"_K_{name}"] = frozenset(s.name for s in specs)
-    if lenient:
-        body = [
-            f"if d.__class__ is not dict: return _P_{name}",
-            f"if _DUPS in d: d = _dedupe(d, _C_{name}, p, out)",
-            "ok = True",
-        ]
-        for spec in specs:
-            body += _gen_field(cls, spec, ns, lenient=True)
-        body += [
-            f"_o = _new(_C_{name})",
-            *(f"_set(_o, {s.name!r}, v_{s.name})" for s in specs),
-            "return _o",
-        ]
-        return f"def _l_{name}(d, p, out):\n" + "\n".join("    " + line for line in body) + "\n"
-    body = [
-        "if d.__class__ is not dict:",
-        "    out.append(_type(p, d, 'an object'))",
-        "    return BAD",
-        f"if _DUPS in d: d = _dedupe(d, _C_{name}, p, out)",
-        "ok = True",
-    ]
-    for spec in specs:
-        body += _gen_field(cls, spec, ns)
-    body += [
-        f"if not d.keys() <= _K_{name}: _unknown(d, _K_{name}, p, out)",
-        "if not ok: return BAD",
-        # Every value was checked above: build the instance without re-running the model's
-        # type guards (object.__setattr__ is how attrs itself sets frozen slots).
-        f"_o = _new(_C_{name})",
-        *(f"_set(_o, {s.name!r}, v_{s.name})" for s in specs),
-        "return _o",
-    ]
-    return f"def _w_{name}(d, p, out):\n" + "\n".join("    " + line for line in body) + "\n"
+    def __init__(self, value: Any) -> None:
+        self.value = value
 
 
 Walker = Callable[[Any, str, list[Finding]], Any]
@@ -461,7 +297,6 @@ def _build() -> tuple[Mapping[type, Walker], str]:
         "_DATE_CACHE": _DATE_CACHE,
         "_MUSCLES": MUSCLES,
         "_new": object.__new__,
-        "_set": object.__setattr__,
         "_CONDITIONS": CONDITIONS,
         "_INT_MIN": INT_MIN,
         "_INT_MAX": INT_MAX,
@@ -477,28 +312,32 @@ def _build() -> tuple[Mapping[type, Walker], str]:
             value = ns[f"_P_{spec.target.__name__}"] if spec.kind == "object" else None
             object.__setattr__(placeholder, spec.name, value)
         ns[f"_P_{cls.__name__}"] = placeholder
+        ns[f"_F_{cls.__name__}"] = _Failed(placeholder)  # what a non-object reads as
+    ns["_Failed"] = _Failed
     source = "\n".join(
-        [_generate(cls, ns) for cls in _NESTED] + [_generate(cls, ns, True) for cls in _NESTED]
+        [walker_source(cls, ns) for cls in _NESTED]
+        + [walker_source(cls, ns, readable=True) for cls in _NESTED]
     )
     code = compile(source, "<dryneedle-generated-walkers>", "exec")
     exec(code, ns)  # noqa: S102 - code generated from our own model definitions
-    _LENIENT.update({cls: ns[f"_l_{cls.__name__}"] for cls in _NESTED})
+    _READABLE.update({cls: ns[f"_r_{cls.__name__}"] for cls in _NESTED})
     return types.MappingProxyType({cls: ns[f"_w_{cls.__name__}"] for cls in _NESTED}), source
 
 
-_LENIENT: dict[type, Walker] = {}
+_READABLE: dict[type, Walker] = {}
 WALKERS, GENERATED_SOURCE = _build()
 """The generated walker of each nested model class (and their source, for review)."""
 
-LENIENT_WALKERS: Final = types.MappingProxyType(_LENIENT)
-"""The lenient walker of each nested model class: keeps every readable part.
+READABLE_WALKERS: Final = types.MappingProxyType(_READABLE)
+"""The readable walker of each nested model class: every finding and every readable part.
 
-Used only for records with structural errors (SPEC section 6, 1.1: partial records keep their
-clinical findings). It never fails: an unreadable value becomes unknown (``None``), an
-unreadable object a placeholder whose fields are all unknown, an unreadable item of an array
-such a placeholder at its position (so indices and the needle count hold), and an unreadable
-array unknown (``None``). Findings it appends are the strict walker's again: callers pass a
-scratch list.
+One pass for records that may have structural errors (SPEC section 6, 1.1: partial records
+keep their clinical findings). It appends exactly the findings of the strict walker
+(:data:`WALKERS`), in the same order, and returns the same instance when there are none.
+Otherwise it returns a :class:`_Failed` holding what is readable: an unreadable value is
+unknown (``None``), an unreadable object a placeholder whose fields are all unknown, an
+unreadable item of an array such a placeholder at its position (so indices and the needle
+count hold), and an unreadable array unknown (``None``).
 """
 
 
@@ -514,6 +353,30 @@ class RecordError(FindingsError):
 _ROOT_KEYS: Final = frozenset(s.name for s in field_specs(model.SessionRecord))
 _walk_patient = WALKERS[model.Patient]
 _walk_session = WALKERS[model.Session]
+
+
+def _not_object(data: Any) -> Finding:
+    return _f(R_NOT_OBJECT, "", f"expected a JSON object, got {_json_kind(data)}")
+
+
+def _root_fields(data: dict[Any, Any], out: list[Finding]) -> tuple[str | None, bool]:
+    """Check the format tag and the record id of a record; return (record_id, format_ok)."""
+    fmt = data.get("format", _MISSING)
+    format_ok = fmt == FORMAT
+    if not format_ok:
+        message = (
+            "required field is missing" if fmt is _MISSING
+            else f'expected "{FORMAT}"'
+        )
+        out.append(_f(R_FORMAT, "format", message))
+    rid = data.get("record_id", _MISSING)
+    record_id: str | None = rid if rid.__class__ is str and rid else None
+    if record_id is None:
+        out.append(_type("record_id", rid, "a non-empty string"))
+    elif has_surrogate(record_id):
+        record_id = None
+        out.append(_not_text("record_id"))
+    return record_id, format_ok
 
 
 def walk_part(cls: type, data: Any, path: str, out: list[Finding]) -> Any:
@@ -545,31 +408,11 @@ def walk_record(
         if isinstance(data, Mapping):
             data = dict(data)
         else:
-            out.append(
-                Finding(
-                    code=R_NOT_OBJECT.id, severity=R_NOT_OBJECT.severity, path="",
-                    message=f"expected a JSON object, got {_json_kind(data)}",
-                )
-            )
+            out.append(_not_object(data))
             return None, None, None, False
     if DUPS in data:
         data = _dedupe(data, model.SessionRecord, "", out)
-    fmt = data.get("format", _MISSING)
-    format_ok = fmt == FORMAT
-    if not format_ok:
-        message = (
-            "required field is missing" if fmt is _MISSING
-            else f'expected "{FORMAT}"'
-        )
-        out.append(Finding(code=R_FORMAT.id, severity=R_FORMAT.severity, path="format",
-                           message=message))
-    rid = data.get("record_id", _MISSING)
-    record_id: str | None = rid if rid.__class__ is str and rid else None
-    if record_id is None:
-        out.append(_type("record_id", rid, "a non-empty string"))
-    elif has_surrogate(record_id):
-        record_id = None
-        out.append(_not_text("record_id"))
+    record_id, format_ok = _root_fields(data, out)
     p = data.get("patient", _MISSING)
     patient = _walk_patient(p, "patient", out)
     s = data.get("session", _MISSING)
@@ -584,28 +427,44 @@ def walk_record(
     )
 
 
-def walk_partial(
-    data: Any, *, patient: bool = True, session: bool = True
-) -> tuple[model.Patient | None, model.Session | None]:
-    """Return the readable parts of a record with structural errors (patient, session).
+_read_patient = READABLE_WALKERS[model.Patient]
+_read_session = READABLE_WALKERS[model.Session]
 
-    Each part that is a JSON object is structured leniently (:data:`LENIENT_WALKERS`):
-    unreadable answers are unknown (``None``), unreadable objects and array items are
-    placeholders whose fields are all unknown. A part that is not an object is ``None``.
-    The structural findings were already given by :func:`walk_record`. ``patient=False``
-    (``session=False``) skips that part (``None``): the caller has it from the strict walk.
+
+def walk_readable(
+    data: Any, out: list[Finding]
+) -> tuple[str | None, model.Patient | None, model.Session | None, bool]:
+    """Check a decoded record in one pass; return (record_id, patient, session, whole).
+
+    The findings appended to ``out`` are :func:`walk_record`'s, in the same order. ``patient``
+    and ``session`` are the readable parts (see :data:`READABLE_WALKERS`), ``None`` only when
+    that part is not a JSON object; ``whole`` says that the format tag, the record id and
+    both parts were read without an error (the record can be built, unless ``out`` holds an
+    error of another kind, such as a key repeated at the top level).
     """
     if data.__class__ is not dict:
-        if not isinstance(data, Mapping):
-            return None, None
-        data = dict(data)
-    scratch: list[Finding] = []
+        if isinstance(data, Mapping):
+            data = dict(data)
+        else:
+            out.append(_not_object(data))
+            return None, None, None, False
     if DUPS in data:
-        data = _dedupe(data, model.SessionRecord, "", scratch)
-    p = data.get("patient") if patient else None
-    s = data.get("session") if session else None
-    return (_LENIENT[model.Patient](p, "patient", scratch) if p.__class__ is dict else None,
-            _LENIENT[model.Session](s, "session", scratch) if s.__class__ is dict else None)
+        data = _dedupe(data, model.SessionRecord, "", out)
+    record_id, format_ok = _root_fields(data, out)
+    whole = format_ok and record_id is not None
+    p = data.get("patient", _MISSING)
+    patient = _read_patient(p, "patient", out)
+    if patient.__class__ is _Failed:
+        whole = False
+        patient = patient.value if p.__class__ is dict else None
+    s = data.get("session", _MISSING)
+    session = _read_session(s, "session", out)
+    if session.__class__ is _Failed:
+        whole = False
+        session = session.value if s.__class__ is dict else None
+    if not data.keys() <= _ROOT_KEYS:
+        _unknown(data, _ROOT_KEYS, "", out)
+    return record_id, patient, session, whole
 
 
 def structure_record(data: Mapping[str, Any]) -> model.SessionRecord:

@@ -39,8 +39,7 @@ from dryneedle.records._structure import (
     R_TOO_LARGE,
     loads_with_duplicates,
     may_have_duplicates,
-    walk_partial,
-    walk_record,
+    walk_readable,
 )
 from dryneedle.screening import DECISION_BY_RANK, screen_parts
 
@@ -225,20 +224,17 @@ class Validator:
         elif isinstance(obj, bytearray | memoryview):
             return self._check(bytes(obj), index, line, keyed)
         out: list[Finding] = []
-        record_id, patient, session, format_ok = walk_record(obj, out)
+        # One pass: every structural finding, and the readable parts of a record with errors
+        # (SPEC section 6, 1.1), which the clinical checks then see.
+        record_id, patient, session, whole = walk_readable(obj, out)
         record = None
-        if patient is not None and session is not None and record_id is not None and format_ok:
-            record = model.SessionRecord(record_id=record_id, patient=patient, session=session)
-        for f in out:
-            if f.severity is _ERROR:
-                # Structural errors: keep every readable part (SPEC section 6, 1.1).
-                record = None
-                if patient is None or session is None:  # only the unreadable parts again
-                    p_part, s_part = walk_partial(obj, patient=patient is None,
-                                                  session=session is None)
-                    patient = p_part if patient is None else patient
-                    session = s_part if session is None else session
-                break
+        if whole and record_id is not None and patient is not None and session is not None:
+            for f in out:
+                if f.severity is _ERROR:
+                    break
+            else:
+                record = model.SessionRecord(record_id=record_id, patient=patient,
+                                             session=session)
         return self._clinical(index, line, record_id, patient, session, out, record, keyed)
 
     def _json_error(self, index: int, line: int | None, exc: Exception) -> RecordReport:

@@ -5,10 +5,12 @@ call), ``POST /cds-services/{id}/feedback`` and ``GET /openapi.json``; authentic
 feedback calls (:class:`~._auth.JwtAuth`; without it every such call is refused with 401
 unless the application is made with ``insecure_no_auth``, which then answers loopback clients
 only); bounds bodies (:class:`~._limits.BodyLimitMiddleware`); runs screening, JWT checks,
-FHIR fetches and audit writes in worker threads through a bounded limiter, never on the event
-loop; records issued cards and feedback in the audit log.
+FHIR fetches and audit writes in a bounded set of worker threads
+(:class:`~._workers.WorkerThreads`), never on the event loop; records issued cards and feedback
+in the audit log (before answering); serialises responses with orjson when installed
+(:func:`~._workers.json_bytes`).
 
-May import: the standard library, starlette / anyio (the ``service`` extra),
+May import: the standard library, starlette (the ``service`` extra),
 :mod:`dryneedle._version`, :mod:`dryneedle.fhir`, :mod:`dryneedle.policy` and this package.
 """
 
@@ -35,6 +37,7 @@ from dryneedle.service._hooks import (
 )
 from dryneedle.service._limits import BodyLimitMiddleware
 from dryneedle.service._openapi import openapi
+from dryneedle.service._workers import WorkerThreads, json_bytes
 
 if TYPE_CHECKING:
     from starlette.applications import Starlette
@@ -116,12 +119,12 @@ def create_app(
         ValueError: With ``auth`` but no ``base_url``.
     """
     try:
-        import anyio  # noqa: PLC0415 - optional extra
         from starlette.applications import Starlette  # noqa: PLC0415
         from starlette.middleware import Middleware  # noqa: PLC0415
         from starlette.middleware.cors import CORSMiddleware  # noqa: PLC0415
         from starlette.requests import Request  # noqa: PLC0415
-        from starlette.responses import JSONResponse, Response  # noqa: PLC0415
+        from starlette.responses import JSONResponse as StarletteJSON  # noqa: PLC0415
+        from starlette.responses import Response  # noqa: PLC0415
         from starlette.routing import Route  # noqa: PLC0415
     except ImportError as exc:  # pragma: no cover - exercised without the extra
         msg = "the reference service needs the 'service' extra: pip install 'dryneedle[service]'"
@@ -130,12 +133,13 @@ def create_app(
         msg = "JWT authentication needs the service's base_url (the JWT aud)"
         raise ValueError(msg)
     base = (base_url or "").rstrip("/")
-    limiter: list[Any] = []
+    threads = WorkerThreads(workers)
 
-    def _limiter() -> Any:
-        if not limiter:
-            limiter.append(anyio.CapacityLimiter(workers))
-        return limiter[0]
+    class JSONResponse(StarletteJSON):
+        """Starlette's JSON response, serialised by :func:`~._workers.json_bytes` (orjson)."""
+
+        def render(self, content: Any) -> bytes:
+            return json_bytes(content)
 
     def _authenticate(request: Request, audience: Sequence[str]) -> str | None:
         """Return the client (JWT ``iss``), or raise :class:`AuthError`."""
@@ -150,7 +154,7 @@ def create_app(
             raise AuthError("unauthenticated calls are accepted from loopback only", 403)
         return None
 
-    def _error(exc: AuthError | HookError) -> JSONResponse:
+    def _error(exc: AuthError | HookError) -> Response:
         if isinstance(exc, HookError):
             return JSONResponse(exc.body, status_code=exc.status)
         headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else {}
@@ -174,7 +178,7 @@ def create_app(
                 base or None, authenticated=authenticated, today=now)).body)
         return Response(described[now], media_type="application/json")
 
-    async def call(request: Request) -> JSONResponse:
+    async def call(request: Request) -> Response:
         service_id = str(request.path_params["service_id"])
         body = await request.body()
         clock = [time.perf_counter()]  # entry; worker start; worker end
@@ -205,7 +209,7 @@ def create_app(
                 codes=codes)
 
         try:
-            status, payload = await anyio.to_thread.run_sync(work, limiter=_limiter())
+            status, payload = await threads.run(work)
         except AuthError as exc:
             return _error(exc)
         response = JSONResponse(payload, status_code=status)
@@ -213,7 +217,7 @@ def create_app(
             response.headers["Server-Timing"] = _timing(clock, time.perf_counter())
         return response
 
-    async def feedback(request: Request) -> JSONResponse:
+    async def feedback(request: Request) -> Response:
         service_id = str(request.path_params["service_id"])
         body = await request.body()
 
@@ -229,7 +233,7 @@ def create_app(
                 raise HookError(404, str(exc), ["feedback.card"]) from None
 
         try:
-            stored = await anyio.to_thread.run_sync(work, limiter=_limiter())
+            stored = await threads.run(work)
         except (AuthError, HookError) as exc:
             return _error(exc)
         return JSONResponse({"stored": stored})

@@ -1,11 +1,15 @@
 """Serving the application with uvicorn, with connection-level limits (``dryneedle serve``).
 
 What it is for: :func:`server_config` returns the uvicorn configuration the service runs with:
+uvicorn's httptools HTTP protocol and the uvloop event loop when they are installed (the
+``service`` extra brings them; h11 and asyncio otherwise), with the same limits on either:
 a header timeout (a connection whose request line and headers are not complete within
 ``header_timeout`` seconds is closed: half-sent requests -- "slowloris" -- cannot pile up),
-a cap on the header size (``h11_max_incomplete_event_size``), an idle keep-alive timeout, and a
-cap on concurrent connections (``limit_concurrency``, 503 beyond). Body size and body read
-time are bounded by :class:`~._limits.BodyLimitMiddleware`, inside the application.
+a cap on the request line + headers size (h11: ``h11_max_incomplete_event_size``, answered
+400; httptools: counted here, answered 431), an idle keep-alive timeout, and a cap on
+concurrent connections (``limit_concurrency``, 503 beyond). Body size and body read time are
+bounded by :class:`~._limits.BodyLimitMiddleware`, inside the application. uvicorn's access
+log (a line per request) is off unless ``access_log``.
 
 :func:`serve` runs the service in one process, or in ``processes`` worker processes forked
 from a supervisor that binds the listening socket first (they share it: the kernel hands each
@@ -16,12 +20,20 @@ after ``stop_timeout``), replaces a worker that dies after its first seconds, an
 with status 1 when one dies at start; a worker whose supervisor is gone (even killed with
 SIGKILL) stops by itself within a second: no orphan keeps the port.
 
-May import: the standard library and uvicorn (the ``service`` extra).
+Once a process has built its application, everything it holds (the modules, the answer-code
+tables, the policy) is moved out of the garbage collector's generations (:func:`gc.freeze`):
+the collector's full passes, which run every so many requests, then scan only what requests
+allocate, not the tens of thousands of long-lived objects (a pause of several milliseconds
+each, seen as tail latency).
+
+May import: the standard library and uvicorn (the ``service`` extra; httptools and uvloop
+when installed).
 """
 
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 import signal
 import socket
@@ -33,21 +45,27 @@ from typing import Any
 __all__ = ["serve", "server_config"]
 
 
-def _protocol(header_timeout: float) -> type:
-    from uvicorn.protocols.http.h11_impl import H11Protocol  # noqa: PLC0415 - optional extra
+def _header_timeout(base: Any, header_timeout: float) -> Any:
+    """Return ``base`` (a uvicorn HTTP protocol) closing connections whose headers are late.
 
-    class HeaderTimeoutProtocol(H11Protocol):
-        """uvicorn's h11 protocol, closing connections whose headers do not arrive in time."""
+    The deadline is armed when the connection opens and when a response completes; it closes
+    the connection when no new request's headers have completed by then (a request being
+    answered -- e.g. a pipelined one -- is never cut).
+    """
 
+    class HeaderTimeout(base):  # type: ignore[misc]
         _deadline: Any = None
 
         def _arm(self) -> None:
             cycle = self.cycle
             if self._deadline is not None:
                 self._deadline.cancel()
+            if self.transport.is_closing():
+                return
 
             def expire() -> None:
-                if self.cycle is cycle and not self.transport.is_closing():
+                idle = cycle is None or cycle.response_complete
+                if self.cycle is cycle and idle and not self.transport.is_closing():
                     self.transport.close()  # no new request started in time
 
             self._deadline = self.loop.call_later(header_timeout, expire)
@@ -65,7 +83,95 @@ def _protocol(header_timeout: float) -> type:
                 self._deadline.cancel()
             super().connection_lost(exc)
 
-    return HeaderTimeoutProtocol
+    return HeaderTimeout
+
+
+class _HeadTooLargeError(Exception):
+    """Raised from an httptools callback: the request line and headers exceed the cap."""
+
+
+def _httptools_protocol(header_timeout: float, max_header_bytes: int) -> type:
+    """The httptools protocol of uvicorn, with the header timeout and a request-head size cap.
+
+    httptools has no cap of its own: the bytes of a request head are counted as they arrive
+    (while the head is incomplete) and as parsed (URL and header fields, when the head ends in
+    a read that also carries body bytes); beyond ``max_header_bytes`` the answer is **431**
+    and the connection is closed.
+    """
+    from uvicorn.protocols.http.httptools_impl import (  # noqa: PLC0415 - optional extra
+        HttpToolsProtocol,
+    )
+
+    class HeadLimited(_header_timeout(HttpToolsProtocol, header_timeout)):  # type: ignore[misc]
+        _head: int | None = 0  # raw bytes of an incomplete head; None in a body / answer
+        _parsed = 0  # parsed bytes of the current head
+        _too_large = False
+
+        def _count(self, size: int) -> None:
+            self._parsed += size
+            if self._parsed > max_header_bytes:
+                self._too_large = True
+                raise _HeadTooLargeError  # httptools stops; uvicorn answers (send_400_response)
+
+        def data_received(self, data: bytes) -> None:
+            if self._head is not None:
+                self._head += len(data)
+            super().data_received(data)
+            if (self._head is not None and self._head > max_header_bytes
+                    and not self._too_large and not self.transport.is_closing()):
+                self._too_large = True
+                self.send_400_response("")  # an incomplete head already over the cap
+
+        def send_400_response(self, msg: str) -> None:
+            if not self._too_large:
+                super().send_400_response(msg)
+                return
+            body = b"request line and headers too large"
+            self.transport.write(
+                b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-type: text/plain; "
+                b"charset=utf-8\r\ncontent-length: " + str(len(body)).encode() +
+                b"\r\nconnection: close\r\n\r\n" + body)
+            self.transport.close()
+
+        def on_message_begin(self) -> None:
+            super().on_message_begin()
+            self._parsed = 16  # the method, spaces, HTTP version and line ends (about)
+
+        def on_url(self, url: bytes) -> None:
+            self._count(len(url))
+            super().on_url(url)
+
+        def on_header(self, name: bytes, value: bytes) -> None:
+            self._count(len(name) + len(value) + 4)
+            super().on_header(name, value)
+
+        def on_headers_complete(self) -> None:
+            self._head = None
+            super().on_headers_complete()
+
+        def on_message_complete(self) -> None:
+            self._head = 0  # what follows is the next request's head
+            super().on_message_complete()
+
+    return HeadLimited
+
+
+def _protocol(http: str, header_timeout: float, max_header_bytes: int) -> type:
+    """The HTTP protocol class: httptools when installed (``auto``), else h11."""
+    if http in ("auto", "httptools"):
+        try:
+            import httptools  # noqa: F401, PLC0415 - optional: faster than h11
+        except ImportError:
+            if http == "httptools":
+                raise
+        else:
+            return _httptools_protocol(header_timeout, max_header_bytes)
+    from uvicorn.protocols.http.h11_impl import H11Protocol  # noqa: PLC0415 - optional extra
+
+    # h11 caps the head itself (h11_max_incomplete_event_size in server_config; it answers 400):
+    # a head still incomplete past the cap (a complete one read at once is not measured).
+    result: type = _header_timeout(H11Protocol, header_timeout)
+    return result
 
 
 def server_config(
@@ -78,6 +184,9 @@ def server_config(
     max_header_bytes: int = 16 * 1024,
     max_connections: int = 2048,
     log_level: str = "warning",
+    access_log: bool = False,
+    http: str = "auto",
+    loop: str = "auto",
     **kwargs: Any,
 ) -> Any:
     """Return a ``uvicorn.Config`` serving ``app`` with the connection limits above.
@@ -91,15 +200,19 @@ def server_config(
         max_header_bytes: Largest request line + headers.
         max_connections: Concurrent connections and tasks (503 beyond).
         log_level: uvicorn's log level.
+        access_log: Log a line per request (uvicorn's access log; the audit log records
+            every card either way).
+        http: ``auto`` (httptools when installed, else h11), ``httptools`` or ``h11``.
+        loop: ``auto`` (uvloop when installed, else asyncio), ``uvloop`` or ``asyncio``.
         **kwargs: Passed to ``uvicorn.Config``.
     """
     import uvicorn  # noqa: PLC0415 - optional extra
 
     return uvicorn.Config(
-        app, host=host, port=port, http=_protocol(header_timeout), ws="none", lifespan="off",
-        loop="asyncio", timeout_keep_alive=keep_alive,
+        app, host=host, port=port, http=_protocol(http, header_timeout, max_header_bytes),
+        ws="none", lifespan="off", loop=loop, timeout_keep_alive=keep_alive,
         h11_max_incomplete_event_size=max_header_bytes, limit_concurrency=max_connections,
-        log_level=log_level, **kwargs,
+        log_level=log_level, access_log=access_log, **kwargs,
     )
 
 
@@ -113,6 +226,14 @@ def _bind(host: str, port: int, backlog: int = 2048) -> socket.socket:
     return sock
 
 
+def _built(app_factory: Callable[[], Any]) -> Any:
+    """Build the application, then freeze what the process holds (see the module docstring)."""
+    app = app_factory()
+    gc.collect()
+    gc.freeze()
+    return app
+
+
 def _worker(app_factory: Callable[[], Any], sock: socket.socket, supervisor: int,
             limits: Mapping[str, Any]) -> int:
     """Run one worker process's server on the shared socket; return its exit status."""
@@ -121,7 +242,7 @@ def _worker(app_factory: Callable[[], Any], sock: socket.socket, supervisor: int
     signal.signal(signal.SIGTERM, signal.SIG_DFL)  # uvicorn handles these while it runs
     signal.signal(signal.SIGINT, signal.SIG_DFL)
     signal.signal(signal.SIGHUP, signal.SIG_IGN)  # the supervisor stops the workers
-    server = uvicorn.Server(server_config(app_factory(), **limits))
+    server = uvicorn.Server(server_config(_built(app_factory), **limits))
 
     def orphaned() -> None:
         while not server.should_exit:
@@ -157,7 +278,8 @@ def serve(
     import uvicorn  # noqa: PLC0415 - optional extra
 
     if processes <= 1:
-        uvicorn.Server(server_config(app_factory(), host=host, port=port, **limits)).run()
+        uvicorn.Server(server_config(_built(app_factory), host=host, port=port,
+                                     **limits)).run()
         return 0
     sock = _bind(host, port)
     supervisor = os.getpid()
