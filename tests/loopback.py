@@ -13,7 +13,7 @@ import socket
 import threading
 import time
 import uuid
-from typing import Any
+from typing import Any, Self
 
 import jwt
 import uvicorn
@@ -46,7 +46,7 @@ class Server:
         self.thread = threading.Thread(target=self.server.run,
                                        kwargs={"sockets": [self.sock]}, daemon=True)
 
-    def __enter__(self) -> Server:
+    def __enter__(self) -> Self:
         self.thread.start()
         deadline = time.monotonic() + TIMEOUT
         while not self.server.started:

@@ -21,6 +21,7 @@ import pytest
 uvicorn = pytest.importorskip("uvicorn")
 pytest.importorskip("starlette")
 
+import loopback  # noqa: E402
 from dryneedle.service import _server, create_app, server_config  # noqa: E402
 
 TODAY = date(2026, 11, 27)
@@ -41,34 +42,12 @@ def http(request: Any) -> str:
     return str(request.param)
 
 
-class Server:
-    """The service under uvicorn with :func:`server_config`'s limits, in a thread."""
+class Server(loopback.Server):
+    """The service (by default: unauthenticated on loopback) under :func:`server_config`."""
 
     def __init__(self, app: Any = None, **limits: Any) -> None:
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", 0))
-        self.port = self.sock.getsockname()[1]
-        app = app or create_app(today=lambda: TODAY, insecure_no_auth=True)
-        self.config = server_config(app, **limits)
-        self.server = uvicorn.Server(self.config)
-        self.thread = threading.Thread(target=self.server.run,
-                                       kwargs={"sockets": [self.sock]}, daemon=True)
-
-    def __enter__(self) -> Server:
-        self.thread.start()
-        deadline = time.monotonic() + TIMEOUT
-        while not self.server.started:
-            if not self.thread.is_alive() or time.monotonic() > deadline:
-                pytest.fail("the server did not start")
-            time.sleep(0.01)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=TIMEOUT)
-        self.sock.close()
-        assert not self.thread.is_alive(), "the server did not stop"
+        super().__init__(app or create_app(today=lambda: TODAY, insecure_no_auth=True),
+                         **limits)
 
     def connect(self) -> socket.socket:
         return socket.create_connection(("127.0.0.1", self.port), timeout=TIMEOUT)
