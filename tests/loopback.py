@@ -25,6 +25,17 @@ TIMEOUT = 10.0
 ISS = "https://ehr.example.org/"
 
 
+def read_all(s: socket.socket) -> bytes:
+    """Everything a server sends on ``s`` until it closes (or the socket times out)."""
+    chunks = []
+    try:
+        while chunk := s.recv(65536):
+            chunks.append(chunk)
+    except (TimeoutError, ConnectionResetError):
+        pass
+    return b"".join(chunks)
+
+
 class Server:
     """An ASGI app under uvicorn (with the service's limits) on a free loopback port.
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import socket
 import sqlite3
-import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -31,6 +30,7 @@ from starlette.requests import Request  # noqa: E402
 from starlette.responses import JSONResponse  # noqa: E402
 from starlette.routing import Route  # noqa: E402
 
+import loopback  # noqa: E402
 from cds_conformance import check_feedback_request, check_response  # noqa: E402
 from dryneedle.cli import main  # noqa: E402
 from dryneedle.service import (  # noqa: E402
@@ -39,45 +39,14 @@ from dryneedle.service import (  # noqa: E402
     FhirFetcher,
     JwtAuth,
     create_app,
-    server_config,
 )
+from loopback import Server  # noqa: E402
 
 TODAY = date(2026, 11, 27)
 TIMEOUT = 10.0
 ISS = "https://ehr.example.org/"
 DATA = Path(__file__).parent / "data"
 SYNTHEA = Path(__file__).parents[2] / "shared" / "fhir" / "synthea"
-
-
-class Server:
-    """An ASGI app under uvicorn (with the service's limits) on a free loopback port."""
-
-    def __init__(self, app: Any, *, factory: Any = None, **limits: Any) -> None:
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", 0))
-        self.port = self.sock.getsockname()[1]
-        self.url = f"http://127.0.0.1:{self.port}"
-        if factory is not None:
-            app = factory(self.url)
-        self.server = uvicorn.Server(server_config(app, **limits))
-        self.thread = threading.Thread(target=self.server.run,
-                                       kwargs={"sockets": [self.sock]}, daemon=True)
-
-    def __enter__(self) -> Server:
-        self.thread.start()
-        deadline = time.monotonic() + TIMEOUT
-        while not self.server.started:
-            if not self.thread.is_alive() or time.monotonic() > deadline:
-                pytest.fail("the server did not start")
-            time.sleep(0.01)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=TIMEOUT)
-        self.sock.close()
-        assert not self.thread.is_alive(), "the server did not stop"
 
 
 # --- a FHIR test server ------------------------------------------------------------------------
@@ -494,13 +463,7 @@ def test_feedback_is_stored_append_only_and_queryable(tmp_path: Path, capsys: An
 def _raw(port: int, data: bytes, *, wait: float = TIMEOUT) -> bytes:
     with socket.create_connection(("127.0.0.1", port), timeout=wait) as s:
         s.sendall(data)
-        chunks = []
-        try:
-            while chunk := s.recv(65536):
-                chunks.append(chunk)
-        except (TimeoutError, ConnectionResetError):
-            pass
-    return b"".join(chunks)
+        return loopback.read_all(s)
 
 
 @pytest.mark.parametrize("http", ["h11", "httptools"])

@@ -53,17 +53,6 @@ class Server(loopback.Server):
         return socket.create_connection(("127.0.0.1", self.port), timeout=TIMEOUT)
 
 
-def _read_all(s: socket.socket) -> bytes:
-    """Everything until the server closes (or the socket times out)."""
-    chunks = []
-    try:
-        while chunk := s.recv(65536):
-            chunks.append(chunk)
-    except (TimeoutError, ConnectionResetError):
-        pass
-    return b"".join(chunks)
-
-
 def _status(answer: bytes) -> int | None:
     line = answer.split(b"\r\n", 1)[0].split()
     return int(line[1]) if len(line) > 1 and line[0].startswith(b"HTTP/") else None
@@ -92,15 +81,15 @@ def test_a_head_over_the_cap_is_refused(http: str) -> None:
                      DISCOVERY + b"X-Big: a\r\n" * 1000):  # many small fields
             with svc.connect() as s:
                 s.sendall(sent)
-                answer = _read_all(s)
+                answer = loopback.read_all(s)
             assert _status(answer) in (400, 431), answer[:80]
         if http == "httptools":  # complete (one read) and over the cap
             with svc.connect() as s:
                 s.sendall(DISCOVERY + b"X-Big: " + b"a" * 8000 + b"\r\n\r\n")
-                assert _status(_read_all(s)) == 431
+                assert _status(loopback.read_all(s)) == 431
         with svc.connect() as s:  # under the cap: answered
             s.sendall(DISCOVERY + b"X-Ok: " + b"a" * 2000 + b"\r\nConnection: close\r\n\r\n")
-            assert _status(_read_all(s)) == 200
+            assert _status(loopback.read_all(s)) == 200
 
 
 def test_a_head_sent_byte_by_byte_past_the_cap_is_refused(http: str) -> None:
@@ -113,7 +102,7 @@ def test_a_head_sent_byte_by_byte_past_the_cap_is_refused(http: str) -> None:
             except (BrokenPipeError, ConnectionResetError):
                 break
             time.sleep(0.001)
-        answer = _read_all(s)
+        answer = loopback.read_all(s)
         assert _status(answer) == (431 if http == "httptools" else 400)
 
 
@@ -126,7 +115,7 @@ def test_keep_alive_requests_and_the_idle_timeout(http: str) -> None:
         s.sendall((DISCOVERY + b"\r\n") * 2)  # pipelined
         time.sleep(0.3)
         start = time.monotonic()
-        rest = _read_all(s)
+        rest = loopback.read_all(s)
         assert rest.count(b"HTTP/1.1 200 ") == 2
         assert time.monotonic() - start < 4  # closed by the 1 s keep-alive timeout
 
@@ -151,13 +140,13 @@ def test_header_timeout_closes_a_half_sent_head_but_not_a_slow_answer(http: str)
         with svc.connect() as s:
             start = time.monotonic()
             s.sendall(DISCOVERY)  # the blank line never comes
-            assert _read_all(s) == b""
+            assert loopback.read_all(s) == b""
             assert time.monotonic() - start < 3
         with svc.connect() as s:
             s.sendall(DISCOVERY + b"\r\n" + DISCOVERY + b"Connection: close\r\n\r\n")
             time.sleep(1.2)  # more than the header timeout, in the application
             gate.set()
-            answers = _read_all(s)
+            answers = loopback.read_all(s)
         assert answers.count(b"HTTP/1.1 200 ") == 2, answers
 
 
@@ -168,14 +157,14 @@ def test_connections_over_the_limit_get_503(http: str) -> None:
             time.sleep(0.2)
             with svc.connect() as s:
                 s.sendall(DISCOVERY + b"Connection: close\r\n\r\n")
-                assert _status(_read_all(s)) == 503
+                assert _status(loopback.read_all(s)) == 503
         finally:
             for s in idle:
                 s.close()
         time.sleep(0.2)
         with svc.connect() as s:
             s.sendall(DISCOVERY + b"Connection: close\r\n\r\n")
-            assert _status(_read_all(s)) == 200
+            assert _status(loopback.read_all(s)) == 200
 
 
 def test_the_access_log_is_opt_in(http: str, capsys: Any) -> None:
@@ -185,7 +174,7 @@ def test_the_access_log_is_opt_in(http: str, capsys: Any) -> None:
             capsys.readouterr()
             with svc.connect() as s:
                 s.sendall(DISCOVERY + b"Connection: close\r\n\r\n")
-                assert _status(_read_all(s)) == 200
+                assert _status(loopback.read_all(s)) == 200
         captured = capsys.readouterr()
         assert (captured.out + captured.err).count(line) == lines
 
