@@ -450,3 +450,31 @@ def test_a_pregnant_value_at_a_body_site_is_not_dropped() -> None:
     obs["bodySite"] = {"coding": [{"system": SNOMED, "code": "000000"}]}
     s = screen_fhir(bundle(obs, _recent_no()), on=ON, answers=form())
     assert_blocked(s, "Observation/site", "patient.pregnancy")
+
+
+# Second review: dates that cannot be trusted are undated (read cautiously) --------------------
+
+
+@pytest.mark.parametrize("start", ["2026-11", "2027", "2026-11-29T25:00:00Z", ""])
+def test_a_period_whose_start_cannot_be_read_does_not_date_it_by_its_end(start: str) -> None:
+    obs = _period_obs(PREGNANT, "x", "2026-06-01")
+    obs["effectivePeriod"]["start"] = start
+    s = screen_fhir(bundle(obs, _recent_no()), on=ON, answers=form())
+    assert s.inputs.patient.pregnancy is Pregnancy.PREGNANT
+    unsure = dict(obs, code={"coding": [{"code": "82810-3"}]})  # no system: unread evidence
+    s = screen_fhir(bundle(unsure, _recent_no()), on=ON, answers=form())
+    assert_blocked(s, "Observation/preg-period", "patient.pregnancy")
+
+
+@pytest.mark.parametrize("other", [
+    {"effectiveDateTime": "2026-06-01"}, {"effectiveInstant": "2026-06-01T00:00:00Z"}])
+def test_several_effective_dates_make_an_observation_undated(other: dict[str, Any]) -> None:
+    """An old date beside a closed recent period (invalid FHIR): neither is trusted."""
+    obs = _period_obs(PREGNANT, "2026-11-01", "2026-11-25")
+    obs.update(other)
+    s = screen_fhir(bundle(obs, _recent_no()), on=ON, answers=form())
+    assert s.inputs.patient.pregnancy is Pregnancy.PREGNANT
+    no = _period_obs(NOT_PREGNANT, "2026-11-01", "2026-11-25", rid="no2")
+    no.update(other)  # an undated "not pregnant" does not count: unknown
+    s = screen_fhir(bundle(no), on=ON, answers=form(pregnancy=None))
+    assert "patient.pregnancy" in s.result.missing

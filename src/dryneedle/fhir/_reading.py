@@ -135,22 +135,36 @@ def is_later(a: tuple[date, datetime | None], b: tuple[date, datetime | None]) -
     return a[0] > b[0]
 
 
+_EFFECTIVE: Final = ("effectiveDateTime", "effectiveInstant", "effectivePeriod")
+
+
 def observation_when(obs: Mapping[str, Any]) -> tuple[date, datetime | None] | None:
     """Return when an Observation applies (``effective[x]``; a period's end, else start).
 
-    A period that ends before it starts (an invalid ``Period``) is undated: neither date can
-    be trusted.
+    Undated (``None``) when the dates cannot be trusted: several ``effective[x]`` given (an
+    invalid resource), or a period that ends before it starts or whose start, given, cannot
+    be read (so the order cannot be checked). Undated evidence is read cautiously: a
+    "pregnant" status counts as current, a "not pregnant" one does not count.
+
+    >>> observation_when({"effectivePeriod": {"start": "2026-11", "end": "2026-06-01"}}) is None
+    True
+    >>> observation_when({"effectivePeriod": {"start": "2026-05-01", "end": "2026-06-01"}})
+    (datetime.date(2026, 6, 1), None)
     """
-    for key in ("effectiveDateTime", "effectiveInstant"):
-        if key in obs:
-            return parse_when(obs[key])
+    given = [key for key in _EFFECTIVE if obs.get(key) is not None]
+    if len(given) > 1:
+        return None
+    if given and given[0] != "effectivePeriod":
+        return parse_when(obs[given[0]])
     period = jobj(obs.get("effectivePeriod"))
     end = period.get("end")
     if not end:
         return parse_when(period.get("start"))
     when = parse_when(end)
+    if period.get("start") is None:
+        return when
     start = parse_when(period.get("start"))
-    if when is not None and start is not None and is_later(start, when):
+    if when is None or start is None or is_later(start, when):
         return None
     return when
 
