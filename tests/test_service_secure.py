@@ -7,9 +7,12 @@ ports in background threads, started and stopped by each fixture; every wait is 
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import json
 import socket
 import sqlite3
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -282,6 +285,43 @@ def test_omitted_prefetch_is_fetched_from_the_fhir_server() -> None:
         request["prefetch"] = {"conditions": {"resourceType": "OperationOutcome", "issue": []}}
         request["fhirAuthorization"]["access_token"] = "tok-1"
         assert post(url, request).status_code == 200  # an OperationOutcome is fetched again
+
+
+def test_a_slow_fhir_server_holds_up_no_other_call() -> None:
+    """A call waiting for ``fhirServer`` gives its compute slot away (``cpu_slots=1``).
+
+    The FHIR server answers only once the test lets it, after a call with its prefetch given
+    has been answered: were the slot held during the fetch, that call would wait for it.
+    """
+    resources = _load_bundles([DATA / "fhir" / "realistic.json"])
+    inner = fhir_app(resources, "tok-1")
+    asked, release = threading.Event(), threading.Event()
+
+    async def held(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            asked.set()
+            deadline = time.monotonic() + TIMEOUT
+            while not release.is_set() and time.monotonic() < deadline:
+                await asyncio.sleep(0.01)
+        await inner(scope, receive, send)
+
+    fetcher = FhirFetcher(timeout=TIMEOUT)
+    app = create_app(today=lambda: TODAY, insecure_no_auth=True, fetcher=fetcher,
+                     workers=4, cpu_slots=1)
+    with Server(held) as fhir, Server(app) as svc, concurrent.futures.ThreadPoolExecutor(1) as ex:
+        url = f"{svc.url}/cds-services/dryneedle-screening"
+        fetching = ex.submit(post, url, hook(
+            "patient-view", "p-001", prefetch={}, fhirServer=f"{fhir.url}/fhir",
+            fhirAuthorization={"access_token": "tok-1", "token_type": "Bearer",
+                               "expires_in": 300, "scope": "user/*.read",
+                               "subject": "dryneedle"}))
+        assert asked.wait(TIMEOUT)
+        answered = post(url, hook("patient-view", prefetch=prefetch_all()))
+        assert answered.status_code == 200
+        assert not fetching.done()  # still waiting for the FHIR server
+        release.set()
+        assert fetching.result(TIMEOUT).status_code == 200
+    fetcher.close()
 
 
 @pytest.mark.parametrize("status", ["on-hold", "draft", "unknown"])

@@ -132,3 +132,79 @@ def test_errors_reach_the_caller_and_cancelled_calls_still_finish() -> None:
 def test_at_least_one_thread() -> None:
     with pytest.raises(ValueError, match="at least one"):
         WorkerThreads(0)
+
+
+def test_at_most_cpu_slots_calls_compute_and_a_network_wait_gives_the_slot_away() -> None:
+    computing: list[int] = []
+    peak: list[int] = []
+    lock = threading.Lock()
+    fetched = threading.Event()  # set by a call that runs while the first one waits
+
+    def compute(i: int) -> int:
+        with lock:
+            computing.append(i)
+            peak.append(len(computing))
+        time.sleep(0.005)
+        with lock:
+            computing.remove(i)
+        return i
+
+    def fetching() -> str:
+        with _workers.waiting_for_io():  # as a fhirServer fetch does
+            assert fetched.wait(TIMEOUT), "no other call ran while this one waited"
+        return "fetched"
+
+    def other() -> str:
+        fetched.set()
+        return "other"
+
+    async def main() -> None:
+        threads = WorkerThreads(4, cpu_slots=1)
+        assert threads.cpu_slots == 1
+        results = await asyncio.gather(*(threads.run(compute, i) for i in range(20)))
+        assert results == list(range(20))
+        assert len(threads._threads) == 4  # four threads ...
+        assert max(peak) == 1  # ... one computing at a time
+        slow = asyncio.ensure_future(threads.run(fetching))
+        await asyncio.sleep(0.05)
+        assert await threads.run(other) == "other"  # one slot, taken while `slow` waits
+        assert await slow == "fetched"
+
+    asyncio.run(asyncio.wait_for(main(), TIMEOUT))
+    assert WorkerThreads(2, cpu_slots=5).cpu_slots == 2  # never more than the threads
+    with pytest.raises(ValueError, match="compute slot"):
+        WorkerThreads(2, cpu_slots=0)
+
+
+def test_waiting_for_io_outside_a_worker_thread_does_nothing() -> None:
+    with _workers.waiting_for_io(), _workers.waiting_for_io():
+        assert getattr(_workers._held, "slots", None) is None
+
+
+def test_a_released_slot_goes_to_the_longest_waiter() -> None:
+    """First in, first out: a thread arriving as a slot is freed never takes it from a waiter
+    (with ``threading.Semaphore`` it can, and under load a call then waits for seconds)."""
+    slots = _workers._Slots(1)
+    slots.acquire()
+    order: list[int] = []
+    threads = []
+    for i in range(5):
+        def wait(i: int = i) -> None:
+            slots.acquire()
+            order.append(i)
+            slots.release()
+
+        thread = threading.Thread(target=wait, daemon=True)
+        thread.start()
+        threads.append(thread)
+        deadline = time.monotonic() + TIMEOUT
+        while len(slots._waiters) < i + 1:  # queued, in this order
+            assert time.monotonic() < deadline
+            time.sleep(0.001)
+    slots.release()
+    slots.acquire()  # a newcomer: served after the five waiters
+    order.append(99)
+    slots.release()
+    for thread in threads:
+        thread.join(TIMEOUT)
+    assert order == [0, 1, 2, 3, 4, 99]

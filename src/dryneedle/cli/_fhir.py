@@ -163,8 +163,8 @@ def _serve_factory(args: argparse.Namespace) -> Callable[[], Any]:
     except ImportError as exc:  # pragma: no cover - without the extra
         msg = "the reference service needs the 'service' extra: pip install 'dryneedle[service]'"
         raise UsageError(msg) from exc
-    if args.processes < 1 or args.workers < 1:
-        msg = "--processes and --workers must be at least 1"
+    if args.processes < 1 or args.workers < 1 or args.cpu_slots < 1:
+        msg = "--processes, --workers and --cpu-slots must be at least 1"
         raise UsageError(msg)
     if args.processes > 1 and args.audit_db == ":memory:":
         msg = "--processes > 1 needs an --audit-db file the processes share"
@@ -220,6 +220,7 @@ def _serve_factory(args: argparse.Namespace) -> Callable[[], Any]:
             audit=AuditLog(args.audit_db, hash_key=key),
             fetcher=FhirFetcher(allowed_servers=args.fhir_server or ()),
             max_body=args.max_body, body_timeout=args.body_timeout, workers=args.workers,
+            cpu_slots=args.cpu_slots,
             codes=codes, server_timing=args.server_timing,
         )
 
@@ -309,8 +310,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--max-connections", type=int, default=2048, metavar="N",
                    help="concurrent connections per process (503 beyond; default: %(default)s)")
     p.add_argument("--workers", type=int, default=8, metavar="N",
-                   help="requests screened at once, per process (threads; default: "
-                   "%(default)s)")
+                   help="requests handled at once, per process (threads, computing or waiting "
+                   "for fhirServer; default: %(default)s)")
+    p.add_argument("--cpu-slots", type=int, default=2, metavar="N",
+                   help="of those, requests computing at once, per process (the others wait "
+                   "their turn in order; default: %(default)s)")
     p.add_argument("--processes", type=int, default=1, metavar="N",
                    help="server processes sharing the port (default: %(default)s); the limits "
                    "(--max-connections, --workers, ...) apply per process, the jti replay "

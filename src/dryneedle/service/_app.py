@@ -81,6 +81,7 @@ def create_app(
     max_body: int = 1024 * 1024,
     body_timeout: float = 10.0,
     workers: int = 8,
+    cpu_slots: int = 2,
     server_timing: bool = False,
 ) -> Starlette:
     """Return the Starlette application of the CDS Hooks 2.0 service.
@@ -106,7 +107,9 @@ def create_app(
         fetcher: Fetches omitted prefetch data from ``fhirServer``; ``None`` never calls out.
         max_body: Largest request body in bytes (413 beyond).
         body_timeout: Seconds to receive a request body (408 beyond).
-        workers: Requests screened at the same time (worker threads); others wait their turn.
+        workers: Requests handled at the same time (worker threads); others wait their turn.
+        cpu_slots: Of those, requests computing at the same time (screening, cards, audit);
+            a request waiting for ``fhirServer`` or a JWK Set gives its slot to the next.
         server_timing: Add a ``Server-Timing`` header to hook responses (``wait`` for a worker
             thread, ``work`` in it, ``app`` in the handler; milliseconds): how long the
             service itself took, as the load benchmark reports it.
@@ -133,7 +136,7 @@ def create_app(
         msg = "JWT authentication needs the service's base_url (the JWT aud)"
         raise ValueError(msg)
     base = (base_url or "").rstrip("/")
-    threads = WorkerThreads(workers)
+    threads = WorkerThreads(workers, cpu_slots)
 
     class JSONResponse(StarletteJSON):
         """Starlette's JSON response, serialised by :func:`~._workers.json_bytes` (orjson)."""

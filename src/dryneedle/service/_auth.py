@@ -15,7 +15,8 @@ What it is for: :class:`JwtAuth` checks the ``Authorization: Bearer <JWT>`` of a
   object with its ``once`` method -- :class:`~._replay.SqliteReplayCache` shares it between
   the processes of ``dryneedle serve --processes N``.
 
-May import: the standard library, PyJWT and httpx (the ``service`` extra).
+May import: the standard library, PyJWT and httpx (the ``service`` extra) and :mod:`._workers`
+(a JWK Set fetch waits in :func:`~._workers.waiting_for_io`).
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final, Protocol
+
+from dryneedle.service._workers import waiting_for_io
 
 __all__ = ["AuthError", "JwtAuth", "MemoryReplayCache", "ReplayCache"]
 
@@ -176,7 +179,9 @@ class JwtAuth:
         if cached is not None and cached[0] > now:
             return cached[1]
         try:
-            keys = _keys(self._fetch(jku))
+            with waiting_for_io():
+                document = self._fetch(jku)
+            keys = _keys(document)
         except (OSError, ValueError, KeyError, TypeError):
             raise AuthError("the JWK Set at jku could not be read") from None
         with self._lock:

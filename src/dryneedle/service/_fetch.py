@@ -8,7 +8,10 @@ timeouts, a cap on the bytes read (streamed, never buffered beyond it) and a cap
 base path): the service never follows a link elsewhere. The pages are merged into one
 ``searchset`` Bundle, or ``None`` when the search matched nothing.
 
-May import: the standard library and httpx (the ``service`` extra).
+The network waits run in :func:`~._workers.waiting_for_io`: a worker thread waiting for the FHIR
+server gives its compute slot to the next request.
+
+May import: the standard library, httpx (the ``service`` extra) and :mod:`._workers`.
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
 from urllib.parse import urlsplit
+
+from dryneedle.service._workers import waiting_for_io
 
 __all__ = ["FetchError", "FhirFetcher"]
 
@@ -134,7 +139,8 @@ class FhirFetcher:
             if pages > self.max_pages:
                 msg = f"more than {self.max_pages} pages of results"
                 raise FetchError(msg)
-            page = self._get(url, token)
+            with waiting_for_io():
+                page = self._get(url, token)
             if page.get("resourceType") != "Bundle":
                 return page  # a read (Patient/p1)
             first = first or page
