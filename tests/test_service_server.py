@@ -193,9 +193,14 @@ def test_serve_passes_the_access_log_and_http_options(monkeypatch: Any, tmp_path
     db = str(tmp_path / "audit.sqlite")
     assert main(["serve", "--insecure-no-auth", "--audit-db", db]) == 0
     assert main(["serve", "--insecure-no-auth", "--audit-db", db, "--access-log",
-                 "--http", "h11"]) == 0
+                 "--http", "h11", "--switch-interval", "0.5"]) == 0
     assert [kw["access_log"] for kw in seen] == [False, True]
     assert [kw["http"] for kw in seen] == ["auto", "h11"]
+    assert [kw["switch_interval"] for kw in seen] == [_server.SWITCH_INTERVAL, 0.0005]
+    for bad in ("0", "-1", "1001"):
+        assert main(["serve", "--insecure-no-auth", "--audit-db", db,
+                     "--switch-interval", bad]) == 2
+    assert len(seen) == 2
     assert {kw["log_level"] for kw in seen} == {"info"}  # "Started server process" is logged
 
 
@@ -208,10 +213,16 @@ def test_a_built_application_leaves_the_long_lived_objects_out_of_the_collector(
         return made[-1]
 
     gc.unfreeze()
+    interval = sys.getswitchinterval()
     try:
         assert gc.get_freeze_count() == 0
-        app = _server._built(factory)
+        app = _server._built(factory, 0.0015)
         assert app is made[0]
         assert gc.get_freeze_count() > 1000  # the modules, tables and policy of this process
+        assert sys.getswitchinterval() == pytest.approx(0.0015)  # then threads switch sooner
+        sys.setswitchinterval(0.004)
+        _server._built(factory, None)  # None: the interpreter's interval is kept
+        assert sys.getswitchinterval() == pytest.approx(0.004)
     finally:
         gc.unfreeze()
+        sys.setswitchinterval(interval)

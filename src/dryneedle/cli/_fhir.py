@@ -166,6 +166,9 @@ def _serve_factory(args: argparse.Namespace) -> Callable[[], Any]:
     if args.processes < 1 or args.workers < 1 or args.cpu_slots < 1:
         msg = "--processes, --workers and --cpu-slots must be at least 1"
         raise UsageError(msg)
+    if not 0 < args.switch_interval <= 1000:
+        msg = "--switch-interval must be over 0 and at most 1000 ms"
+        raise UsageError(msg)
     if args.processes > 1 and args.audit_db == ":memory:":
         msg = "--processes > 1 needs an --audit-db file the processes share"
         raise UsageError(msg)
@@ -237,7 +240,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     return serve(  # pragma: no cover - blocks until stopped
         factory, processes=args.processes, host=args.host, port=args.port, log_level="info",
         access_log=args.access_log, http=args.http, header_timeout=args.header_timeout,
-        max_connections=args.max_connections)
+        max_connections=args.max_connections, switch_interval=args.switch_interval / 1000)
 
 
 def _cmd_audit(args: argparse.Namespace) -> int:
@@ -315,6 +318,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--cpu-slots", type=int, default=2, metavar="N",
                    help="of those, requests computing at once, per process (the others wait "
                    "their turn in order; default: %(default)s)")
+    p.add_argument("--switch-interval", type=float, default=2.0,  # service SWITCH_INTERVAL
+                   metavar="MS", help="thread switch interval of each server process "
+                   "(default: %(default)s ms; Python's own: 5)")
     p.add_argument("--processes", type=int, default=1, metavar="N",
                    help="server processes sharing the port (default: %(default)s); the limits "
                    "(--max-connections, --workers, ...) apply per process, the jti replay "
