@@ -168,9 +168,11 @@ def test_sites_outside_the_site_findings_regions_get_their_own_rows(
     bleeding = h.bleeding_disorder is True or h.anticoagulant_therapy is True
     c = screening_table(policy if warm else attrs.evolve(policy))  # warm memos or empty ones
     _, findings, _, rows = screen_parts(c, patient, on, sites, "session.insertions", True)
-    expected = [site_row(c, i, site, "session.insertions", patient.site_findings, on, bleeding)
+    expected = [site_row(c, i, site, "session.insertions", tuple(found), on, bleeding)
                 for i, site in enumerate(sites)]
     assert rows == [row for row, _ in expected]
     site_found = [f for row, _ in expected for f in row[5]]
-    assert findings[len(findings) - len(site_found) - (1 if rows and all(
-        not r[4] for r in rows) else 0):][:len(site_found)] == site_found
+    # The screen's findings end with the sites' (then, when every site is excluded, one more).
+    every_site_excluded = bool(rows) and not any(r[4] for r in rows)
+    end = len(findings) - every_site_excluded
+    assert findings[end - len(site_found):end] == site_found

@@ -46,7 +46,6 @@ from dryneedle.records._duplicates import (
 )
 from dryneedle.records._fields import FORMAT, field_specs
 from dryneedle.records._json import INT_MAX, INT_MIN, MAX_DOUBLE, escape_surrogates, has_surrogate
-from dryneedle.wire import converter
 
 __all__ = [
     "BAD",
@@ -546,5 +545,7 @@ def structure_record(data: Mapping[str, Any]) -> model.SessionRecord:
 
 def unstructure_record(record: model.SessionRecord) -> dict[str, Any]:
     """Return a record as JSON-ready data (the inverse of :func:`structure_record`)."""
+    from dryneedle.wire import converter  # noqa: PLC0415 - cattrs only when asked (start-up)
+
     data: dict[str, Any] = converter.unstructure(record)
     return data
