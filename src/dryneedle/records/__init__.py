@@ -167,6 +167,11 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(msg)
 
 
+def __dir__() -> list[str]:
+    """The module's names, :data:`converter` included before its first use."""
+    return sorted({*globals(), "converter"})
+
+
 # The public classes and functions are defined in the private modules but belong to this
 # package: they are documented, pickled and shown in tracebacks as ``dryneedle.records.X``.
 _DEFINED_HERE: tuple[Any, ...] = (
