@@ -285,13 +285,16 @@ class Validator:
                 out.extend(check_session_findings(session, patient=patient, screening=None,
                                                   policy=self.policy, on=self.on))
         key = None
-        if self._series is not None:
-            series = self._series.add_summary(
-                patient.patient_id, (d, session.number, len(sites), tolerated(session)))
-            if series:
-                out.extend(series)
-        elif keyed:
-            key = (patient.patient_id, (d, session.number, len(sites), tolerated(session)))
+        if self._series is not None or keyed:
+            events = session.adverse_events  # tolerated(session), without a call when empty
+            summary = (d, session.number, len(sites),
+                       tolerated(session) if events else None if events is None else True)
+            if self._series is None:
+                key = (patient.patient_id, summary)
+            else:
+                series = self._series.add_summary(patient.patient_id, summary)
+                if series:
+                    out.extend(series)
         valid = True
         for f in out:
             if f.severity is _ERROR:
