@@ -247,7 +247,10 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     complete = False
     # What start-up built (modules, tables, the policy) lives as long as the run: out of the
     # collector's generations, its periodic full passes scan only what records allocate.
-    gc.freeze()
+    # (Undone after the run, unless the caller had frozen objects itself.)
+    froze = gc.get_freeze_count() == 0
+    if froze:
+        gc.freeze()
     try:
         for result, summary in records.run_pipeline(  # noqa: B007 - the last summary is the total
             names, policy=policy, on=args.on, checks=checks, jobs=jobs,
@@ -272,6 +275,8 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     except writers.SplitError as exc:  # (imported here only when an exception gets here)
         sys.stderr.write(f"dryneedle: error: --valid-out/--invalid-out: {exc}\n")
     finally:
+        if froze:
+            gc.unfreeze()
         progress.close()
         outputs.close(complete=complete)
         out.flush()
