@@ -10,7 +10,10 @@ against the plain computation it replaces, on generated data:
   ``date.min`` itself is left to the full age rules), and the screen's age findings are those
   of the age;
 * a report does not depend on what the memos hold: a validator that has seen many records
-  gives every record the same report as a validator with empty memos.
+  gives every record the same report as a validator with empty memos;
+* a site outside the regions of the patient's site findings, read from the plain sites'
+  memo, gets the row :func:`~dryneedle._screening.sites.site_row` gives it with the site
+  findings (catalog muscles, unknown muscles, site findings with unknown parts).
 
 Example counts come from the hypothesis profile (``tests/conftest.py``).
 """
@@ -24,11 +27,14 @@ import attrs
 from hypothesis import given
 from hypothesis import strategies as st
 
+from dryneedle import model
+from dryneedle._screening.sites import site_row
+from dryneedle.catalog import MUSCLES, limb_of
 from dryneedle.model import History, NeedlePhobia, Patient, Session, SessionRecord, Sex
 from dryneedle.policy import DEFAULT_POLICY, GUIDELINE_POLICY, Policy
 from dryneedle.records import Validator, converter
-from dryneedle.screening import age_on, screen, screening_table
-from dryneedle.strategies import patients, sessions
+from dryneedle.screening import age_on, screen, screen_parts, screening_table
+from dryneedle.strategies import insertions, patients, sessions, site_findings
 
 _EDGES = st.sampled_from([
     date.min, date.max, date(1, 12, 31), date(9999, 1, 1), date(2000, 2, 29),
@@ -115,3 +121,58 @@ def test_a_report_does_not_depend_on_what_the_memos_hold(
             assert got.findings == expected.findings
             assert got.decision == expected.decision
             assert got.valid == expected.valid
+
+
+# Sites and site findings mostly in the limbs (where a lymphoedema finding covers regions it
+# does not name), so the regions of both often meet.
+_LIMB_REGIONS = sorted(r for r in model.Region if limb_of(r) is not None)
+_SITES = st.lists(
+    insertions()
+    | st.builds(model.Insertion, side=st.sampled_from(model.Side),
+                technique=st.sampled_from(model.Technique), muscle=st.sampled_from(sorted(
+                    m.id for m in MUSCLES.values() if limb_of(m.region) is not None)))
+    | st.builds(model.Insertion, muscle=st.sampled_from(["not_a_muscle"]),
+                side=st.sampled_from(model.Side)),
+    max_size=6,
+)
+_LIMB_FINDINGS = st.builds(
+    model.SiteFinding, region=st.sampled_from(_LIMB_REGIONS), side=st.sampled_from(model.SiteSide),
+    kind=st.sampled_from(model.SiteFindingKind), date=st.none() | st.dates())
+
+
+def _unreadable(sf: model.SiteFinding, parts: set[str]) -> model.SiteFinding:
+    """The finding with ``parts`` unknown, as the readable walkers leave a partial record's."""
+    for name in parts:
+        object.__setattr__(sf, name, None)
+    return sf
+
+
+_FINDINGS = st.lists(
+    site_findings() | _LIMB_FINDINGS | st.builds(
+        _unreadable, site_findings(), st.sets(st.sampled_from(["region", "side", "kind"]))),
+    min_size=1, max_size=3,
+)
+
+
+@given(
+    patient=patients(), found=_FINDINGS, sites=_SITES, on=st.none() | st.dates(),
+    policy=st.sampled_from([DEFAULT_POLICY, GUIDELINE_POLICY]), warm=st.booleans(),
+)
+def test_sites_outside_the_site_findings_regions_get_their_own_rows(
+    patient: Patient, found: list[model.SiteFinding], sites: list[model.Insertion],
+    on: date | None, policy: Policy, warm: bool,
+) -> None:
+    """The plain sites' memo answers a site of another region exactly as site_row does."""
+    patient = attrs.evolve(patient, site_findings=tuple(found))
+    h = patient.history
+    bleeding = h.bleeding_disorder is True or h.anticoagulant_therapy is True
+    c = screening_table(policy if warm else attrs.evolve(policy))  # warm memos or empty ones
+    _, findings, _, rows = screen_parts(c, patient, on, sites, "session.insertions", True)
+    expected = [site_row(c, i, site, "session.insertions", tuple(found), on, bleeding)
+                for i, site in enumerate(sites)]
+    assert rows == [row for row, _ in expected]
+    site_found = [f for row, _ in expected for f in row[5]]
+    # The screen's findings end with the sites' (then, when every site is excluded, one more).
+    every_site_excluded = bool(rows) and not any(r[4] for r in rows)
+    end = len(findings) - every_site_excluded
+    assert findings[end - len(site_found):end] == site_found

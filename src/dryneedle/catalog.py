@@ -37,11 +37,11 @@ from __future__ import annotations
 import json
 import types
 from collections.abc import Mapping
-from importlib import resources
 from typing import Any
 
 import attrs
 
+from dryneedle.exports import data_text
 from dryneedle.model import Region, Sex
 from dryneedle.sources import SOURCES
 
@@ -109,8 +109,7 @@ class Muscle:
 
 def _load(name: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Read one reference-data file of ``dryneedle/data``: its ``header`` and its entries."""
-    path = resources.files("dryneedle").joinpath("data", f"{name}.json")
-    doc = json.loads(path.read_text(encoding="utf-8"))
+    doc = json.loads(data_text(f"{name}.json"))
     about = doc["header"]
     entries = doc[next(k for k in doc if k != "header" and isinstance(doc[k], list))]
     _check_sources(f"{name}.json header", about["sources"])
@@ -184,8 +183,7 @@ MUSCLES: Mapping[str, Muscle] = types.MappingProxyType({m.id: m for m in _MUSCLE
 
 
 def _limbs() -> tuple[Mapping[str, frozenset[Region]], tuple[str, ...]]:
-    path = resources.files("dryneedle").joinpath("data", "anatomy.json")
-    block = json.loads(path.read_text(encoding="utf-8"))["limbs"]
+    block = json.loads(data_text("anatomy.json"))["limbs"]
     sources = _check_sources("anatomy.json limbs", block["sources"])
     if not sources:
         msg = "data/anatomy.json limbs: the limb map needs a source"

@@ -4,7 +4,8 @@ The public modules (:mod:`dryneedle.screening`, :mod:`dryneedle.protocol`,
 :mod:`dryneedle.aftercare`, :mod:`dryneedle.records`) re-export classes written in private
 modules. :func:`present_here` makes each such class a member of its face (its ``__module__``), so
 tracebacks, pickles and the API reference name ``dryneedle.screening.ScreeningResult``, as
-before the code moved.
+before the code moved. :func:`data_text` reads the package's data files (``dryneedle/data``)
+for the modules that hold reference data and rules, without :mod:`importlib.resources`.
 
 Layer: the lowest, beside ``dryneedle._version``. Imports only the standard library.
 """
@@ -12,11 +13,35 @@ Layer: the lowest, beside ``dryneedle._version``. Imports only the standard libr
 from __future__ import annotations
 
 import inspect
+import os
 import typing
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-__all__ = ["present_here"]
+__all__ = ["data_text", "present_here"]
+
+_DATA_DIRECTORY = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
+
+
+def data_text(name: str) -> str:
+    """Return the text (UTF-8) of the data file ``name`` of ``dryneedle/data``.
+
+    The file is read straight from the directory beside this module; only when the package
+    does not live in a directory (a zip import) does :mod:`importlib.resources` read it.
+    Importing ``importlib.resources`` (with ``pathlib``, ``zipfile``, ``urllib.parse``...)
+    would cost every ``dryneedle`` command about 10 ms of start-up.
+
+    >>> from dryneedle.exports import data_text
+    >>> data_text("rules.toml").startswith("[header]")
+    True
+    """
+    try:
+        with open(os.path.join(_DATA_DIRECTORY, name), encoding="utf-8") as f:
+            return f.read()
+    except FileNotFoundError:  # not a directory on disk (e.g. a zip import)
+        from importlib import resources  # noqa: PLC0415
+
+        return resources.files("dryneedle").joinpath("data", name).read_text(encoding="utf-8")
 
 
 def present_here(namespace: Mapping[str, Any], names: Iterable[str], private: str) -> None:

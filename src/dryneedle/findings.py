@@ -28,11 +28,11 @@ import enum
 import tomllib
 import types
 from collections.abc import Iterable, Mapping
-from importlib import resources
 from typing import Any
 
 import attrs
 
+from dryneedle.exports import data_text
 from dryneedle.sources import SOURCES
 
 __all__ = [
@@ -214,7 +214,7 @@ class Rule:
         )
 
 
-_RULES_FILE = ("data", "rules.toml")
+_RULES_FILE = "rules.toml"
 _REGISTRY: dict[str, Rule] = {}
 _loaded = False
 
@@ -224,7 +224,7 @@ def _load_catalog() -> None:
     global _loaded  # noqa: PLW0603 - a load-once cache of immutable data
     if _loaded:
         return
-    text = resources.files("dryneedle").joinpath(*_RULES_FILE).read_text(encoding="utf-8")
+    text = data_text(_RULES_FILE)
     declared = tomllib.loads(text)
     for source in declared["header"]["sources"]:
         if source not in SOURCES:

@@ -86,7 +86,7 @@ from dryneedle._screening.rules import (  # the rules, importable from here as b
     rule_ids,
     screening_table,
 )
-from dryneedle._screening.sites import site_row
+from dryneedle._screening.sites import regions_touched, site_row
 from dryneedle._version import __version__
 from dryneedle.catalog import MUSCLES
 from dryneedle.exports import present_here
@@ -243,6 +243,7 @@ def age_on(birth_date: date, on: date) -> int:
 
 
 _MUSCLE_IDS: Final = frozenset(MUSCLES)  # a set: faster to ask than the catalog's view
+_REGION_OF: Final = {m.id: m.region for m in MUSCLES.values()}
 _SUPERFICIAL: Final = Technique.SUPERFICIAL
 
 DECISION_BY_RANK: Final[tuple[Decision, ...]] = (
@@ -443,21 +444,24 @@ def screen_parts(
             findings.append(hit[0])
             unknown_paths.append("patient.site_findings")
             rank = max(rank, hit[1])
-    plain = c.plain_sites if not site_findings else None
+    plain_sites = c.plain_sites
+    plain = not site_findings
+    # With site findings, a site of another region is a plain site too (regions_touched).
+    touched = None if plain else regions_touched(site_findings)
     site_rows: list[tuple[Any, ...]] = []
     all_excluded = True
     for i, raw in enumerate(sites):
         site = raw if trusted else _as_site(raw)
         muscle = site.muscle
-        if plain is not None:
+        if plain or (touched is not None and _REGION_OF.get(muscle) not in touched):
             key = (site_path, i, muscle, site.side,
                    bleeding_risk and site.technique is not _SUPERFICIAL)
-            known = plain.get(key)
+            known = plain_sites.get(key)
             if known is None:
                 known = site_row(c, i, site, site_path, (), on, bleeding_risk)
-                if len(plain) >= CACHE_MAX:
-                    plain.clear()
-                plain[key] = known
+                if len(plain_sites) >= CACHE_MAX:
+                    plain_sites.clear()
+                plain_sites[key] = known
         else:
             known = site_row(c, i, site, site_path, site_findings, on, bleeding_risk)
         row, site_rank = known

@@ -18,12 +18,10 @@ May import: the standard library, the model, findings, policy and
 
 from __future__ import annotations
 
-import pickle
-import sqlite3
 from collections.abc import Iterable, Iterator
 from datetime import date
 from itertools import islice
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from dryneedle._protocol.rules import (
     SERIES_FIRST,
@@ -39,6 +37,9 @@ from dryneedle._protocol.rules import (
 from dryneedle.findings import Finding
 from dryneedle.model import Session
 from dryneedle.policy import DEFAULT_POLICY, Policy
+
+if TYPE_CHECKING:
+    import sqlite3
 
 __all__ = ["MEMORY_BUDGET", "SeriesIndex", "pair_checks", "series_summary", "validate_series"]
 
@@ -131,6 +132,8 @@ class _Store:
         found = self._mem.get(key)
         if found is not None or self._db is None:
             return found
+        import pickle  # noqa: PLC0415 - the spill is rare: imported only then (start-up)
+
         row = self._db.execute("SELECT s FROM state WHERE pid = ?", (key,)).fetchone()
         if row is None:
             return None
@@ -157,7 +160,11 @@ class _Store:
 
     def _spill(self) -> None:
         """Move the least recently seen half of the summaries to disk."""
+        import pickle  # noqa: PLC0415 - the spill is rare: imported only then (start-up)
+
         if self._db is None:
+            import sqlite3  # noqa: PLC0415
+
             # "": a private temporary database on disk, deleted when it is closed.
             self._db = sqlite3.connect("", check_same_thread=False)
             self._db.executescript(
@@ -176,6 +183,8 @@ class _Store:
         """Every summary (in memory, then on disk)."""
         yield from self._mem.values()
         if self._db is not None:
+            import pickle  # noqa: PLC0415
+
             for (blob,) in self._db.execute("SELECT s FROM state"):
                 yield pickle.loads(blob)  # noqa: S301 - our own private database
 

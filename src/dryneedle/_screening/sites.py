@@ -29,7 +29,7 @@ from dryneedle.findings import Finding, Rule
 from dryneedle.model import Region, Side, SiteFinding, SiteFindingKind, SiteSide, Technique
 from dryneedle.policy import Policy
 
-__all__ = ["site_row"]
+__all__ = ["regions_touched", "site_row"]
 
 
 # A lymphoedema finding excludes its whole limb (za-bn121 "area or limb"): the limbs are
@@ -46,6 +46,39 @@ _KIND_RULE = {
     SiteFindingKind.LYMPHOEDEMA: SITE_LYMPHOEDEMA,
     SiteFindingKind.SURGERY: SITE_RECENT_SURGERY,
 }
+
+
+_LIMB_REGIONS: dict[object, frozenset[Region]] = {
+    limb: frozenset(r for r in Region if _LIMB[r] == limb) for limb in set(_LIMB.values())
+}
+
+
+def regions_touched(site_findings: Sequence[SiteFinding]) -> frozenset[Region] | None:
+    """The regions whose sites the site findings can concern, or ``None`` if it cannot tell.
+
+    A site of a catalog muscle outside these regions gets from :func:`site_row` exactly the
+    row it gets without site findings (every finding is of another region, a lymphoedema
+    finding of another limb), so the screen reads it from the plain sites' memo. ``None``
+    when a finding's region, side or kind is unknown (such a finding may concern any site).
+
+    >>> from dryneedle.model import SiteFinding
+    >>> sorted(regions_touched([SiteFinding(region="neck", side="left", kind="scar")]))
+    [<Region.NECK: 'neck'>]
+    >>> len(regions_touched([SiteFinding(region="arm", side="left", kind="lymphoedema")]))
+    4
+    """
+    touched: set[Region] = set()
+    for sf in site_findings:
+        region, side, kind = _parts(sf)
+        if region is None or side is None or kind is None:
+            return None
+        if kind == _LYMPHOEDEMA:  # its whole limb
+            regions = _LIMB_REGIONS.get(_LIMB.get(region, region))
+            if regions is None:
+                return None
+            touched.update(regions)
+        touched.add(region)
+    return frozenset(touched)
 
 
 def _site_exclusion(

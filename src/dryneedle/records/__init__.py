@@ -34,7 +34,7 @@ False
 
 from __future__ import annotations
 
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 # The package, lowest first (a module imports only those above it):
 #   _fields     field specifications: how each model field appears on the wire
@@ -79,7 +79,6 @@ from dryneedle.records._validate import (
     validate_lines,
     validate_records,
 )
-from dryneedle.wire import converter as _converter
 
 __all__ = [
     "CHECKS",
@@ -139,18 +138,39 @@ CHECKS: Final = _CHECKS
 FAST_PATH: Final = _fast.AVAILABLE
 """Whether JSON lines take the accelerated structure check (extra ``fast``: msgspec)."""
 
-converter: Final = _converter
-"""The library's one cattrs converter, :data:`dryneedle.wire.converter` (re-exported here).
+if TYPE_CHECKING:  # imported on first use (cattrs costs start-up time): see __getattr__
+    from dryneedle.wire import converter as _converter
 
-It writes dates as ISO strings, enums by value and tuples as lists.
+    converter: Final = _converter
+    """The library's one cattrs converter, :data:`dryneedle.wire.converter` (re-exported here).
 
->>> from datetime import date
->>> from dryneedle.records import converter
->>> from dryneedle.model import SiteFinding
->>> converter.unstructure(SiteFinding(region="neck", side="left", kind="scar",
-...                                   date=date(2026, 1, 2)))
-{'region': 'neck', 'side': 'left', 'kind': 'scar', 'date': '2026-01-02'}
-"""
+    It writes dates as ISO strings, enums by value and tuples as lists.
+
+    >>> from datetime import date
+    >>> from dryneedle.records import converter
+    >>> from dryneedle.model import SiteFinding
+    >>> converter.unstructure(SiteFinding(region="neck", side="left", kind="scar",
+    ...                                   date=date(2026, 1, 2)))
+    {'region': 'neck', 'side': 'left', 'kind': 'scar', 'date': '2026-01-02'}
+    """
+
+
+
+def __getattr__(name: str) -> Any:
+    """:data:`converter`, imported on first use: ``validate`` never needs cattrs."""
+    if name == "converter":
+        from dryneedle.wire import converter as value  # noqa: PLC0415
+
+        globals()["converter"] = value
+        return value
+    msg = f"module {__name__!r} has no attribute {name!r}"
+    raise AttributeError(msg)
+
+
+def __dir__() -> list[str]:
+    """The module's names, :data:`converter` included before its first use."""
+    return sorted({*globals(), "converter"})
+
 
 # The public classes and functions are defined in the private modules but belong to this
 # package: they are documented, pickled and shown in tracebacks as ``dryneedle.records.X``.

@@ -28,8 +28,7 @@ anything beyond is ``structure.range`` at its path; a string holding a lone surr
 
 from __future__ import annotations
 
-import types
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import date
 from typing import Any, Final
 
@@ -47,7 +46,6 @@ from dryneedle.records._duplicates import (
 )
 from dryneedle.records._fields import FORMAT, field_specs
 from dryneedle.records._json import INT_MAX, INT_MIN, MAX_DOUBLE, escape_surrogates, has_surrogate
-from dryneedle.wire import converter
 
 __all__ = [
     "BAD",
@@ -284,7 +282,7 @@ _NESTED = (
 )
 
 
-def _build() -> tuple[Mapping[type, Walker], str]:
+def _build() -> tuple[dict[type, Walker], str]:
     ns: dict[str, Any] = {
         "BAD": BAD,
         "_MISSING": _MISSING,
@@ -321,14 +319,64 @@ def _build() -> tuple[Mapping[type, Walker], str]:
     code = compile(source, "<dryneedle-generated-walkers>", "exec")
     exec(code, ns)  # noqa: S102 - code generated from our own model definitions
     _READABLE.update({cls: ns[f"_r_{cls.__name__}"] for cls in _NESTED})
-    return types.MappingProxyType({cls: ns[f"_w_{cls.__name__}"] for cls in _NESTED}), source
+    return {cls: ns[f"_w_{cls.__name__}"] for cls in _NESTED}, source
 
 
+_STRICT: dict[type, Walker] = {}
 _READABLE: dict[type, Walker] = {}
-WALKERS, GENERATED_SOURCE = _build()
-"""The generated walker of each nested model class (and their source, for review)."""
+_SOURCE: list[str] = []
 
-READABLE_WALKERS: Final = types.MappingProxyType(_READABLE)
+
+def _walkers() -> None:
+    """Generate and compile the walkers, once, on first use.
+
+    The accelerated path (:mod:`._fast`) reads clean lines without them, so a run whose lines
+    are all clean never pays for the compilation (about 17 ms of start-up).
+    """
+    if not _STRICT:
+        strict, source = _build()
+        _STRICT.update(strict)
+        _SOURCE.append(source)
+
+
+class _Walkers(Mapping[type, Walker]):
+    """A read-only mapping of model class to walker, generated on first access."""
+
+    __slots__ = ("_table",)
+
+    def __init__(self, table: dict[type, Walker]) -> None:
+        self._table = table
+
+    def __getitem__(self, cls: type) -> Walker:
+        if not _STRICT:
+            _walkers()
+        return self._table[cls]
+
+    def __iter__(self) -> Iterator[type]:
+        if not _STRICT:
+            _walkers()
+        return iter(self._table)
+
+    def __len__(self) -> int:
+        if not _STRICT:
+            _walkers()
+        return len(self._table)
+
+
+WALKERS: Final[Mapping[type, Walker]] = _Walkers(_STRICT)
+"""The generated walker of each nested model class (compiled on first access)."""
+
+
+def __getattr__(name: str) -> Any:
+    """``GENERATED_SOURCE``: the walkers' generated source, for review (built on demand)."""
+    if name == "GENERATED_SOURCE":
+        _walkers()
+        return _SOURCE[0]
+    msg = f"module {__name__!r} has no attribute {name!r}"
+    raise AttributeError(msg)
+
+
+READABLE_WALKERS: Final[Mapping[type, Walker]] = _Walkers(_READABLE)
 """The readable walker of each nested model class: every finding and every readable part.
 
 One pass for records that may have structural errors (SPEC section 6, 1.1: partial records
@@ -351,8 +399,6 @@ class RecordError(FindingsError):
 
 
 _ROOT_KEYS: Final = frozenset(s.name for s in field_specs(model.SessionRecord))
-_walk_patient = WALKERS[model.Patient]
-_walk_session = WALKERS[model.Session]
 
 
 def _not_object(data: Any) -> Finding:
@@ -414,9 +460,11 @@ def walk_record(
         data = _dedupe(data, model.SessionRecord, "", out)
     record_id, format_ok = _root_fields(data, out)
     p = data.get("patient", _MISSING)
-    patient = _walk_patient(p, "patient", out)
+    if not _STRICT:
+        _walkers()
+    patient = _STRICT[model.Patient](p, "patient", out)
     s = data.get("session", _MISSING)
-    session = _walk_session(s, "session", out)
+    session = _STRICT[model.Session](s, "session", out)
     if not data.keys() <= _ROOT_KEYS:
         _unknown(data, _ROOT_KEYS, "", out)
     return (
@@ -425,10 +473,6 @@ def walk_record(
         None if session is BAD else session,
         format_ok,
     )
-
-
-_read_patient = READABLE_WALKERS[model.Patient]
-_read_session = READABLE_WALKERS[model.Session]
 
 
 def walk_readable(
@@ -453,12 +497,14 @@ def walk_readable(
     record_id, format_ok = _root_fields(data, out)
     whole = format_ok and record_id is not None
     p = data.get("patient", _MISSING)
-    patient = _read_patient(p, "patient", out)
+    if not _STRICT:
+        _walkers()
+    patient = _READABLE[model.Patient](p, "patient", out)
     if patient.__class__ is _Failed:
         whole = False
         patient = patient.value if p.__class__ is dict else None
     s = data.get("session", _MISSING)
-    session = _read_session(s, "session", out)
+    session = _READABLE[model.Session](s, "session", out)
     if session.__class__ is _Failed:
         whole = False
         session = session.value if s.__class__ is dict else None
@@ -499,5 +545,7 @@ def structure_record(data: Mapping[str, Any]) -> model.SessionRecord:
 
 def unstructure_record(record: model.SessionRecord) -> dict[str, Any]:
     """Return a record as JSON-ready data (the inverse of :func:`structure_record`)."""
+    from dryneedle.wire import converter  # noqa: PLC0415 - cattrs only when asked (start-up)
+
     data: dict[str, Any] = converter.unstructure(record)
     return data

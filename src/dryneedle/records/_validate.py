@@ -155,8 +155,7 @@ class Validator:
                 pass  # not clean: the walker below says why
             else:  # structurally clean: straight to the clinical checks (unless a key repeats)
                 if _no_repeated_key(obj) or not _duplicates_possible(obj):
-                    return self._clinical(index, line, wire.record_id, wire.patient,
-                                          wire.session, [], wire)[0]
+                    return self._clean(index, line, wire, False)[0]
         return self._check(obj, index, line, False, fast=False)[0]
 
     def check_keyed(
@@ -177,8 +176,7 @@ class Validator:
                 pass  # not clean: the walker below says why
             else:
                 if _no_repeated_key(obj) or not _duplicates_possible(obj):
-                    return self._clinical(index, line, wire.record_id, wire.patient,
-                                          wire.session, [], wire, True)
+                    return self._clean(index, line, wire, True)
             return self._check(obj, index, line, True, fast=False)
         return self._check(obj, index, line, True, decoded)
 
@@ -200,8 +198,7 @@ class Validator:
                     pass  # not clean: the walker below says why
                 else:  # structurally clean: straight to the clinical checks
                     if _no_repeated_key(obj) or not _duplicates_possible(obj):
-                        return self._clinical(index, line, wire.record_id, wire.patient,
-                                              wire.session, [], wire, keyed)
+                        return self._clean(index, line, wire, keyed)
             if _json._fast_loads is None:  # the reference decoder parses: once, seeing repeats
                 try:
                     obj = parse_seeing_duplicates(obj)
@@ -249,6 +246,64 @@ class Validator:
         finding = Finding(code=rule.id, severity=rule.severity, path="", message=bad.message)
         return RecordReport(index=index, line=line, record_id=None, valid=False, decision=None,
                             findings=(finding,), policy=self._fingerprint)
+
+    def _clean(
+        self, index: int, line: int | None, wire: Any, keyed: bool
+    ) -> tuple[RecordReport, tuple[str, Any] | None]:
+        """:meth:`_clinical` for a structurally clean mirror record (the accelerated path).
+
+        The same checks and the same report, without the branches a clean record cannot
+        take: no structural finding; the patient, the session and its insertions (a tuple),
+        the patient id, the session date and number are all read (the mirror requires them).
+        """
+        patient = wire.patient
+        session = wire.session
+        sites = session.insertions
+        d = session.date
+        decision = None
+        out: list[Finding]
+        if self._screening:
+            rank, out, unknown, rows = screen_parts(
+                self._compiled, patient, d if self.on is None else self.on, sites,
+                _SITES_PATH, True,
+            )
+            decision = DECISION_BY_RANK[rank]
+            if self._protocol:
+                excluded = _NO_SITES
+                if out:  # an excluded site always comes with its finding
+                    for row in rows:
+                        if not row[4]:
+                            excluded = frozenset([r[0] for r in rows if not r[4]])
+                            break
+                out.extend(check_screened_session(
+                    session, patient, rank == 3, excluded, self._table,
+                    unknown if rank == 2 else None,
+                ))
+        else:
+            out = []
+            if self._protocol:
+                out.extend(check_session_findings(session, patient=patient, screening=None,
+                                                  policy=self.policy, on=self.on))
+        key = None
+        if self._series is not None or keyed:
+            events = session.adverse_events  # tolerated(session), without a call when empty
+            summary = (d, session.number, len(sites),
+                       tolerated(session) if events else None if events is None else True)
+            if self._series is None:
+                key = (patient.patient_id, summary)
+            else:
+                series = self._series.add_summary(patient.patient_id, summary)
+                if series:
+                    out.extend(series)
+        valid = True
+        for f in out:
+            if f.severity is _ERROR:
+                valid = False
+                break
+        return _new_report(RecordReport, (
+            index, line, wire.record_id, valid, decision, tuple(out), self._fingerprint,
+            __version__, wire,
+        )), key
 
     def _clinical(
         self,
