@@ -274,3 +274,58 @@ def test_age_findings_agree_with_age_on(birth: date, on: date, policy: Policy) -
         assert codes == {"screening.age_minor"}
     else:
         assert codes == set()
+
+
+def _as_plain(finding: SiteFinding, shape: str) -> Any:
+    """The same finding as a caller's own object: a mapping or an object with plain strings."""
+    parts = {"region": finding.region.value, "side": finding.side.value,
+             "kind": finding.kind.value,
+             "date": None if finding.date is None else finding.date.isoformat()}
+    if shape == "mapping":
+        return parts
+    return type("Found", (), parts)()
+
+
+@given(patient=patients(), sites=planned_sites, on=dates, policy=policies,
+       finding=site_findings(), shape=st.sampled_from(["mapping", "object"]),
+       junk=st.sampled_from([None, "region", "side", "kind", "all"]))
+def test_site_findings_of_a_callers_own_types_are_read_or_reviewed(
+    patient: Patient, sites: list[PlannedSite], on: date, policy: Policy,
+    finding: SiteFinding, shape: str, junk: str | None,
+) -> None:
+    """A site finding given as a mapping or a plain object (strings, an ISO date) is read as
+    the model's finding is; a part that cannot be read is unknown (its sites reviewed or
+    excluded, never allowed on it); nothing raises (adversarial review of the site memo)."""
+    plain = _as_plain(finding, shape)
+    if junk is not None:
+        for name in (["region", "side", "kind"] if junk == "all" else [junk]):
+            if shape == "mapping":
+                plain[name] = ["not", "a", "member"]
+            else:
+                setattr(plain, name, 42)
+    found = [*(patient.site_findings or ()), plain]
+    given_result = screen(attrs.evolve(patient, site_findings=tuple(found)),
+                          on=on, sites=sites, policy=policy)
+    model_result = screen(attrs.evolve(patient, site_findings=(*found[:-1], finding)),
+                          on=on, sites=sites, policy=policy)
+    if junk is None:
+        assert given_result == model_result
+    else:  # where the real finding excludes a site, the unreadable one excludes or reviews
+        closed = given_result.decision in (Decision.NEEDS_REVIEW, Decision.NOT_ELIGIBLE)
+        for m, g in zip(model_result.site_decisions, given_result.site_decisions, strict=True):
+            assert m.allowed or not g.allowed or closed
+
+
+def test_a_site_finding_that_is_not_one_is_unknown_not_a_crash() -> None:
+    history = History(bleeding_disorder=False, anticoagulant_therapy=False,
+                      immunocompromised=False, metal_allergy=False, epilepsy=False,
+                      diabetes=False, vascular_disease=False, prior_adverse_reaction=False,
+                      acute_illness=False, lymph_node_removal=False,
+                      needle_phobia=NeedlePhobia.NONE, consent=True)
+    base = Patient(patient_id="p", birth_date=date(1980, 1, 1), sex=Sex.MALE, history=history)
+    assert screen(base, on=date(2026, 3, 1), sites=[("deltoid", "left")]).decision is (
+        Decision.ELIGIBLE)
+    for junk in (None, 3, "scar", ["neck"]):
+        result = screen(attrs.evolve(base, site_findings=(junk,)), on=date(2026, 3, 1),
+                        sites=[("deltoid", "left")])
+        assert result.decision in (Decision.NEEDS_REVIEW, Decision.NOT_ELIGIBLE)

@@ -86,7 +86,7 @@ from dryneedle._screening.rules import (  # the rules, importable from here as b
     rule_ids,
     screening_table,
 )
-from dryneedle._screening.sites import regions_touched, site_row
+from dryneedle._screening.sites import readable_findings, regions_touched, site_row
 from dryneedle._version import __version__
 from dryneedle.catalog import MUSCLES
 from dryneedle.exports import present_here
@@ -446,6 +446,8 @@ def screen_parts(
             rank = max(rank, hit[1])
     plain_sites = c.plain_sites
     plain = not site_findings
+    if not plain:  # a caller's own objects read part by part (a part unread: unknown)
+        site_findings = readable_findings(site_findings)
     # With site findings, a site of another region is a plain site too (regions_touched).
     touched = None if plain else regions_touched(site_findings)
     site_rows: list[tuple[Any, ...]] = []

@@ -12,8 +12,9 @@ May import: the model, reference data (catalog), findings, policy and
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from datetime import date
+from collections.abc import Mapping, Sequence
+from datetime import date, datetime
+from enum import Enum
 from typing import Any
 
 from dryneedle._screening.rules import (
@@ -29,7 +30,7 @@ from dryneedle.findings import Finding, Rule
 from dryneedle.model import Region, Side, SiteFinding, SiteFindingKind, SiteSide, Technique
 from dryneedle.policy import Policy
 
-__all__ = ["regions_touched", "site_row"]
+__all__ = ["readable_findings", "regions_touched", "site_row"]
 
 
 # A lymphoedema finding excludes its whole limb (za-bn121 "area or limb"): the limbs are
@@ -51,6 +52,89 @@ _KIND_RULE = {
 _LIMB_REGIONS: dict[object, frozenset[Region]] = {
     limb: frozenset(r for r in Region if _LIMB[r] == limb) for limb in set(_LIMB.values())
 }
+
+
+class _ReadFinding:
+    """A site finding as the site rules read it (see :func:`readable_findings`)."""
+
+    __slots__ = ("date", "kind", "region", "side")
+
+    def __init__(self, region: Region | None, side: SiteSide | None,
+                 kind: SiteFindingKind | None, day: date | None) -> None:
+        self.region = region
+        self.side = side
+        self.kind = kind
+        self.date = day
+
+
+_ABSENT: Any = object()
+
+
+def _member(enum: type[Enum], value: Any) -> Any:
+    """``value`` as a member of ``enum`` (its value may be given), else ``None`` (unknown)."""
+    if value is None or isinstance(value, enum):
+        return value
+    if isinstance(value, str):
+        try:
+            return enum(value)
+        except ValueError:
+            return None
+    return None
+
+
+def _day_of(value: Any) -> date | None:
+    """A site finding's date, or ``None`` (unknown: a surgery then counts as recent)."""
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    if isinstance(value, str):
+        try:
+            return date.fromisoformat(value)
+        except ValueError:
+            return None
+    return None
+
+
+def readable_findings(site_findings: Sequence[Any]) -> Sequence[Any]:
+    """The site findings as the site rules read them: every part a model member or ``None``.
+
+    Findings of the model (and the record reader's mirrors) are returned as they are. Anything
+    else a caller passed -- a mapping, an object with plain strings, a part that is not a
+    member, a ``datetime`` -- is read part by part: a value of the enum becomes its member, a
+    part that cannot be read becomes ``None`` (unknown: every site it may concern goes to
+    review), never an error and never a finding silently dropped.
+
+    >>> from dryneedle.model import Region
+    >>> [(f.region, f.kind) for f in readable_findings([{"region": "neck", "kind": "?"}])]
+    [(<Region.NECK: 'neck'>, None)]
+    """
+    out: list[Any] | None = None
+    for j, sf in enumerate(site_findings):
+        read = sf
+        if sf.__class__ is not SiteFinding:
+            mapping = isinstance(sf, Mapping)
+            if mapping:
+                region, side, kind, day = (sf.get("region"), sf.get("side"), sf.get("kind"),
+                                           sf.get("date"))
+            else:  # a missing attribute (_ABSENT) is unknown too
+                region, side, kind, day = (
+                    getattr(sf, "region", _ABSENT), getattr(sf, "side", _ABSENT),
+                    getattr(sf, "kind", _ABSENT), getattr(sf, "date", _ABSENT))
+            if mapping or not (
+                    (region is None or region.__class__ is Region)
+                    and (side is None or side.__class__ is SiteSide)
+                    and (kind is None or kind.__class__ is SiteFindingKind)
+                    and (day is None or day.__class__ is date)):
+                read = _ReadFinding(_member(Region, region), _member(SiteSide, side),
+                                    _member(SiteFindingKind, kind), _day_of(day))
+        if out is not None:
+            out.append(read)
+        elif read is not sf:
+            out = [*site_findings[:j], read]
+    if out is None:
+        return site_findings
+    return out
 
 
 def regions_touched(site_findings: Sequence[SiteFinding]) -> frozenset[Region] | None:
