@@ -446,10 +446,10 @@ def screen_parts(
             rank = max(rank, hit[1])
     plain_sites = c.plain_sites
     plain = not site_findings
-    if not plain:  # a caller's own objects read part by part (a part unread: unknown)
-        site_findings = readable_findings(site_findings)
+    # A caller's own objects are read part by part (a part unread: unknown).
+    readable = readable_findings(site_findings) if not plain else site_findings
     # With site findings, a site of another region is a plain site too (regions_touched).
-    touched = None if plain else regions_touched(site_findings)
+    touched = None if plain else regions_touched(readable)
     site_rows: list[tuple[Any, ...]] = []
     all_excluded = True
     for i, raw in enumerate(sites):
@@ -465,7 +465,7 @@ def screen_parts(
                     plain_sites.clear()
                 plain_sites[key] = known
         else:
-            known = site_row(c, i, site, site_path, site_findings, on, bleeding_risk)
+            known = site_row(c, i, site, site_path, readable, on, bleeding_risk)
         row, site_rank = known
         if muscle not in _MUSCLE_IDS:  # an unknown planned muscle blocks the decision
             unknown_paths.append(f"{site_path}[{i}].muscle")
