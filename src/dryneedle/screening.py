@@ -371,7 +371,9 @@ def screen_parts(
             read): the age is unknown and every surgery counts as recent.
         sites: Planned sites, as for :func:`screen`.
         site_path: Path prefix of the sites in findings (``<site_path>[i]``).
-        trusted: The sites are insertions or planned sites already (no conversion).
+        trusted: The sites are insertions or planned sites already (no conversion), and the
+            site findings come from the record reader (model findings or its mirrors, read
+            as they are: no part-by-part reading of a caller's own objects).
 
     Returns:
         The rank, the findings, the unknown answers' paths and one row per site.
@@ -447,7 +449,7 @@ def screen_parts(
     plain_sites = c.plain_sites
     plain = not site_findings
     # A caller's own objects are read part by part (a part unread: unknown).
-    readable = readable_findings(site_findings) if not plain else site_findings
+    readable = site_findings if plain or trusted else readable_findings(site_findings)
     # With site findings, a site of another region is a plain site too (regions_touched).
     touched = None if plain else regions_touched(readable)
     site_rows: list[tuple[Any, ...]] = []
