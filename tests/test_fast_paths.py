@@ -1,0 +1,47 @@
+"""Differential tests of the hook call's fast paths against the code they replace (#15).
+
+Each fast path must give exactly what the plain one gives: the card uuid's text and uuid
+(orjson with ``json.dumps``'s escapes, and a UUID 5 without the ``uuid.UUID`` object).
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
+
+from dryneedle.fhir import _cds
+
+_REFERENCE = json.JSONEncoder(sort_keys=True, separators=(",", ":"))
+_TEXT = st.text(st.characters(codec=None, exclude_categories=()), max_size=30)
+"""Any code point, lone surrogates, controls and DEL included."""
+_JSON = st.recursive(
+    _TEXT, lambda inner: st.lists(inner, max_size=4)
+    | st.dictionaries(_TEXT, inner, max_size=4), max_leaves=20)
+
+
+@given(_JSON)
+@example(["\x7f\u00d7\u2026\U0001f600\ud800\"\\\n\x00", {"b": "\x7f", "a": ["\udfff"]}])
+@example(["", {"\u00e9": "1", "e": "2", "\U0001f600": "3", "\uffff": "4"}])
+def test_uuid_text_is_the_json_text(value: Any) -> None:
+    """orjson's text, escaped as ``ensure_ascii`` escapes, is ``json.dumps``'s, byte for byte."""
+    assert _cds._uuid_text([value]) == _REFERENCE.encode([value]).encode("ascii")
+
+
+@given(_JSON)
+def test_uuid_text_without_orjson(value: Any) -> None:
+    """Without the extra, the text is ``json``'s own."""
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(_cds, "_dumps", None)
+        assert _cds._uuid_text([value]) == _REFERENCE.encode([value]).encode("ascii")
+
+
+@given(st.binary(max_size=200).map(lambda b: b.decode("latin-1").encode("ascii", "replace")))
+def test_uuid5_is_the_uuid_module_s(name: bytes) -> None:
+    """The UUID 5 string equals ``str(uuid.uuid5(namespace, name))``."""
+    expected = str(uuid.uuid5(_cds._UUID_NAMESPACE, name.decode("ascii")))
+    assert _cds._uuid5(name) == expected
