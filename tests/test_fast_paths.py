@@ -1,7 +1,8 @@
 """Differential tests of the hook call's fast paths against the code they replace (#15).
 
 Each fast path must give exactly what the plain one gives: the card uuid's text and uuid
-(orjson with ``json.dumps``'s escapes, and a UUID 5 without the ``uuid.UUID`` object).
+(orjson with ``json.dumps``'s escapes, and a UUID 5 without the ``uuid.UUID`` object), the
+reader's provenance entries (made without ``Provenance.__init__``).
 """
 
 from __future__ import annotations
@@ -10,11 +11,13 @@ import json
 import uuid
 from typing import Any
 
+import attrs
 import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from dryneedle.fhir import _cds
+from dryneedle.fhir import Provenance, _cds, _evidence
+from dryneedle.fhir._provenance import Action
 
 _REFERENCE = json.JSONEncoder(sort_keys=True, separators=(",", ":"))
 _TEXT = st.text(st.characters(codec=None, exclude_categories=()), max_size=30)
@@ -45,3 +48,23 @@ def test_uuid5_is_the_uuid_module_s(name: bytes) -> None:
     """The UUID 5 string equals ``str(uuid.uuid5(namespace, name))``."""
     expected = str(uuid.uuid5(_cds._UUID_NAMESPACE, name.decode("ascii")))
     assert _cds._uuid5(name) == expected
+
+
+@given(st.text(max_size=10), st.none() | st.booleans() | st.text(max_size=5), st.text(max_size=10),
+       st.none() | st.text(max_size=10), st.sampled_from(Action), st.text(max_size=10),
+       st.lists(st.text(max_size=5), max_size=3).map(tuple))
+def test_provenance_fast_constructor_is_attrs_init(
+        path: str, value: Any, resource: str, code: str | None, action: Action, reason: str,
+        sources: tuple[str, ...]) -> None:
+    """The reader's Provenance is the one ``__init__`` makes: equal, same hash, repr, evolve."""
+    fast = _evidence._provenance(path, value, resource, code, action, reason, sources)
+    made = Provenance(path=path, value=value, resource=resource, code=code, action=action,
+                      reason=reason, sources=sources)
+    assert type(fast) is Provenance
+    assert fast == made
+    assert hash(fast) == hash(made)
+    assert repr(fast) == repr(made)
+    assert fast.as_dict() == made.as_dict()
+    assert attrs.evolve(fast, reason="r") == attrs.evolve(made, reason="r")
+    with pytest.raises(attrs.exceptions.FrozenInstanceError):
+        fast.path = "x"  # type: ignore[misc]
