@@ -16,7 +16,7 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from dryneedle.fhir import Provenance, _cds, _evidence
+from dryneedle.fhir import Provenance, _cds, _evidence, _reading
 from dryneedle.fhir._provenance import Action
 
 _REFERENCE = json.JSONEncoder(sort_keys=True, separators=(",", ":"))
@@ -68,3 +68,37 @@ def test_provenance_fast_constructor_is_attrs_init(
     assert attrs.evolve(fast, reason="r") == attrs.evolve(made, reason="r")
     with pytest.raises(attrs.exceptions.FrozenInstanceError):
         fast.path = "x"  # type: ignore[misc]
+
+
+_CODING = st.dictionaries(st.sampled_from(["system", "code", "display"]),
+                          st.none() | st.integers() | st.text(" \tabc", max_size=4))
+_CONCEPT = st.none() | st.integers() | st.lists(_CODING, max_size=2) | st.dictionaries(
+    st.sampled_from(["coding", "text"]),
+    st.none() | st.text(max_size=3) | st.lists(_CODING | st.none() | st.integers(), max_size=4)
+    | st.tuples(_CODING), max_size=2)
+
+
+@given(_CONCEPT)
+def test_status_codes_are_the_codes_codings_of_reads(concept: Any) -> None:
+    """``status_codes`` is ``{code for _, code in codings_of(concept)}``, in one loop."""
+    assert _reading.status_codes(concept) == {code for _, code in _reading.codings_of(concept)}
+
+
+_WHEN = st.one_of(
+    st.dates().map(str), st.datetimes(timezones=st.timezones()).map(lambda d: d.isoformat()),
+    st.from_regex(_reading._DATETIME, fullmatch=True), st.text(max_size=30))
+
+
+@given(_WHEN)
+@example("2026-02-30")
+@example("2026-12-02T09:00:00Z")
+def test_parse_when_cached_is_parse_when(text: str) -> None:
+    """The cached reading of a date (twice: miss, then hit) is the plain one's."""
+    expected = _reading._parse_when(text)
+    assert _reading.parse_when(text) == expected
+    assert _reading.parse_when(text) == expected
+    assert _reading.parse_when(_Str(text)) == expected  # a subclass: read, not cached
+
+
+class _Str(str):
+    __slots__ = ()
