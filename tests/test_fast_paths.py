@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 from dryneedle.fhir import Provenance, _cds, _evidence, _reading
 from dryneedle.fhir._provenance import Action
+from dryneedle.service import _audit
 
 _REFERENCE = json.JSONEncoder(sort_keys=True, separators=(",", ":"))
 _TEXT = st.text(st.characters(codec=None, exclude_categories=()), max_size=30)
@@ -102,3 +103,9 @@ def test_parse_when_cached_is_parse_when(text: str) -> None:
 
 class _Str(str):
     __slots__ = ()
+
+
+@given(st.lists(_TEXT, max_size=6) | _JSON)
+def test_audit_codes_column_is_json_dumps(value: Any) -> None:
+    """The audit log's ``codes`` column is ``json.dumps(codes)``, whatever the codes."""
+    assert _audit._json_list(value) == json.dumps(value)

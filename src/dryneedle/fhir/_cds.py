@@ -212,6 +212,9 @@ def _trails(inputs: FhirPatientInputs | None) -> _Trails | None:
     return by_path
 
 
+_UNUSABLE: Final = (Action.CONFLICT, Action.IGNORED)
+
+
 def _trail(f: Finding, trails: _Trails | None) -> str:
     if trails is None:
         return ""
@@ -219,26 +222,36 @@ def _trail(f: Finding, trails: _Trails | None) -> str:
     trail = trails.get(f.path, ())
     if not trail:
         return out
-    used = [p for p in trail if p.action is Action.USED]
+    used: list[Provenance] = []
+    unusable: list[Provenance] = []
+    unread: list[Provenance] = []
+    superseded: list[Provenance] = []
+    for p in trail:  # one pass, each list in trail order
+        action = p.action
+        if action is Action.USED:
+            used.append(p)
+        elif action in _UNUSABLE:
+            unusable.append(p)
+        elif action is Action.UNREAD:
+            # Evidence that makes the answer unknown: named, so the clinician checks it
+            # (unclassified medications have a line of their own on the card).
+            if p.reason != "unclassified-medication":
+                unread.append(p)
+        elif action is Action.SUPERSEDED:
+            superseded.append(p)
     if used:
         out += " From: " + "; ".join(
             _md(_resource_label(p.resource)) + (f" (`{_md(p.code)}`)" if p.code else "")
             for p in used
         ) + "."
-    unusable = [p for p in trail if p.action in (Action.CONFLICT, Action.IGNORED)]
     if unusable:
         out += " Not usable: " + "; ".join(
             f"{_md(_resource_label(p.resource))} ({p.reason})" for p in unusable
         ) + "."
-    # Evidence that makes the answer unknown: named, so the clinician checks it (unclassified
-    # medications have a line of their own on the card).
-    unread = [p for p in trail
-              if p.action is Action.UNREAD and p.reason != "unclassified-medication"]
     if unread:
         out += " Unread: " + "; ".join(
             f"{_md(_resource_label(p.resource))} ({p.reason})" for p in unread
         ) + "."
-    superseded = [p for p in trail if p.action is Action.SUPERSEDED]
     if superseded:
         out += " Superseded: " + "; ".join(
             f"{_md(_resource_label(p.resource))} {json.dumps(p.value)} ({p.reason})"
@@ -297,16 +310,24 @@ def _detail(result: ScreeningResult, inputs: FhirPatientInputs | None,
                      "for antithrombotics**: "
                      + "; ".join(_md(m) for m in inputs.unclassified_medications) + ".")
     if inputs is not None:
-        n_used = len({p.resource for p in inputs.provenance
-                      if p.action is Action.USED and p.resource != "answers"})
+        used: set[str] = set()
         reasons: dict[str, int] = {}
-        for p in inputs.ignored:
-            reasons[p.reason] = reasons.get(p.reason, 0) + 1
+        conflicting: set[str] = set()
+        for p in inputs.provenance:  # one pass: used resources, ignored reasons, conflicts
+            action = p.action
+            if action is Action.USED:
+                used.add(p.resource)
+            elif action is Action.IGNORED:
+                reasons[p.reason] = reasons.get(p.reason, 0) + 1
+            elif action is Action.CONFLICT:
+                conflicting.add(p.path)
+        used.discard("answers")
+        n_used = len(used)
         line = f"FHIR: {n_used} resource{'s' if n_used != 1 else ''} used"
         if reasons:
             line += f"; {sum(reasons.values())} ignored: " + ", ".join(
                 k + (f" \u00d7{v}" if v > 1 else "") for k, v in sorted(reasons.items()))
-        conflicts = sorted({p.path for p in inputs.provenance if p.action is Action.CONFLICT})
+        conflicts = sorted(conflicting)
         if conflicts:
             line += "; conflicting data left unknown: " + ", ".join(f"`{c}`" for c in conflicts)
         lines += ["", line + ". Absent data is unknown, never no."]
