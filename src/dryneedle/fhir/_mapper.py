@@ -110,8 +110,8 @@ class Mapper(Evidence):
                 ref = r.resource.get(key)
                 # Both answers depend on the reference text alone (and the patient's URLs):
                 # most resources of a call name the same patient, read once.
-                text = jstr(jobj(ref).get("reference"))
-                if text is None:
+                text = (ref if type(ref) is dict else jobj(ref)).get("reference")
+                if not isinstance(text, str) or not text:  # jstr, inlined
                     target, readable = None, True  # what both say of no reference
                 elif text in seen:
                     target, readable = seen[text]
