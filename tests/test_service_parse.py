@@ -95,6 +95,13 @@ JSON = st.recursive(
 @example(b'["\\\\"]]]', 0)
 @example(b"]]][[[", 0)
 @example(b"", 64)
+@example(b'{"a":"12345678901234567890","b":12345678901234567890123}', 64)
+@example(b'["\\"",12345678901234567890123]', 64)
+@example(b'["\\\\",12345678901234567890123,"\\\\"]', 64)
+@example(b'{"x":"a,1","y":[12345678901234567890]}', 64)
+@example(b"[1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20]", 64)
+@example(b"[-12345678901234567890, 1.2345678901234567890123e5]", 64)
+@example(b'["2026-11-27T10:00:00.123+00:00", "1234567890123456789"]', 64)
 def test_any_bytes_parse_as_the_reference_does(body: bytes, max_depth: int) -> None:
     """Values, refusals and their messages are the reference's, orjson installed or not."""
     _same(body, max_depth)

@@ -56,7 +56,9 @@ __all__ = ["patient_from_fhir", "planned_sites_from_fhir"]
 _HISTORY_BOOLS: Final = tuple(
     a.name for a in attrs.fields(History) if a.name not in ("needle_phobia", "consent")
 )
-_ANSWER_KEYS: Final = frozenset((*(a.name for a in attrs.fields(History)), "pregnancy"))
+_HISTORY_NAMES: Final = tuple(a.name for a in attrs.fields(History))
+_HISTORY_BOOL_SET: Final = frozenset(_HISTORY_BOOLS)
+_ANSWER_KEYS: Final = frozenset((*_HISTORY_NAMES, "pregnancy"))
 _PREGNANCY_AGE_LIMIT: Final = next(
     lim for lim in DEFAULT_POLICY.limits() if lim.name == "pregnancy_status_max_age_days")
 
@@ -204,7 +206,7 @@ def patient_from_fhir(
         else InputResource(i, {"resourceType": type(res).__name__}, url, valid=False)
         for i, (res, url) in enumerate(flat)
     ]
-    unknown_flags = set(flag_codes) - set(_HISTORY_BOOLS)
+    unknown_flags = set(flag_codes) - _HISTORY_BOOL_SET
     if unknown_flags:
         msg = f"flag_codes: unknown history answers {sorted(unknown_flags)}"
         raise FhirInputError(msg)
@@ -229,7 +231,7 @@ def patient_from_fhir(
 
     # Merge the form answers: the more cautious value wins; every choice is recorded.
     history: dict[str, Any] = {}
-    for name in (a.name for a in attrs.fields(History)):
+    for name in _HISTORY_NAMES:
         form_value = form.get(name)
         if m.flags.get(name) is True:
             history[name] = True

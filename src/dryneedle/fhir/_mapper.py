@@ -17,7 +17,7 @@ this package, :mod:`._evidence`, :mod:`._provenance`, :mod:`._reading` and
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import date, datetime
 from typing import Any, Final
 
@@ -93,17 +93,7 @@ class Mapper(Evidence):
 
     def run(self) -> None:
         """Read every item once, by resource type; other patients' resources are ignored."""
-        handlers = {
-            "Patient": self.patient,
-            "Observation": self.observation,
-            "Condition": self.condition,
-            "AllergyIntolerance": self.allergy,
-            "MedicationStatement": self.medication,
-            "MedicationRequest": self.medication,
-            "MedicationDispense": self.given,
-            "MedicationAdministration": self.given,
-            "Procedure": self.procedure,
-        }
+        handlers = _HANDLERS
         seen: dict[str, tuple[str | None, bool]] = {}  # reference -> (target, readable)
         for r in self.items:
             if not r.valid:
@@ -120,8 +110,8 @@ class Mapper(Evidence):
                 ref = r.resource.get(key)
                 # Both answers depend on the reference text alone (and the patient's URLs):
                 # most resources of a call name the same patient, read once.
-                text = jstr(jobj(ref).get("reference"))
-                if text is None:
+                text = (ref if type(ref) is dict else jobj(ref)).get("reference")
+                if not isinstance(text, str) or not text:  # jstr, inlined
                     target, readable = None, True  # what both say of no reference
                 elif text in seen:
                     target, readable = seen[text]
@@ -134,7 +124,7 @@ class Mapper(Evidence):
                 elif target is not None and target != self.patient_id:
                     self.ignore(r, "other-patient" if target else "subject-not-a-patient")
                     continue
-            handler(r)
+            handler(self, r)
         self.doubtful = False
 
     # Patient --------------------------------------------------------------------------------
@@ -527,3 +517,17 @@ class Mapper(Evidence):
                          reason=f"antithrombotic-name-in-text:{named}",
                          code=token(*codings[0]) if codings else None,
                          sources=("atc-b01a", "rxnorm"))
+
+
+_HANDLERS: Final[Mapping[str, Callable[[Mapper, InputResource], None]]] = {
+    "Patient": Mapper.patient,
+    "Observation": Mapper.observation,
+    "Condition": Mapper.condition,
+    "AllergyIntolerance": Mapper.allergy,
+    "MedicationStatement": Mapper.medication,
+    "MedicationRequest": Mapper.medication,
+    "MedicationDispense": Mapper.given,
+    "MedicationAdministration": Mapper.given,
+    "Procedure": Mapper.procedure,
+}
+"""The reader of each resource type :meth:`Mapper.run` reads (made once, not per call)."""

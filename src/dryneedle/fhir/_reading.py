@@ -9,6 +9,7 @@ May import: the standard library. Nothing of dryneedle.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 from datetime import UTC, date, datetime
@@ -83,7 +84,19 @@ def codings_of(concept: Any) -> list[tuple[str | None, str]]:
 
 def status_codes(concept: Any) -> set[str]:
     """Return the codes of a status CodeableConcept (``clinicalStatus``, ...)."""
-    return {code for _, code in codings_of(concept)}
+    # The codes codings_of reads, in one loop (no system, no list of pairs).
+    c = concept if type(concept) is dict else jobj(concept)
+    codings = c.get("coding")
+    out: set[str] = set()
+    if type(codings) is not list and not isinstance(codings, list | tuple):
+        return out
+    for coding in codings:
+        if type(coding) is not dict:
+            coding = jobj(coding)  # noqa: PLW2901 - read once
+        code = coding.get("code")
+        if isinstance(code, str) and code:
+            out.add(code.strip())
+    return out
 
 
 def token(system: str | None, code: str) -> str:
@@ -101,8 +114,15 @@ def texts_of(concept: Any) -> list[str]:
 
 def parse_when(text: Any) -> tuple[date, datetime | None] | None:
     """Parse a FHIR date/dateTime to (written date, UTC instant or None); partial -> None."""
+    if type(text) is str:
+        return _parse_when_cached(text)  # a function of the text alone, its answer immutable
     if not isinstance(text, str):
         return None
+    return _parse_when(text)  # a str subclass (its own hash or equality): not cached
+
+
+def _parse_when(text: str) -> tuple[date, datetime | None] | None:
+    """:func:`parse_when` of a string."""
     m = _DATETIME.fullmatch(text)
     if m is None or m.group("d") is None:
         return None
@@ -114,6 +134,10 @@ def parse_when(text: Any) -> tuple[date, datetime | None] | None:
     except ValueError:
         return None
     return day, instant
+
+
+_parse_when_cached: Final = functools.lru_cache(maxsize=4096)(_parse_when)
+"""The dates of a call repeat (a patient's records, the same few days): parsed once."""
 
 
 def utc_day(when: tuple[date, datetime | None]) -> date:

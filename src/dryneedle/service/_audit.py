@@ -21,6 +21,7 @@ import sqlite3
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
+from json.encoder import encode_basestring_ascii
 from pathlib import Path
 from typing import Any, Final
 
@@ -78,6 +79,19 @@ class UnknownCardError(LookupError):
     """Feedback names a card uuid this service never issued (nothing is stored)."""
 
 
+_INSERT_CARD: Final = (
+    "INSERT INTO cards (time, uuid, service, hook, hook_instance, patient_hash, decision, "
+    "indicator, codes, policy, fingerprint, version, client) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+
+
+def _json_list(value: Any) -> str:
+    """``json.dumps(value)``; a list of strings (the codes) without a new encoder per call."""
+    if type(value) is list and all(type(v) is str for v in value):
+        return "[" + ", ".join(map(encode_basestring_ascii, value)) + "]"
+    return json.dumps(value)
+
+
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
@@ -132,6 +146,8 @@ class AuditLog:
         client: str | None = None,
     ) -> None:
         """Append one row per card issued (the card's dryneedle extension gives the codes)."""
+        if not cards:
+            return
         now = _now()
         rows = []
         for card in cards:
@@ -139,15 +155,13 @@ class AuditLog:
             policy = ext.get("policy", {})
             rows.append((now, card["uuid"], service, hook, hook_instance,
                          self.patient_hash(patient_id), ext.get("decision", ""),
-                         card["indicator"], json.dumps(ext.get("codes", [])),
+                         card["indicator"], _json_list(ext.get("codes", [])),
                          policy.get("name", ""), policy.get("fingerprint", ""), version, client))
-        if not rows:
-            return
         with self._lock:
-            self._db.executemany(
-                "INSERT INTO cards (time, uuid, service, hook, hook_instance, patient_hash, "
-                "decision, indicator, codes, policy, fingerprint, version, client) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+            if len(rows) == 1:  # a hook call's one card: the same INSERT, one transaction
+                self._db.execute(_INSERT_CARD, rows[0])
+            else:
+                self._db.executemany(_INSERT_CARD, rows)
 
     def record_feedback(
         self, entries: Sequence[Mapping[str, Any]], *, service: str, client: str | None = None,

@@ -1,0 +1,111 @@
+"""Differential tests of the hook call's fast paths against the code they replace (#15).
+
+Each fast path must give exactly what the plain one gives: the card uuid's text and uuid
+(orjson with ``json.dumps``'s escapes, and a UUID 5 without the ``uuid.UUID`` object), the
+reader's provenance entries (made without ``Provenance.__init__``).
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+import attrs
+import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
+
+from dryneedle.fhir import Provenance, _cds, _evidence, _reading
+from dryneedle.fhir._provenance import Action
+from dryneedle.service import _audit
+
+_REFERENCE = json.JSONEncoder(sort_keys=True, separators=(",", ":"))
+_TEXT = st.text(st.characters(codec=None, exclude_categories=()), max_size=30)
+"""Any code point, lone surrogates, controls and DEL included."""
+_JSON = st.recursive(
+    _TEXT, lambda inner: st.lists(inner, max_size=4)
+    | st.dictionaries(_TEXT, inner, max_size=4), max_leaves=20)
+
+
+@given(_JSON)
+@example(["\x7f\u00d7\u2026\U0001f600\ud800\"\\\n\x00", {"b": "\x7f", "a": ["\udfff"]}])
+@example(["", {"\u00e9": "1", "e": "2", "\U0001f600": "3", "\uffff": "4"}])
+def test_uuid_text_is_the_json_text(value: Any) -> None:
+    """orjson's text, escaped as ``ensure_ascii`` escapes, is ``json.dumps``'s, byte for byte."""
+    assert _cds._uuid_text([value]) == _REFERENCE.encode([value]).encode("ascii")
+
+
+@given(_JSON)
+def test_uuid_text_without_orjson(value: Any) -> None:
+    """Without the extra, the text is ``json``'s own."""
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(_cds, "_dumps", None)
+        assert _cds._uuid_text([value]) == _REFERENCE.encode([value]).encode("ascii")
+
+
+@given(st.binary(max_size=200).map(lambda b: b.decode("latin-1").encode("ascii", "replace")))
+def test_uuid5_is_the_uuid_module_s(name: bytes) -> None:
+    """The UUID 5 string equals ``str(uuid.uuid5(namespace, name))``."""
+    expected = str(uuid.uuid5(_cds._UUID_NAMESPACE, name.decode("ascii")))
+    assert _cds._uuid5(name) == expected
+
+
+@given(st.text(max_size=10), st.none() | st.booleans() | st.text(max_size=5), st.text(max_size=10),
+       st.none() | st.text(max_size=10), st.sampled_from(Action), st.text(max_size=10),
+       st.lists(st.text(max_size=5), max_size=3).map(tuple))
+def test_provenance_fast_constructor_is_attrs_init(
+        path: str, value: Any, resource: str, code: str | None, action: Action, reason: str,
+        sources: tuple[str, ...]) -> None:
+    """The reader's Provenance is the one ``__init__`` makes: equal, same hash, repr, evolve."""
+    fast = _evidence._provenance(path, value, resource, code, action, reason, sources)
+    made = Provenance(path=path, value=value, resource=resource, code=code, action=action,
+                      reason=reason, sources=sources)
+    assert type(fast) is Provenance
+    assert fast == made
+    assert hash(fast) == hash(made)
+    assert repr(fast) == repr(made)
+    assert fast.as_dict() == made.as_dict()
+    assert attrs.evolve(fast, reason="r") == attrs.evolve(made, reason="r")
+    with pytest.raises(attrs.exceptions.FrozenInstanceError):
+        fast.path = "x"  # type: ignore[misc]
+
+
+_CODING = st.dictionaries(st.sampled_from(["system", "code", "display"]),
+                          st.none() | st.integers() | st.text(" \tabc", max_size=4))
+_CONCEPT = st.none() | st.integers() | st.lists(_CODING, max_size=2) | st.dictionaries(
+    st.sampled_from(["coding", "text"]),
+    st.none() | st.text(max_size=3) | st.lists(_CODING | st.none() | st.integers(), max_size=4)
+    | st.tuples(_CODING), max_size=2)
+
+
+@given(_CONCEPT)
+def test_status_codes_are_the_codes_codings_of_reads(concept: Any) -> None:
+    """``status_codes`` is ``{code for _, code in codings_of(concept)}``, in one loop."""
+    assert _reading.status_codes(concept) == {code for _, code in _reading.codings_of(concept)}
+
+
+_WHEN = st.one_of(
+    st.dates().map(str), st.datetimes(timezones=st.timezones()).map(lambda d: d.isoformat()),
+    st.from_regex(_reading._DATETIME, fullmatch=True), st.text(max_size=30))
+
+
+@given(_WHEN)
+@example("2026-02-30")
+@example("2026-12-02T09:00:00Z")
+def test_parse_when_cached_is_parse_when(text: str) -> None:
+    """The cached reading of a date (twice: miss, then hit) is the plain one's."""
+    expected = _reading._parse_when(text)
+    assert _reading.parse_when(text) == expected
+    assert _reading.parse_when(text) == expected
+    assert _reading.parse_when(_Str(text)) == expected  # a subclass: read, not cached
+
+
+class _Str(str):
+    __slots__ = ()
+
+
+@given(st.lists(_TEXT, max_size=6) | _JSON)
+def test_audit_codes_column_is_json_dumps(value: Any) -> None:
+    """The audit log's ``codes`` column is ``json.dumps(codes)``, whatever the codes."""
+    assert _audit._json_list(value) == json.dumps(value)
