@@ -71,20 +71,6 @@ def test_provenance_fast_constructor_is_attrs_init(
         fast.path = "x"  # type: ignore[misc]
 
 
-_CODING = st.dictionaries(st.sampled_from(["system", "code", "display"]),
-                          st.none() | st.integers() | st.text(" \tabc", max_size=4))
-_CONCEPT = st.none() | st.integers() | st.lists(_CODING, max_size=2) | st.dictionaries(
-    st.sampled_from(["coding", "text"]),
-    st.none() | st.text(max_size=3) | st.lists(_CODING | st.none() | st.integers(), max_size=4)
-    | st.tuples(_CODING), max_size=2)
-
-
-@given(_CONCEPT)
-def test_status_codes_are_the_codes_codings_of_reads(concept: Any) -> None:
-    """``status_codes`` is ``{code for _, code in codings_of(concept)}``, in one loop."""
-    assert _reading.status_codes(concept) == {code for _, code in _reading.codings_of(concept)}
-
-
 _WHEN = st.one_of(
     st.dates().map(str), st.datetimes(timezones=st.timezones()).map(lambda d: d.isoformat()),
     st.from_regex(_reading._DATETIME, fullmatch=True), st.text(max_size=30))

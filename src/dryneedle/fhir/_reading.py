@@ -84,19 +84,7 @@ def codings_of(concept: Any) -> list[tuple[str | None, str]]:
 
 def status_codes(concept: Any) -> set[str]:
     """Return the codes of a status CodeableConcept (``clinicalStatus``, ...)."""
-    # The codes codings_of reads, in one loop (no system, no list of pairs).
-    c = concept if type(concept) is dict else jobj(concept)
-    codings = c.get("coding")
-    out: set[str] = set()
-    if type(codings) is not list and not isinstance(codings, list | tuple):
-        return out
-    for coding in codings:
-        if type(coding) is not dict:
-            coding = jobj(coding)  # noqa: PLW2901 - read once
-        code = coding.get("code")
-        if isinstance(code, str) and code:
-            out.add(code.strip())
-    return out
+    return {code for _, code in codings_of(concept)}
 
 
 def token(system: str | None, code: str) -> str:
