@@ -28,9 +28,12 @@ from dryneedle.model import (
     NeedlePhobia,
     Patient,
     Pregnancy,
+    Region,
     Sex,
     Side,
     SiteFinding,
+    SiteFindingKind,
+    SiteSide,
     Technique,
 )
 from dryneedle.policy import DEFAULT_POLICY, GUIDELINE_POLICY, Policy
@@ -279,8 +282,7 @@ def test_age_findings_agree_with_age_on(birth: date, on: date, policy: Policy) -
 def _as_plain(finding: SiteFinding, shape: str) -> Any:
     """The same finding as a caller's own object: a mapping or an object with plain strings."""
     parts = {"region": finding.region.value, "side": finding.side.value,
-             "kind": finding.kind.value,
-             "date": None if finding.date is None else finding.date.isoformat()}
+             "kind": finding.kind.value, "date": finding.date}
     if shape == "mapping":
         return parts
     return type("Found", (), parts)()
@@ -288,21 +290,23 @@ def _as_plain(finding: SiteFinding, shape: str) -> Any:
 
 @given(patient=patients(), sites=planned_sites, on=dates, policy=policies,
        finding=site_findings(), shape=st.sampled_from(["mapping", "object"]),
-       junk=st.sampled_from([None, "region", "side", "kind", "all"]))
+       junk=st.sampled_from([None, "region", "side", "kind", "date", "all"]))
 def test_site_findings_of_a_callers_own_types_are_read_or_reviewed(
     patient: Patient, sites: list[PlannedSite], on: date, policy: Policy,
     finding: SiteFinding, shape: str, junk: str | None,
 ) -> None:
-    """A site finding given as a mapping or a plain object (strings, an ISO date) is read as
-    the model's finding is; a part that cannot be read is unknown (its sites reviewed or
-    excluded, never allowed on it); nothing raises (adversarial review of the site memo)."""
+    """A site finding given as a mapping or a plain object (strings for the enum parts) is read
+    as the model's finding is; a part that cannot be read (a date given as text, too) is
+    unknown: where the model's finding excludes a site, the decision is reviewed or the site
+    excluded; nothing raises (adversarial review of the site memo)."""
     plain = _as_plain(finding, shape)
     if junk is not None:
-        for name in (["region", "side", "kind"] if junk == "all" else [junk]):
+        for name in (["region", "side", "kind", "date"] if junk == "all" else [junk]):
+            bad = "2020-01-01" if name == "date" else ["not", "a", "member"]
             if shape == "mapping":
-                plain[name] = ["not", "a", "member"]
+                plain[name] = bad
             else:
-                setattr(plain, name, 42)
+                setattr(plain, name, bad)
     found = [*(patient.site_findings or ()), plain]
     given_result = screen(attrs.evolve(patient, site_findings=tuple(found)),
                           on=on, sites=sites, policy=policy)
@@ -330,3 +334,47 @@ def test_a_site_finding_that_is_not_one_is_unknown_not_a_crash() -> None:
                         on=date(2026, 3, 1),
                         sites=[("deltoid", "left")])
         assert result.decision in (Decision.NEEDS_REVIEW, Decision.NOT_ELIGIBLE)
+
+
+def test_a_site_finding_that_fakes_its_type_is_read_not_trusted() -> None:
+    """Types are asked with ``type()``: an object claiming (``__class__``) to be a model
+    finding or member, or whose parts change between reads or raise, is read once, part by
+    part, and never drops the finding (second adversarial review)."""
+    history = History(bleeding_disorder=False, anticoagulant_therapy=False,
+                       immunocompromised=False, metal_allergy=False, epilepsy=False,
+                       diabetes=False, vascular_disease=False, prior_adverse_reaction=False,
+                       acute_illness=False, lymph_node_removal=False,
+                       needle_phobia=NeedlePhobia.NONE, consent=True)
+    base = Patient(patient_id="p", birth_date=date(1980, 1, 1), sex=Sex.MALE, history=history)
+    sites = [("levator_scapulae", "left")]
+    on = date(2026, 12, 1)
+    model = screen(attrs.evolve(base, site_findings=(
+        SiteFinding(region="neck", side="left", kind="surgery"),)), on=on, sites=sites)
+    assert model.decision is Decision.NOT_ELIGIBLE  # an undated surgery counts as recent
+
+    class Faked:
+        __class__ = SiteFinding  # type: ignore[assignment]
+        region, side, kind, date = "neck", "left", "surgery", None
+
+    class Shifting:  # an undated surgery on the first read, an old one after
+        region, side, kind = Region.NECK, SiteSide.LEFT, SiteFindingKind.SURGERY
+        reads = 0
+
+        @property
+        def date(self) -> date | None:
+            self.reads += 1
+            return None if self.reads == 1 else date(2000, 1, 1)
+
+    class Raising:
+        side, kind, date = "left", "surgery", None
+
+        @property
+        def region(self) -> str:
+            raise ValueError("boom")
+
+    for odd in (Faked(), Shifting(), Raising()):
+        result = screen(attrs.evolve(base, site_findings=(odd,)),  # type: ignore[arg-type]
+                        on=on, sites=sites)
+        assert result.decision in (Decision.NEEDS_REVIEW, Decision.NOT_ELIGIBLE)
+        if result.decision is Decision.NOT_ELIGIBLE:
+            assert not result.site_decisions[0].allowed

@@ -54,87 +54,80 @@ _LIMB_REGIONS: dict[object, frozenset[Region]] = {
 }
 
 
-class _ReadFinding:
-    """A site finding as the site rules read it (see :func:`readable_findings`)."""
+def _read_finding(region: Region | None, side: SiteSide | None, kind: SiteFindingKind | None,
+                  day: date | None) -> SiteFinding:
+    """A :class:`SiteFinding` whose unreadable parts are ``None``, as the record reader makes.
 
-    __slots__ = ("date", "kind", "region", "side")
-
-    def __init__(self, region: Region | None, side: SiteSide | None,
-                 kind: SiteFindingKind | None, day: date | None) -> None:
-        self.region = region
-        self.side = side
-        self.kind = kind
-        self.date = day
-
-
-_ABSENT: Any = object()
+    The model's converters refuse ``None``, so it is built without them.
+    """
+    finding = object.__new__(SiteFinding)
+    for name, value in (("region", region), ("side", side), ("kind", kind), ("date", day)):
+        object.__setattr__(finding, name, value)
+    return finding
 
 
 def _member(enum: type[Enum], value: Any) -> Any:
-    """``value`` as a member of ``enum`` (its value may be given), else ``None`` (unknown)."""
-    if value is None or isinstance(value, enum):
+    """``value`` as a member of ``enum`` (its value may be given), else ``None`` (unknown).
+
+    Types are asked with ``type()``, which an object cannot fake (its ``__class__`` it can).
+    """
+    if value is None or type(value) is enum:
         return value
-    if isinstance(value, str):
+    if issubclass(type(value), str):  # a value, or another str enum's member with one
         try:
-            return enum(value)
+            member = enum(value)
         except ValueError:
             return None
+        return member if type(member) is enum else None
     return None
 
 
 def _day_of(value: Any) -> date | None:
-    """A site finding's date, or ``None`` (unknown: a surgery then counts as recent)."""
-    if isinstance(value, datetime):
-        return value.date()
-    if isinstance(value, date):
-        return value
-    if isinstance(value, str):
-        try:
-            return date.fromisoformat(value)
-        except ValueError:
-            return None
-    return None
+    """A site finding's date as the model reads it (a ``datetime`` as its date), else ``None``.
+
+    ``None`` is unknown: a surgery then counts as recent. The date is rebuilt as a plain
+    ``date`` (a subclass could compute differently).
+    """
+    kind = type(value)
+    if issubclass(kind, datetime):
+        value = value.date()
+    elif not issubclass(kind, date):
+        return None
+    return date(value.year, value.month, value.day)
 
 
-def readable_findings(site_findings: Sequence[Any]) -> Sequence[Any]:
+def _read(sf: Any) -> SiteFinding:
+    """A caller's site finding read once, part by part (see :func:`readable_findings`)."""
+    try:
+        if isinstance(sf, Mapping):
+            region, side, kind, day = (sf.get("region"), sf.get("side"), sf.get("kind"),
+                                       sf.get("date"))
+        else:  # a missing attribute is unknown too
+            region, side, kind, day = (getattr(sf, "region", None), getattr(sf, "side", None),
+                                       getattr(sf, "kind", None), getattr(sf, "date", None))
+        return _read_finding(_member(Region, region), _member(SiteSide, side),
+                             _member(SiteFindingKind, kind), _day_of(day))
+    except Exception:  # a finding that cannot be read at all is unknown (never raises)
+        return _read_finding(None, None, None, None)
+
+
+def readable_findings(site_findings: Sequence[Any]) -> Sequence[SiteFinding]:
     """The site findings as the site rules read them: every part a model member or ``None``.
 
-    Findings of the model (and the record reader's mirrors) are returned as they are. Anything
-    else a caller passed -- a mapping, an object with plain strings, a part that is not a
-    member, a ``datetime`` -- is read part by part: a value of the enum becomes its member, a
-    part that cannot be read becomes ``None`` (unknown: every site it may concern goes to
-    review), never an error and never a finding silently dropped.
+    Findings of the model are returned as they are. Anything else a caller passed -- a
+    mapping, an object with plain strings, a part that is not a member, a ``datetime`` -- is
+    read once, part by part, as the model's converters read it: a value of the enum becomes
+    its member, a ``datetime`` its date, and a part that cannot be read becomes ``None``
+    (unknown: the sites it may concern go to review; a surgery of unknown date counts as
+    recent), never an error and never a finding silently dropped.
 
     >>> from dryneedle.model import Region
     >>> [(f.region, f.kind) for f in readable_findings([{"region": "neck", "kind": "?"}])]
     [(<Region.NECK: 'neck'>, None)]
     """
-    out: list[Any] | None = None
-    for j, sf in enumerate(site_findings):
-        read = sf
-        if sf.__class__ is not SiteFinding:
-            mapping = isinstance(sf, Mapping)
-            if mapping:
-                region, side, kind, day = (sf.get("region"), sf.get("side"), sf.get("kind"),
-                                           sf.get("date"))
-            else:  # a missing attribute (_ABSENT) is unknown too
-                region, side, kind, day = (
-                    getattr(sf, "region", _ABSENT), getattr(sf, "side", _ABSENT),
-                    getattr(sf, "kind", _ABSENT), getattr(sf, "date", _ABSENT))
-            if mapping or not (
-                    (region is None or region.__class__ is Region)
-                    and (side is None or side.__class__ is SiteSide)
-                    and (kind is None or kind.__class__ is SiteFindingKind)
-                    and (day is None or day.__class__ is date)):
-                read = _ReadFinding(_member(Region, region), _member(SiteSide, side),
-                                    _member(SiteFindingKind, kind), _day_of(day))
-        if out is not None:
-            out.append(read)
-        elif read is not sf:
-            out = [*site_findings[:j], read]
-    if out is None:
+    if all(type(sf) is SiteFinding for sf in site_findings):
         return site_findings
-    return out
+    return [sf if type(sf) is SiteFinding else _read(sf) for sf in site_findings]
 
 
 def regions_touched(site_findings: Sequence[SiteFinding]) -> frozenset[Region] | None:
