@@ -161,7 +161,9 @@ def check_lines(cls: type, spec: FieldSpec, ns: dict[str, Any]) -> list[str]:
     raise AssertionError(msg)
 
 
-def readable_lines(cls: type, spec: FieldSpec, ns: dict[str, Any]) -> list[str]:
+def readable_lines(
+    cls: type, spec: FieldSpec, ns: dict[str, Any], prefix: str = "_r_"
+) -> list[str]:
     """Return the readable walker's lines for one field: the strict findings, a lenient value.
 
     Every finding is the strict walker's, in the same order; an unreadable value becomes
@@ -173,6 +175,8 @@ def readable_lines(cls: type, spec: FieldSpec, ns: dict[str, Any]) -> list[str]:
         cls: The model class.
         spec: The field's specification.
         ns: The walkers' namespace (enum tables and defaults are added to it).
+        prefix: The prefix of the nested walkers called (``_r_``, or ``_q_`` for the quick
+            readable walkers of :func:`walker_source`).
     """
     n = spec.name
     v = f"v_{n}"
@@ -183,7 +187,7 @@ def readable_lines(cls: type, spec: FieldSpec, ns: dict[str, Any]) -> list[str]:
     expected = "an object" if spec.kind == "object" else "an array"
     if spec.kind == "object":
         unreadable = f"_P_{spec.target.__name__}"
-        on_ok = [f"{v} = _r_{spec.target.__name__}({v}, {path}, out)",
+        on_ok = [f"{v} = {prefix}{spec.target.__name__}({v}, {path}, out)",
                  f"if {v}.__class__ is _Failed: ok = False; {v} = {v}.value"]
     elif spec.target == "condition":
         unreadable = "None"
@@ -206,7 +210,7 @@ def readable_lines(cls: type, spec: FieldSpec, ns: dict[str, Any]) -> list[str]:
             "_items = []",
             f"_ip = {path}",
             f"for _i, _x in enumerate({v}):",
-            f"    _r = _r_{spec.target.__name__}(_x, f'{{_ip}}[{{_i}}]', out)",
+            f"    _r = {prefix}{spec.target.__name__}(_x, f'{{_ip}}[{{_i}}]', out)",
             "    if _r.__class__ is _Failed: ok = False; _r = _r.value",
             "    _items.append(_r)",
             f"{v} = tuple(_items)",
@@ -226,13 +230,23 @@ def readable_lines(cls: type, spec: FieldSpec, ns: dict[str, Any]) -> list[str]:
     return lines
 
 
-def walker_source(cls: type, ns: dict[str, Any], *, readable: bool = False) -> str:
+def walker_source(
+    cls: type, ns: dict[str, Any], *, readable: bool = False, quick: bool = False
+) -> str:
     """Return the source of the strict (or, with ``readable``, the readable) walker of ``cls``.
+
+    With ``quick`` (and ``readable``), the *quick* readable walker ``_q_<Class>``: the
+    readable walker that first asks msgspec to convert the object into its mirror
+    (``_cv(d, _T_<Class>)``, the namespace supplies both and the error ``_CVE``) and returns
+    the mirror when it converts (a clean object: no finding), else walks the object's own
+    fields as ``_r_<Class>`` does, its nested objects by their quick walkers. Only for values
+    whose conversion means what the walker means (see :func:`._structure.walk_readable`).
 
     Args:
         cls: A model class (its nested classes' walkers are called by name).
         ns: The namespace the source will run in; per-class constants are added to it.
         readable: Write ``_r_<Class>`` instead of ``_w_<Class>``.
+        quick: Write ``_q_<Class>`` (with ``readable``).
     """
     name = cls.__name__
     specs = field_specs(cls)
@@ -244,11 +258,14 @@ def walker_source(cls: type, ns: dict[str, Any], *, readable: bool = False) -> s
         "if d.__class__ is not dict:",
         "    out.append(_type(p, d, 'an object'))",
         f"    return _F_{name}" if readable else "    return BAD",
+        *((f"try: return _cv(d, _T_{name})", "except _CVE: pass") if quick else ()),
         f"if _DUPS in d: d = _dedupe(d, _C_{name}, p, out)",
         "ok = True",
     ]
+    prefix = "_q_" if quick else "_r_" if readable else "_w_"
     for spec in specs:
-        body += readable_lines(cls, spec, ns) if readable else check_lines(cls, spec, ns)
+        body += (readable_lines(cls, spec, ns, prefix) if readable
+                 else check_lines(cls, spec, ns))
     body += [
         f"if not d.keys() <= _K_{name}: _unknown(d, _K_{name}, p, out)",
         *(() if readable else ("if not ok: return BAD",)),
@@ -259,7 +276,6 @@ def walker_source(cls: type, ns: dict[str, Any], *, readable: bool = False) -> s
         *(f"_S_{name}_{s.name}(_o, v_{s.name})" for s in specs),
         "return _o if ok else _Failed(_o)" if readable else "return _o",
     ]
-    prefix = "_r_" if readable else "_w_"
     return f"def {prefix}{name}(d, p, out):\n" + "\n".join("    " + line for line in body) + "\n"
 
 

@@ -41,6 +41,7 @@ __all__ = [
     "decode",
     "decoder",
     "no_repeated_key",
+    "part_converter",
     "to_model",
 ]
 
@@ -222,6 +223,23 @@ def decode(line: str | bytes) -> Any:
         return _decoder.decode(line)
     except DECODE_ERRORS:
         return None
+
+
+def part_converter(
+    classes: tuple[type, ...],
+) -> tuple[Any, type[Exception], dict[type, Any]] | None:
+    """Return ``(convert, error, mirrors)`` for converting decoded parts, or ``None``.
+
+    ``convert(value, mirrors[cls])`` (``msgspec.convert``) returns the mirror of a decoded
+    JSON object of model class ``cls`` when it is structurally clean, else raises ``error``.
+    Used by the quick readable walkers of :mod:`._structure` (``None`` without msgspec).
+
+    Args:
+        classes: The model classes to mirror.
+    """
+    if not AVAILABLE:
+        return None
+    return msgspec.convert, msgspec.ValidationError, {cls: _mirror(cls) for cls in classes}
 
 
 def to_model(wire: Any) -> model.SessionRecord:

@@ -51,6 +51,7 @@ __all__ = [
     "has_surrogate",
     "is_blank",
     "parse",
+    "parse_exact",
     "reference_parser",
 ]
 
@@ -172,6 +173,26 @@ def parse(text: str | bytes | bytearray | memoryview) -> Any:
                 pass  # the reference decoder below gives the value or says why
         text = raw
     return _reference(text, _DECODER, _LONG_INT_DECODER)
+
+
+def parse_exact(text: bytes) -> tuple[Any, bool]:
+    """:func:`parse` of a byte text, and whether orjson decoded it (``exact``).
+
+    An ``exact`` value holds no lone surrogate (orjson refuses them), no infinite number
+    (orjson refuses ``1e400``) and no integer of 19 digits or more (the text has no such run
+    of digits): each of its numbers and strings is one that msgspec converts as the walkers
+    read it. Raises :class:`JSONError` as :func:`parse` does.
+    """
+    if (
+        _fast_loads is not None
+        and text.count(b"[") + text.count(b"{") <= MAX_DEPTH
+        and _LONG_DIGITS not in text.translate(_LONG_DIGITS_TABLE)
+    ):
+        try:
+            return _fast_loads(text), True
+        except _FastError:
+            pass  # the reference decoder below gives the value or says why
+    return _reference(text, _DECODER, _LONG_INT_DECODER), False
 
 
 def reference_parser(

@@ -18,7 +18,8 @@ structure check, the cattrs converter and the JSON Schema cannot drift apart.
 
 May import: :mod:`dryneedle.model`, :mod:`dryneedle.wire`, :mod:`dryneedle.catalog`,
 :mod:`dryneedle.findings`, :mod:`._fields`, :mod:`._codegen` (the walkers' source),
-:mod:`._duplicates` and :mod:`._json`.
+:mod:`._duplicates`, :mod:`._fast` (the mirrors of the quick readable walkers) and
+:mod:`._json`.
 
 Numbers follow JSON Schema semantics (spec §6, 1.1): an integral float such as ``1.0`` is an
 integer; an integer field holds a signed 64-bit integer and a number field a finite double,
@@ -37,6 +38,7 @@ import attrs
 from dryneedle import model
 from dryneedle.catalog import CONDITIONS, MUSCLES
 from dryneedle.findings import Finding, FindingsError, Rule, Severity, rule
+from dryneedle.records import _fast
 from dryneedle.records._codegen import walker_source
 from dryneedle.records._duplicates import (
     DUPS,
@@ -312,18 +314,25 @@ def _build() -> tuple[dict[type, Walker], str]:
         ns[f"_P_{cls.__name__}"] = placeholder
         ns[f"_F_{cls.__name__}"] = _Failed(placeholder)  # what a non-object reads as
     ns["_Failed"] = _Failed
-    source = "\n".join(
-        [walker_source(cls, ns) for cls in _NESTED]
-        + [walker_source(cls, ns, readable=True) for cls in _NESTED]
-    )
+    sources = [walker_source(cls, ns) for cls in _NESTED]
+    sources += [walker_source(cls, ns, readable=True) for cls in _NESTED]
+    converter = _fast.part_converter(_NESTED)
+    if converter is not None:  # the quick readable walkers (see walk_readable)
+        ns["_cv"], ns["_CVE"], mirrors = converter
+        ns.update({f"_T_{cls.__name__}": mirror for cls, mirror in mirrors.items()})
+        sources += [walker_source(cls, ns, readable=True, quick=True) for cls in _NESTED]
+    source = "\n".join(sources)
     code = compile(source, "<dryneedle-generated-walkers>", "exec")
     exec(code, ns)  # noqa: S102 - code generated from our own model definitions
     _READABLE.update({cls: ns[f"_r_{cls.__name__}"] for cls in _NESTED})
+    if converter is not None:
+        _QUICK.update({cls: ns[f"_q_{cls.__name__}"] for cls in _NESTED})
     return {cls: ns[f"_w_{cls.__name__}"] for cls in _NESTED}, source
 
 
 _STRICT: dict[type, Walker] = {}
 _READABLE: dict[type, Walker] = {}
+_QUICK: dict[type, Walker] = {}
 _SOURCE: list[str] = []
 
 
@@ -476,7 +485,7 @@ def walk_record(
 
 
 def walk_readable(
-    data: Any, out: list[Finding]
+    data: Any, out: list[Finding], quick: bool = False
 ) -> tuple[str | None, model.Patient | None, model.Session | None, bool]:
     """Check a decoded record in one pass; return (record_id, patient, session, whole).
 
@@ -485,6 +494,14 @@ def walk_readable(
     that part is not a JSON object; ``whole`` says that the format tag, the record id and
     both parts were read without an error (the record can be built, unless ``out`` holds an
     error of another kind, such as a key repeated at the top level).
+
+    With ``quick`` (and msgspec installed), each object is first converted into its msgspec
+    mirror, in C, and walked field by field only when that fails: the same findings, and each
+    clean object (a part, an insertion, ...) is its mirror instead of a model object, as on
+    the accelerated path. Only for values orjson decoded from bytes (:func:`._json.parse`
+    returning ``exact``): no lone surrogate, no infinite number, no integer of 19 digits or
+    more, where a conversion and the walker agree; the parts are then not model objects, so
+    build no record of them.
     """
     if data.__class__ is not dict:
         if isinstance(data, Mapping):
@@ -499,12 +516,13 @@ def walk_readable(
     p = data.get("patient", _MISSING)
     if not _STRICT:
         _walkers()
-    patient = _READABLE[model.Patient](p, "patient", out)
+    walkers = _QUICK if quick and _QUICK else _READABLE
+    patient = walkers[model.Patient](p, "patient", out)
     if patient.__class__ is _Failed:
         whole = False
         patient = patient.value if p.__class__ is dict else None
     s = data.get("session", _MISSING)
-    session = _READABLE[model.Session](s, "session", out)
+    session = walkers[model.Session](s, "session", out)
     if session.__class__ is _Failed:
         whole = False
         session = session.value if s.__class__ is dict else None

@@ -34,6 +34,7 @@ from dryneedle.records._documents import BadInput
 from dryneedle.records._duplicates import parse_seeing_duplicates
 from dryneedle.records._json import JSONError, escape_surrogates, is_blank
 from dryneedle.records._json import parse as loads
+from dryneedle.records._json import parse_exact as _parse_exact
 from dryneedle.records._structure import (
     R_JSON,
     R_TOO_LARGE,
@@ -88,6 +89,8 @@ class RecordReport(NamedTuple):
         rec = self.parsed
         if rec is None or rec.__class__ is model.SessionRecord:
             return rec
+        if rec.__class__ is _Unbuilt:
+            return rec.build()
         return _fast.to_model(rec)
 
     def as_dict(self) -> dict[str, Any]:
@@ -100,6 +103,23 @@ class RecordReport(NamedTuple):
             "decision": None if self.decision is None else self.decision.value,
             "findings": [f.as_dict() for f in self.findings],
         }
+
+
+class _Unbuilt:
+    """A whole record the quick walk read: its parts are mirrors, so it is built on demand.
+
+    :attr:`RecordReport.record` builds it by the walkers, the record they would have built.
+    """
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any) -> None:
+        self.value = value  # the decoded JSON value
+
+    def build(self) -> model.SessionRecord:
+        record_id, patient, session, whole = walk_readable(self.value, [])
+        assert whole and record_id is not None and patient is not None and session is not None
+        return model.SessionRecord(record_id=record_id, patient=patient, session=session)
 
 
 _new_report = tuple.__new__  # builds a RecordReport from a full tuple, without keyword parsing
@@ -185,6 +205,7 @@ class Validator:
         fast: bool = True,
     ) -> tuple[RecordReport, tuple[str, Any] | None]:
         cls = obj.__class__
+        quick = False  # see walk_readable
         if decoded:
             pass  # a decoded value goes straight to the walker (a string is "not an object")
         elif cls is BadInput:
@@ -205,6 +226,11 @@ class Validator:
                 except JSONError as exc:
                     return self._json_error(index, line, exc), None
                 text = None
+            elif cls is bytes and self._fast:  # exact values: the quick walk (walk_readable)
+                try:
+                    obj, quick = _parse_exact(obj)
+                except JSONError as exc:
+                    return self._json_error(index, line, exc), None
             else:
                 try:
                     obj = loads(obj)
@@ -222,16 +248,20 @@ class Validator:
             return self._check(bytes(obj), index, line, keyed)
         out: list[Finding] = []
         # One pass: every structural finding, and the readable parts of a record with errors
-        # (SPEC section 6, 1.1), which the clinical checks then see.
-        record_id, patient, session, whole = walk_readable(obj, out)
-        record = None
+        # (SPEC section 6, 1.1), which the clinical checks then see; clean objects of an
+        # exact value as their msgspec mirrors (the quick walk).
+        record_id, patient, session, whole = walk_readable(obj, out, quick)
+        record: Any = None
         if whole and record_id is not None and patient is not None and session is not None:
             for f in out:
                 if f.severity is _ERROR:
                     break
             else:
-                record = model.SessionRecord(record_id=record_id, patient=patient,
-                                             session=session)
+                if quick:  # mirrors are no model objects: built by the walkers on demand
+                    record = _Unbuilt(obj)
+                else:
+                    record = model.SessionRecord(record_id=record_id, patient=patient,
+                                                 session=session)
         return self._clinical(index, line, record_id, patient, session, out, record, keyed)
 
     def _json_error(self, index: int, line: int | None, exc: Exception) -> RecordReport:
