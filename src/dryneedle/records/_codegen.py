@@ -38,7 +38,8 @@ def fill_expression(cls: type, spec: FieldSpec, ns: dict[str, Any]) -> str:
         return "None"  # an absent or null list is unknown, never "none" (SPEC 1.1)
     if isinstance(default, attrs.Factory):  # type: ignore[arg-type]
         name = f"_D_{cls.__name__}_{spec.name}"
-        ns[name] = default.factory()
+        if name not in ns:  # one default object for every set of walkers
+            ns[name] = default.factory()
         return name
     return repr(default)
 

@@ -284,7 +284,8 @@ _NESTED = (
 )
 
 
-def _build() -> tuple[dict[type, Walker], str]:
+def _namespace() -> dict[str, Any]:
+    """The names the generated source uses (the placeholders of unreadable objects too)."""
     ns: dict[str, Any] = {
         "BAD": BAD,
         "_MISSING": _MISSING,
@@ -314,78 +315,86 @@ def _build() -> tuple[dict[type, Walker], str]:
         ns[f"_P_{cls.__name__}"] = placeholder
         ns[f"_F_{cls.__name__}"] = _Failed(placeholder)  # what a non-object reads as
     ns["_Failed"] = _Failed
-    sources = [walker_source(cls, ns) for cls in _NESTED]
-    sources += [walker_source(cls, ns, readable=True) for cls in _NESTED]
-    converter = _fast.part_converter(_NESTED)
-    if converter is not None:  # the quick readable walkers (see walk_readable)
-        ns["_cv"], ns["_CVE"], mirrors = converter
-        ns.update({f"_T_{cls.__name__}": mirror for cls, mirror in mirrors.items()})
-        sources += [walker_source(cls, ns, readable=True, quick=True) for cls in _NESTED]
-    source = "\n".join(sources)
-    code = compile(source, "<dryneedle-generated-walkers>", "exec")
-    exec(code, ns)  # noqa: S102 - code generated from our own model definitions
-    _READABLE.update({cls: ns[f"_r_{cls.__name__}"] for cls in _NESTED})
-    if converter is not None:
-        _QUICK.update({cls: ns[f"_q_{cls.__name__}"] for cls in _NESTED})
-    return {cls: ns[f"_w_{cls.__name__}"] for cls in _NESTED}, source
+    return ns
 
 
 _STRICT: dict[type, Walker] = {}
 _READABLE: dict[type, Walker] = {}
 _QUICK: dict[type, Walker] = {}
-_SOURCE: list[str] = []
+_NS: dict[str, Any] = {}
+_SOURCE: dict[str, str] = {}  # the source of each compiled set, by its prefix
 
 
-def _walkers() -> None:
-    """Generate and compile the walkers, once, on first use.
+def _compile(prefix: str) -> None:
+    """Generate and compile one set of walkers (``_w_``, ``_r_`` or ``_q_``), once, on use.
 
     The accelerated path (:mod:`._fast`) reads clean lines without them, so a run whose lines
-    are all clean never pays for the compilation (about 17 ms of start-up).
+    are all clean never pays for a compilation, and a run with rejected rows compiles only the
+    set it uses (the validator: the quick readable walkers when msgspec is installed).
     """
-    if not _STRICT:
-        strict, source = _build()
-        _STRICT.update(strict)
-        _SOURCE.append(source)
+    if prefix in _SOURCE:
+        return
+    if not _NS:
+        _NS.update(_namespace())
+    ns = _NS
+    if prefix == "_q_":
+        converter = _fast.part_converter(_NESTED)
+        if converter is None:  # without msgspec: the readable walkers stand in
+            _compile("_r_")
+            _QUICK.update(_READABLE)
+            _SOURCE[prefix] = ""
+            return
+        ns["_cv"], ns["_CVE"], mirrors = converter
+        ns.update({f"_T_{cls.__name__}": mirror for cls, mirror in mirrors.items()})
+    source = "\n".join(walker_source(cls, ns, readable=prefix != "_w_", quick=prefix == "_q_")
+                       for cls in _NESTED)
+    code = compile(source, "<dryneedle-generated-walkers>", "exec")
+    exec(code, ns)  # noqa: S102 - code generated from our own model definitions
+    table = {"_w_": _STRICT, "_r_": _READABLE, "_q_": _QUICK}[prefix]
+    table.update({cls: ns[f"{prefix}{cls.__name__}"] for cls in _NESTED})
+    _SOURCE[prefix] = source
 
 
 class _Walkers(Mapping[type, Walker]):
     """A read-only mapping of model class to walker, generated on first access."""
 
-    __slots__ = ("_table",)
+    __slots__ = ("_prefix", "_table")
 
-    def __init__(self, table: dict[type, Walker]) -> None:
+    def __init__(self, table: dict[type, Walker], prefix: str) -> None:
         self._table = table
+        self._prefix = prefix
 
     def __getitem__(self, cls: type) -> Walker:
-        if not _STRICT:
-            _walkers()
+        if not self._table:
+            _compile(self._prefix)
         return self._table[cls]
 
     def __iter__(self) -> Iterator[type]:
-        if not _STRICT:
-            _walkers()
+        if not self._table:
+            _compile(self._prefix)
         return iter(self._table)
 
     def __len__(self) -> int:
-        if not _STRICT:
-            _walkers()
+        if not self._table:
+            _compile(self._prefix)
         return len(self._table)
 
 
-WALKERS: Final[Mapping[type, Walker]] = _Walkers(_STRICT)
+WALKERS: Final[Mapping[type, Walker]] = _Walkers(_STRICT, "_w_")
 """The generated walker of each nested model class (compiled on first access)."""
 
 
 def __getattr__(name: str) -> Any:
     """``GENERATED_SOURCE``: the walkers' generated source, for review (built on demand)."""
     if name == "GENERATED_SOURCE":
-        _walkers()
-        return _SOURCE[0]
+        for prefix in ("_w_", "_r_", "_q_"):
+            _compile(prefix)
+        return "\n".join(_SOURCE[p] for p in ("_w_", "_r_", "_q_") if _SOURCE[p])
     msg = f"module {__name__!r} has no attribute {name!r}"
     raise AttributeError(msg)
 
 
-READABLE_WALKERS: Final[Mapping[type, Walker]] = _Walkers(_READABLE)
+READABLE_WALKERS: Final[Mapping[type, Walker]] = _Walkers(_READABLE, "_r_")
 """The readable walker of each nested model class: every finding and every readable part.
 
 One pass for records that may have structural errors (SPEC section 6, 1.1: partial records
@@ -470,7 +479,7 @@ def walk_record(
     record_id, format_ok = _root_fields(data, out)
     p = data.get("patient", _MISSING)
     if not _STRICT:
-        _walkers()
+        _compile("_w_")
     patient = _STRICT[model.Patient](p, "patient", out)
     s = data.get("session", _MISSING)
     session = _STRICT[model.Session](s, "session", out)
@@ -514,9 +523,9 @@ def walk_readable(
     record_id, format_ok = _root_fields(data, out)
     whole = format_ok and record_id is not None
     p = data.get("patient", _MISSING)
-    if not _STRICT:
-        _walkers()
-    walkers = _QUICK if quick and _QUICK else _READABLE
+    walkers = _QUICK if quick else _READABLE
+    if not walkers:
+        _compile("_q_" if quick else "_r_")
     patient = walkers[model.Patient](p, "patient", out)
     if patient.__class__ is _Failed:
         whole = False

@@ -117,9 +117,8 @@ class _Unbuilt:
         self.value = value  # the decoded JSON value
 
     def build(self) -> model.SessionRecord:
-        record_id, patient, session, whole = walk_readable(self.value, [])
-        assert whole and record_id is not None and patient is not None and session is not None
-        return model.SessionRecord(record_id=record_id, patient=patient, session=session)
+        parts: Any = walk_readable(self.value, [])  # whole: the quick walk read it so
+        return model.SessionRecord(record_id=parts[0], patient=parts[1], session=parts[2])
 
 
 _new_report = tuple.__new__  # builds a RecordReport from a full tuple, without keyword parsing
