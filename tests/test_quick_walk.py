@@ -189,3 +189,18 @@ def test_a_rejected_text_s_report_is_the_same_on_every_path(text: bytes) -> None
     if quick.record is not None:
         assert quick.record.__class__ is model.SessionRecord
         assert _plain(quick.record) == _plain(plain.record)
+
+
+def _two_scans(raw: bytes) -> bool:
+    """The pre-test as it was: two bracket counts and a translated copy for the digits."""
+    digits = bytes(0x30 if 0x30 <= c <= 0x39 else 0x20 for c in range(256))
+    return (raw.count(b"[") + raw.count(b"{") <= _json.MAX_DEPTH
+            and b"0" * 19 not in raw.translate(digits))
+
+
+@given(st.binary(max_size=600) | st.lists(st.sampled_from(
+    [b"[", b"{", b"}", b"]", b"1", b"9", b"0", b" ", b'"', b"a", b"1" * 18, b"[" * 120]),
+    max_size=80).map(b"".join))
+def test_the_one_pass_scan_is_the_two_scans(raw: bytes) -> None:
+    """:func:`._json._orjson_may_parse` answers as the separate counts did, on any bytes."""
+    assert _json._orjson_may_parse(raw) == _two_scans(raw)

@@ -104,9 +104,22 @@ if os.environ.get("DRYNEEDLE_FAST", "1") != "0":  # the switch of the accelerate
         _fast_loads = orjson.loads
         _FastError = orjson.JSONDecodeError
 
-# Every byte to a space, except the ASCII digits (kept): a run of digits survives translation.
+# Every byte to a space, except the ASCII digits (to "0": a run of digits survives
+# translation) and the opening brackets (to "["): one pass gives both of _orjson_may_parse's
+# counts.
 _LONG_DIGITS: Final = b"0" * 19
-_LONG_DIGITS_TABLE: Final = bytes(0x30 if 0x30 <= c <= 0x39 else 0x20 for c in range(256))
+_SCAN_TABLE: Final = bytes(0x30 if 0x30 <= c <= 0x39 else 0x5B if c in b"[{" else 0x20
+                           for c in range(256))
+
+
+def _orjson_may_parse(raw: bytes) -> bool:
+    """Whether orjson's value of ``raw`` is provably the reference's (module docstring).
+
+    At most :data:`MAX_DEPTH` opening brackets and no run of 19 digits: ``raw.count(b"[") +
+    raw.count(b"{") <= MAX_DEPTH`` and no 19 digits in a row, read in one translated copy.
+    """
+    scan = raw.translate(_SCAN_TABLE)
+    return scan.count(b"[") <= MAX_DEPTH and _LONG_DIGITS not in scan
 
 
 def _too_deep(text: str) -> bool:
@@ -162,11 +175,7 @@ def parse(text: str | bytes | bytearray | memoryview) -> Any:
     """
     if not isinstance(text, str):
         raw = text if text.__class__ is bytes else bytes(text)
-        if (
-            _fast_loads is not None
-            and raw.count(b"[") + raw.count(b"{") <= MAX_DEPTH
-            and _LONG_DIGITS not in raw.translate(_LONG_DIGITS_TABLE)
-        ):
+        if _fast_loads is not None and _orjson_may_parse(raw):
             try:
                 return _fast_loads(raw)  # provably the reference's value (module docstring)
             except _FastError:
@@ -183,11 +192,7 @@ def parse_exact(text: bytes) -> tuple[Any, bool]:
     of digits): each of its numbers and strings is one that msgspec converts as the walkers
     read it. Raises :class:`JSONError` as :func:`parse` does.
     """
-    if (
-        _fast_loads is not None
-        and text.count(b"[") + text.count(b"{") <= MAX_DEPTH
-        and _LONG_DIGITS not in text.translate(_LONG_DIGITS_TABLE)
-    ):
+    if _fast_loads is not None and _orjson_may_parse(text):
         try:
             return _fast_loads(text), True
         except _FastError:
