@@ -286,7 +286,7 @@ def _worker(app_factory: Callable[[], Any], sock: socket.socket, supervisor: int
     signal.signal(signal.SIGINT, signal.SIG_DFL)
     signal.signal(signal.SIGHUP, signal.SIG_IGN)  # the supervisor stops the workers
     server = balanced_server(server_config(_built(app_factory, switch_interval), **limits),
-                             sock, counts.slots, slot)
+                             sock, counts, slot)
 
     def orphaned() -> None:
         while not server.should_exit:
