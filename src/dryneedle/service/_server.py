@@ -12,13 +12,14 @@ bounded by :class:`~._limits.BodyLimitMiddleware`, inside the application. uvico
 log (a line per request) is off unless ``access_log``.
 
 :func:`serve` runs the service in one process, or in ``processes`` worker processes forked
-from a supervisor that binds the listening socket first (they share it: the kernel hands each
-new connection to one of them). Each worker builds its own application (``app_factory``, after
-the fork: no SQLite connection or thread crosses it) and applies every limit above **per
-process**. The supervisor stops the workers on SIGTERM / SIGINT / SIGHUP (SIGTERM each, SIGKILL
-after ``stop_timeout``), replaces a worker that dies after its first seconds, and stops them all
-with status 1 when one dies at start; a worker whose supervisor is gone (even killed with
-SIGKILL) stops by itself within a second: no orphan keeps the port.
+from a supervisor that binds the listening socket first. They share it, and each new connection
+goes to the process holding the fewest (:mod:`._balance`; left to the kernel, a burst of
+connections lands mostly on one process). Each worker builds its own application
+(``app_factory``, after the fork: no SQLite connection or thread crosses it) and applies every
+limit above **per process**. The supervisor stops the workers on SIGTERM / SIGINT / SIGHUP
+(SIGTERM each, SIGKILL after ``stop_timeout``), replaces a worker that dies after its first
+seconds, and stops them all with status 1 when one dies at start; a worker whose supervisor is
+gone (even killed with SIGKILL) stops by itself within a second: no orphan keeps the port.
 
 Before a process serves, its application is warmed up: what the first requests would load or
 build on first use (anyio's event-loop backend, the lazily made tables of the hook path) is
@@ -36,7 +37,7 @@ waits less for the lock that a screening thread holds before it reads the next r
 an answer (measured in ``benchmarks/README.md``).
 
 May import: the standard library, uvicorn and anyio (the ``service`` extra; httptools and
-uvloop when installed).
+uvloop when installed) and :mod:`._balance`.
 """
 
 from __future__ import annotations
@@ -51,6 +52,8 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
+
+from dryneedle.service._balance import GONE, Counts, balanced_server
 
 __all__ = ["SWITCH_INTERVAL", "serve", "server_config"]
 
@@ -276,14 +279,14 @@ def _built(app_factory: Callable[[], Any], switch_interval: float | None) -> Any
 
 
 def _worker(app_factory: Callable[[], Any], sock: socket.socket, supervisor: int,
-            switch_interval: float | None, limits: Mapping[str, Any]) -> int:
+            switch_interval: float | None, limits: Mapping[str, Any], counts: Counts,
+            slot: int) -> int:
     """Run one worker process's server on the shared socket; return its exit status."""
-    import uvicorn  # noqa: PLC0415 - optional extra
-
     signal.signal(signal.SIGTERM, signal.SIG_DFL)  # uvicorn handles these while it runs
     signal.signal(signal.SIGINT, signal.SIG_DFL)
     signal.signal(signal.SIGHUP, signal.SIG_IGN)  # the supervisor stops the workers
-    server = uvicorn.Server(server_config(_built(app_factory, switch_interval), **limits))
+    server = balanced_server(server_config(_built(app_factory, switch_interval), **limits),
+                             sock, counts, slot)
 
     def orphaned() -> None:
         while not server.should_exit:
@@ -293,7 +296,7 @@ def _worker(app_factory: Callable[[], Any], sock: socket.socket, supervisor: int
             time.sleep(0.5)
 
     threading.Thread(target=orphaned, daemon=True).start()
-    server.run(sockets=[sock])
+    server.run(sockets=[])  # the acceptor serves ``sock`` (see _balance)
     return 0
 
 
@@ -327,37 +330,40 @@ def serve(
         return 0
     sock = _bind(host, port)
     supervisor = os.getpid()
-    workers: dict[int, float] = {}  # pid -> start time
+    counts = Counts(processes)  # shared with the workers: connections held by each
+    workers: dict[int, tuple[float, int]] = {}  # pid -> (start time, slot)
     stopping: list[int] = []
 
-    def spawn() -> None:
+    def spawn(slot: int) -> None:
         pid = os.fork()
         if pid == 0:  # pragma: no cover - in the worker (tests see it over HTTP)
             status = 1
             try:
                 status = _worker(app_factory, sock, supervisor, switch_interval,
-                                 {"host": host, "port": port, **limits})
+                                 {"host": host, "port": port, **limits}, counts, slot)
             finally:
                 os._exit(status)
-        workers[pid] = time.monotonic()
+        workers[pid] = (time.monotonic(), slot)
 
     previous = {n: signal.signal(n, lambda n, _f: stopping.append(n)) for n in _STOP_SIGNALS}
     status = 0
     try:
-        for _ in range(processes):
-            spawn()
+        for slot in range(processes):
+            spawn(slot)
         while not stopping:
             pid, _ = os.waitpid(-1, os.WNOHANG)
             if pid == 0:
                 time.sleep(0.2)
                 continue
-            started = workers.pop(pid, None)
-            if started is None:
+            gone = workers.pop(pid, None)
+            if gone is None:
                 continue
+            started, slot = gone
+            counts.slots[slot] = GONE  # until its replacement serves: never the emptiest
             if time.monotonic() - started < 5.0:  # it could not start: do not loop
                 status = 1
                 break
-            spawn()
+            spawn(slot)
     finally:
         for pid in workers:
             with contextlib.suppress(ProcessLookupError, ChildProcessError):
