@@ -8,7 +8,9 @@ only); bounds bodies (:class:`~._limits.BodyLimitMiddleware`); runs screening, J
 FHIR fetches and audit writes in a bounded set of worker threads
 (:class:`~._workers.WorkerThreads`), never on the event loop; records issued cards and feedback
 in the audit log (before answering); serialises responses with orjson when installed
-(:func:`~._workers.json_bytes`).
+(:func:`~._workers.json_bytes`). The application's ``state.warm_up()`` runs each hook service
+once on a request with no patient data (no fetch, nothing recorded), so that the first real
+call does not pay for what is loaded on first use; ``dryneedle serve`` calls it before serving.
 
 May import: the standard library, starlette (the ``service`` extra),
 :mod:`dryneedle._version`, :mod:`dryneedle.fhir`, :mod:`dryneedle.policy` and this package.
@@ -16,6 +18,7 @@ May import: the standard library, starlette (the ``service`` extra),
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping, Sequence
 from datetime import UTC, date, datetime
@@ -29,6 +32,7 @@ from dryneedle.service._auth import AuthError, JwtAuth
 from dryneedle.service._fetch import FhirFetcher
 from dryneedle.service._hooks import (
     REQUIRED_PREFETCH,
+    SERVICES,
     HookError,
     discovery,
     handle_hook,
@@ -66,6 +70,23 @@ def _timing(clock: Sequence[float], end: float) -> str:
     start, begun, done = clock
     return (f"wait;dur={1000 * (begun - start):.3f}, work;dur={1000 * (done - begun):.3f}, "
             f"app;dur={1000 * (end - start):.3f}")
+
+
+def _warm_up_request(hook: str) -> dict[str, Any]:
+    """A hook request with no patient data (every answer unknown), for the warm-up call."""
+    empty = {"resourceType": "Bundle", "type": "searchset", "entry": []}
+    context: dict[str, Any] = {"patientId": "warm-up", "userId": "Practitioner/warm-up"}
+    if hook in ("order-select", "order-sign"):
+        context["draftOrders"] = {"resourceType": "Bundle", "type": "collection", "entry": []}
+        if hook == "order-select":
+            context["selections"] = []
+    elif hook == "appointment-book":
+        context["appointments"] = {"resourceType": "Bundle", "type": "collection", "entry": []}
+    return {
+        "hook": hook, "hookInstance": "dryneedle-warm-up", "context": context,
+        "prefetch": {"patient": {"resourceType": "Patient", "id": "warm-up"},
+                     **{key: empty for key in REQUIRED_PREFETCH if key != "patient"}},
+    }
 
 
 def _header(scope: Scope, name: bytes) -> str | None:
@@ -373,7 +394,7 @@ def create_app(
                 return
             await super().__call__(scope, receive, send)
 
-    return Service(
+    app = Service(
         routes=[
             Route("/cds-services", services, methods=["GET"]),
             Route("/openapi.json", describe, methods=["GET"]),
@@ -382,3 +403,15 @@ def create_app(
         ],
         middleware=middleware,
     )
+
+    def warm_up() -> None:
+        """Run each hook service once on a request without patient data (nothing recorded)."""
+        for service in SERVICES:
+            with contextlib.suppress(HookError):
+                handle_hook(
+                    str(service["id"]), _warm_up_request(str(service["hook"])), policy=policy,
+                    today=today, required_prefetch=required_prefetch, flag_codes=flag_codes,
+                    allergy_terms=allergy_terms, always=always, codes=codes)
+
+    app.state.warm_up = warm_up
+    return app

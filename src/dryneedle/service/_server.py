@@ -20,8 +20,14 @@ after ``stop_timeout``), replaces a worker that dies after its first seconds, an
 with status 1 when one dies at start; a worker whose supervisor is gone (even killed with
 SIGKILL) stops by itself within a second: no orphan keeps the port.
 
-Once a process has built its application, everything it holds (the modules, the answer-code
-tables, the policy) is moved out of the garbage collector's generations (:func:`gc.freeze`):
+Before a process serves, its application is warmed up: what the first requests would load or
+build on first use (anyio's event-loop backend, the lazily made tables of the hook path) is
+loaded by one in-process call of each hook service on a request with no patient data
+(``state.warm_up`` of :func:`~._app.create_app`: nothing is fetched, no card is recorded in the
+audit log). Without it the first hook call of each process took 45-60 ms instead of 2-3, and
+every request queued behind it waited as long: under load, the slowest percent of requests.
+Then everything the process holds (the modules, the answer-code tables, the policy) is moved
+out of the garbage collector's generations (:func:`gc.freeze`):
 the collector's full passes, which run every so many requests, then scan only what requests
 allocate, not the tens of thousands of long-lived objects (a pause of several milliseconds
 each, seen as tail latency). Its interpreter then switches threads every ``switch_interval``
@@ -29,8 +35,8 @@ seconds (:func:`sys.setswitchinterval`, 2 ms by default against Python's 5 ms): 
 waits less for the lock that a screening thread holds before it reads the next request or sends
 an answer (measured in ``benchmarks/README.md``).
 
-May import: the standard library and uvicorn (the ``service`` extra; httptools and uvloop
-when installed).
+May import: the standard library, uvicorn and anyio (the ``service`` extra; httptools and
+uvloop when installed).
 """
 
 from __future__ import annotations
@@ -336,12 +342,36 @@ def _bind(host: str, port: int, backlog: int = 2048) -> socket.socket:
     return sock
 
 
-def _built(app_factory: Callable[[], Any], switch_interval: float | None) -> Any:
-    """Build the application, freeze what the process holds, set its thread switch interval.
+def _warm() -> None:
+    """Load now what the first request would otherwise load: anyio's asyncio backend.
 
-    See the module docstring; ``None`` keeps the interpreter's interval.
+    anyio imports its event-loop backend on its first use, which took 30-40 ms of the first
+    hook call over HTTP when request bodies were read under an anyio deadline (they are read
+    under :func:`asyncio.timeout` now; anyio remains for Starlette's parts that use it).
+    """
+    try:
+        import anyio  # noqa: PLC0415 - the service extra brings it
+    except ImportError:  # pragma: no cover - the service extra is installed with uvicorn
+        return
+
+    async def touch() -> None:
+        with anyio.move_on_after(1.0):
+            await anyio.sleep(0)
+
+    anyio.run(touch)
+
+
+def _built(app_factory: Callable[[], Any], switch_interval: float | None) -> Any:
+    """Build and warm up the application, freeze what the process holds, set its interval.
+
+    See the module docstring; ``None`` keeps the interpreter's thread switch interval. The
+    application's ``state.warm_up()``, when it has one, is called before serving.
     """
     app = app_factory()
+    _warm()
+    warm_up = getattr(getattr(app, "state", None), "warm_up", None)
+    if callable(warm_up):
+        warm_up()
     gc.collect()
     gc.freeze()
     if switch_interval is not None:
