@@ -442,3 +442,31 @@ def test_cors_and_root_path_requests_take_starlettes_path() -> None:
     assert error is None
     assert sent[0]["status"] == 200
     assert "cards" in json.loads(sent[1]["body"])
+
+
+def test_the_body_deadline_is_a_408_and_a_cancellation_stays_one() -> None:
+    """:class:`BodyLimits` under asyncio: a body not complete in time is refused with 408; a
+    cancellation from outside is not taken for the deadline."""
+    from dryneedle.service._limits import BodyLimits  # noqa: PLC0415
+
+    limits = BodyLimits(max_body=100, body_timeout=0.2)
+    scope = _scope(HOOK, b"x" * 10, [])
+
+    async def stalled() -> dict[str, Any]:
+        await asyncio.sleep(TIMEOUT)
+        return {"type": "http.disconnect"}
+
+    async def run() -> tuple[Any, bool]:
+        timed_out = await limits.read_body(scope, stalled)
+        task = asyncio.ensure_future(limits.read_body(scope, stalled))
+        await asyncio.sleep(0.05)
+        task.cancel()
+        try:
+            await task
+        except asyncio.CancelledError:
+            return timed_out, True
+        return timed_out, False
+
+    timed_out, cancelled = asyncio.run(run())
+    assert timed_out == (408, "request body not received within 0.2 s")
+    assert cancelled

@@ -12,6 +12,15 @@ in the audit log (before answering); serialises responses with orjson when insta
 once on a request with no patient data (no fetch, nothing recorded), so that the first real
 call does not pay for what is loaded on first use; ``dryneedle serve`` calls it before serving.
 
+Hook calls (``POST /cds-services/{id}``, the hot path) go from the application's ``__call__``
+straight to their handler, with the same body limits (:class:`~._limits.BodyLimits`), status
+codes, headers and ``OperationOutcome`` bodies, and an unexpected error answered 500 as
+Starlette's ``ServerErrorMiddleware`` answers it: Starlette's router, middleware layers,
+``Request`` and ``Response`` objects cost about half the HTTP side's CPU of a call (measured in
+``benchmarks/README.md``). With CORS configured (its headers, ``Vary: Origin`` even without an
+``Origin``, come from Starlette's middleware) or under a ``root_path`` they go through
+Starlette's stack to the same handler; every other request always does.
+
 May import: the standard library, starlette (the ``service`` extra),
 :mod:`dryneedle._version`, :mod:`dryneedle.fhir`, :mod:`dryneedle.policy` and this package.
 """
@@ -382,7 +391,7 @@ def create_app(
     direct = not cors_origins  # CORS headers (even Vary: Origin) come from Starlette's stack
 
     class Service(Starlette):
-        """The Starlette application, with a direct path for hook calls (see ``_hot_path``)."""
+        """The Starlette application, hook calls taken directly (see the module docstring)."""
 
         async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
             if (direct and scope["type"] == "http" and scope["method"] == "POST"
