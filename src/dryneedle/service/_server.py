@@ -116,8 +116,9 @@ class _OneWrite:
     after the head, ``Connection: close``), :meth:`flush` (the protocol calls it when the
     response is complete -- ``HEAD``, no body -- and before writing an answer of its own), and
     at the event loop's next turn at the latest (an application that sends the head and awaits
-    before its body: a streaming response sees its head written without delay). Not used for a
-    request that asks ``Expect: 100-continue`` (whose first write may be the ``100``).
+    before its body: a streaming response sees its head written without delay). A cycle that
+    still owes a ``100 Continue`` (``Expect: 100-continue``) does not get one: its first write
+    may be the ``100``.
     """
 
     __slots__ = ("_head", "_loop", "_transport", "_written")
