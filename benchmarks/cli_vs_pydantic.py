@@ -3,6 +3,7 @@
 Usage::
 
     python benchmarks/cli_vs_pydantic.py [--records 20000] [--rounds 5] [--seed 7]
+                                         [--scale-records 100000]
                                          [--out benchmarks/results/targets-latest.json]
     python benchmarks/cli_vs_pydantic.py --smoke      # tiny sizes, one round (CI)
 
@@ -15,7 +16,10 @@ spreads over all of them), it measures:
   ``python -m dryneedle validate FILE --quiet > out`` against ``python benchmarks/pydantic_cli.py
   FILE > out`` (a strict pydantic v2 shape-only model, every error with its dotted path, one
   orjson report per line); the same CLI with the runtime dependencies only (orjson and msgspec
-  made unimportable, as without the ``fast`` extra); and ``--jobs 2`` against ``--jobs 1``;
+  made unimportable, as without the ``fast`` extra); and ``--jobs 2`` against ``--jobs 1``,
+  on the 5 % file and on a larger one (``--scale-records``, 5 % invalid): a run's fixed cost
+  (start-up, timed on a one-record file) is not shared by the jobs, so on a small file it
+  bounds the ratio (Amdahl); the bound with no overhead at all is printed for each file;
 * **in-process**: ``Validator().check`` per line (full validation: structure, screening,
   protocol, series) against ``Model.model_validate_json`` per line (pydantic shape-only), on
   the clean and the 20 % invalid lines, and with ``Validator(fast=False)`` (no msgspec);
@@ -146,13 +150,17 @@ def time_command(argv: list[str], env: dict[str, str], out: Path) -> tuple[float
     return dt, hashlib.sha256(out.read_bytes()).hexdigest()
 
 
-def end_to_end(files: dict[str, Path], rounds: int, tmp: Path, *, quiet: bool
-               ) -> dict[str, Any]:
-    """Time every command on every file in interleaved rounds; return times and digests."""
+def end_to_end(files: dict[str, Path], rounds: int, tmp: Path, *, quiet: bool,
+               only: Sequence[str] | None = None) -> dict[str, Any]:
+    """Time every command (or those in ``only``) on every file in interleaved rounds.
+
+    Returns the times and the output digests, by file and command.
+    """
     jobs: list[tuple[str, str, list[str], dict[str, str]]] = []
     for fname, path in files.items():
         for key, (argv, env) in cli_commands(path).items():
-            jobs.append((fname, key, argv, env))
+            if only is None or key in only:
+                jobs.append((fname, key, argv, env))
     times: dict[str, dict[str, list[float]]] = {f: {} for f in files}
     digests: dict[str, dict[str, set[str]]] = {f: {} for f in files}
     for _fname, _key, argv, env in jobs[:len(jobs) // len(files)]:  # warm the page cache
@@ -165,7 +173,8 @@ def end_to_end(files: dict[str, Path], rounds: int, tmp: Path, *, quiet: bool
             times[fname].setdefault(key, []).append(dt)
             digests[fname].setdefault(key, set()).add(digest)
         if not quiet:
-            print(f"  end to end: round {r + 1}/{rounds} done", file=sys.stderr)
+            print(f"  end to end ({', '.join(files)}): round {r + 1}/{rounds} done",
+                  file=sys.stderr)
     return {"times": times, "digests": {f: {k: sorted(v) for k, v in d.items()}
                                         for f, d in digests.items()}}
 
@@ -272,8 +281,28 @@ def ratios(peer: Sequence[float], ours: Sequence[float]) -> dict[str, float]:
     return summarise([p / o for p, o in zip(peer, ours, strict=True)])
 
 
+def start_up(tmp: Path, rounds: int) -> list[float]:
+    """Seconds of ``dryneedle validate`` on a one-record file (the fixed cost of a run)."""
+    one = tmp / "one.jsonl"
+    write_file(one, 1, seed=1, invalid_rate=0.0)
+    argv, env = cli_commands(one)["cli"]
+    time_command(argv, env, tmp / "one.out")  # warm
+    return [time_command(argv, env, tmp / "one.out")[0] for _ in range(rounds)]
+
+
+def jobs_bound(one_job: Sequence[float], fixed: Sequence[float]) -> float:
+    """The best ``--jobs 2`` / ``--jobs 1`` ratio with no overhead at all (Amdahl).
+
+    The fixed cost of a run (start-up, measured on a one-record file) is not divided by the
+    jobs; the rest is, at best, by two.
+    """
+    t1, s = statistics.median(one_job), statistics.median(fixed)
+    return t1 / (s + max(t1 - s, 0.0) / 2)
+
+
 def targets(e2e: dict[str, Any], inproc: dict[str, Any], imports: list[float],
-            screens: list[float], n: int) -> list[dict[str, Any]]:
+            screens: list[float], n: int, scale: dict[str, Any] | None = None,
+            ) -> list[dict[str, Any]]:
     """Each SPEC §9 (1.1) target with its measured ratio or time."""
     t = e2e["times"]
     rows = []
@@ -297,8 +326,12 @@ def targets(e2e: dict[str, Any], inproc: dict[str, Any], imports: list[float],
         ratios(inproc["invalid5"]["pydantic"], inproc["invalid5"]["dryneedle-no-fast"]), 0.5)
     row("CLI end to end, runtime deps only, vs pydantic script (5 % invalid)",
         ratios(t["invalid5"]["pydantic"], t["invalid5"]["cli-no-extras"]), 0.5)
-    row("CLI --jobs 2 vs --jobs 1 (5 % invalid)",
+    row(f"CLI --jobs 2 vs --jobs 1 (5 % invalid, {n} records)",
         ratios(t["invalid5"]["cli"], t["invalid5"]["cli-jobs2"]), 1.7)
+    if scale is not None:
+        st = scale["times"]["scale"]
+        row(f"CLI --jobs 2 vs --jobs 1 (5 % invalid, {scale['records']} records)",
+            ratios(st["cli"], st["cli-jobs2"]), 1.7)
     ms = [x * 1e3 for x in imports]
     row("import dryneedle.screening (ms)", summarise(ms), 150.0, "ms", higher=False)
     if screens:
@@ -333,6 +366,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--records", type=int, default=20000, help="records per file")
     parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds")
     parser.add_argument("--seed", type=int, default=7, help="generator seed")
+    parser.add_argument("--scale-records", type=int, default=100000,
+                        help="records of the larger file on which --jobs 2 is also timed "
+                             "(0: not)")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="JSON results file")
     parser.add_argument("--smoke", action="store_true",
                         help="tiny sizes and one round: checks that everything runs (CI)")
@@ -340,6 +376,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.smoke:
         args.records, args.rounds = min(args.records, 300), 1
+        args.scale_records = min(args.scale_records, 600)
     if args.records < 1 or args.rounds < 1:
         parser.error("--records and --rounds must be at least 1")
 
@@ -356,10 +393,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not args.quiet:
             print(f"{args.records} records per file, {args.rounds} rounds", file=sys.stderr)
         e2e = end_to_end(files, args.rounds, tmp, quiet=args.quiet)
+        scale: dict[str, Any] | None = None
+        fixed = start_up(tmp, args.rounds)
+        if args.scale_records > 0:
+            big = tmp / "scale.jsonl"
+            write_file(big, args.scale_records, seed=args.seed, invalid_rate=0.05)
+            scale = end_to_end({"scale": big}, args.rounds, tmp, quiet=args.quiet,
+                               only=("cli", "cli-jobs2"))
+            scale["records"] = args.scale_records
+            e2e["digests"]["scale"] = scale["digests"]["scale"]
     inproc = in_process(data, args.rounds, quiet=args.quiet)
     imports = import_times(args.rounds)
     screens = screen_times(data["clean"], 300 if args.smoke else 20000)
-    rows = targets(e2e, inproc, imports, screens, args.records)
+    rows = targets(e2e, inproc, imports, screens, args.records, scale)
+    start = summarise(fixed)
+    bounds: dict[str, Any] = {
+        "start_up_seconds": start,
+        f"jobs2_bound_{args.records}": jobs_bound(e2e["times"]["invalid5"]["cli"], fixed)}
+    if scale is not None:
+        bounds[f"jobs2_bound_{args.scale_records}"] = jobs_bound(
+            scale["times"]["scale"]["cli"], fixed)
 
     identical = True
     for fname, by_key in e2e["digests"].items():
@@ -377,6 +430,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         else None},
         "targets": rows,
         "end_to_end_seconds": e2e["times"],
+        "scale_seconds": scale["times"] if scale is not None else None,
+        "jobs": bounds,
         "in_process_seconds": inproc,
         "cli_outputs_identical": identical,
         "bytecode_precompiled": compiled,
@@ -386,6 +441,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"{args.records} records per file, {args.rounds} rounds, load average "
           f"{report['environment']['load_average']}")
     print(table(rows))
+    print("start-up (validate of one record): {:.3f} s; best --jobs 2 ratio with no overhead "
+          "(Amdahl): {}".format(start["median"], ", ".join(
+              f"{k.rsplit('_', 1)[1]} records {v:.2f}x" for k, v in bounds.items()
+              if k.startswith("jobs2_bound"))))
     print(f"CLI outputs identical (fast, runtime deps only, --jobs 2): {identical}")
     print(f"written: {args.out}")
     return 0 if identical else 1

@@ -23,6 +23,7 @@ server-side ones (the ``Server-Timing`` header: ``app`` in the handler, ``wait``
 thread, ``work`` in it), requests/s, the CPU milliseconds per request of the server (user +
 sys over the run / requests, of the server process and, with ``--server-arg=--processes=N``,
 its worker processes: less sensitive to other jobs than wall time) and of the load client,
+how the load's connections are spread over the serving processes (sampled every second),
 the load average before and after, the oversized request's status and time, how the slow
 clients ended, and the server's RSS (all its processes) sampled over time (psutil). Targets:
 no 5xx, p99 < 50 ms, flat memory. A benchmark, not a test: it asserts nothing about time.
@@ -420,6 +421,27 @@ def _spawn(role: str, port: int, argv: list[str]) -> subprocess.Popen[bytes]:
                              *argv], stdout=subprocess.PIPE)
 
 
+def _split(server: ServerProcess, client_pid: int, done: threading.Event) -> list[list[int]]:
+    """How the normal clients' connections are spread over the server processes, sampled.
+
+    Every second while the load runs: per serving process, how many of the load client's
+    connections it holds (matched by port). With ``--processes N`` the kernel hands each new
+    connection to one process; a process holding more of the closed-loop clients has a longer
+    queue on the same share of the CPU.
+    """
+    samples: list[list[int]] = []
+    while not done.wait(1.0):
+        with contextlib.suppress(psutil.Error):
+            ours = {c.laddr.port for c in psutil.Process(client_pid).net_connections("tcp")
+                    if c.raddr and c.raddr.port == server.port}
+            split = sorted((sum(1 for c in w.net_connections("tcp")
+                                if c.raddr and c.raddr.port in ours)
+                            for w in server.workers()), reverse=True)
+            if sum(split):
+                samples.append(split)
+    return samples
+
+
 def _collect(proc: subprocess.Popen[bytes], timeout: float) -> dict[str, Any]:
     out, _ = proc.communicate(timeout=timeout)
     if proc.returncode != 0:
@@ -468,9 +490,20 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         attack = None if args.no_attack else _spawn("attack", server.port, shared)
         if attack is not None:
             time.sleep(min(1.0, args.slow_seconds / 4))  # the slow clients are connected
-        normal = _collect(_spawn("normal", server.port, shared), 3600)
+        load = _spawn("normal", server.port, shared)
+        done = threading.Event()
+        splits: list[list[int]] = []
+        sampler = threading.Thread(
+            target=lambda: splits.extend(_split(server, load.pid, done)), daemon=True)
+        sampler.start()
+        normal = _collect(load, 3600)
+        done.set()
+        sampler.join(timeout=10)
         normal["statuses"] = {int(k): n for k, n in normal["statuses"].items()}
         report: dict[str, Any] = {"normal": normal}
+        # The most frequent spread of the load's connections over the serving processes.
+        report["connections_per_process"] = (
+            max(splits, key=splits.count) if splits else None)
         if attack is not None:
             report |= _collect(attack, args.slow_seconds + 120)
         report["seconds"] = round(time.perf_counter() - started, 2)

@@ -226,3 +226,64 @@ def test_a_built_application_leaves_the_long_lived_objects_out_of_the_collector(
     finally:
         gc.unfreeze()
         sys.setswitchinterval(interval)
+
+
+def test_a_built_application_is_warmed_up_before_it_serves() -> None:
+    """``_built`` calls the application's ``state.warm_up`` once, before freezing."""
+    calls: list[int] = []
+
+    class State:
+        def warm_up(self) -> None:
+            calls.append(gc.get_freeze_count())
+
+    class App:
+        state = State()
+
+    gc.unfreeze()
+    interval = sys.getswitchinterval()
+    try:
+        app = App()
+        assert _server._built(lambda: app, None) is app
+        assert calls == [0]  # once, and before the freeze (what it loads is frozen too)
+        assert _server._built(object, None) is not None  # an application without one
+    finally:
+        gc.unfreeze()
+        sys.setswitchinterval(interval)
+
+
+def test_the_warm_up_runs_every_hook_service_and_records_nothing(tmp_path: Any,
+                                                                 monkeypatch: Any) -> None:
+    """Each hook service is run once, on a request without patient data; no card is stored,
+    nothing is fetched, and the service then answers as it would have."""
+    from dryneedle.service import AuditLog, _app, _hooks, handle_hook  # noqa: PLC0415
+
+    audit = AuditLog(tmp_path / "audit.sqlite")
+    fetched: list[object] = []
+
+    class Fetcher:
+        def fetch(self, *args: Any, **kwargs: Any) -> Any:  # pragma: no cover - must not run
+            fetched.append(args)
+            raise AssertionError("the warm-up fetched")
+
+    app = create_app(today=lambda: TODAY, insecure_no_auth=True, audit=audit,
+                     fetcher=Fetcher())  # type: ignore[arg-type]
+    seen: list[str] = []
+
+    def spy(service_id: str, body: Any, **kw: Any) -> Any:
+        seen.append(service_id)
+        status, payload = handle_hook(service_id, body, **kw)
+        assert status == 200
+        # no data: every answer unknown, so never "eligible" (fails closed)
+        assert payload["cards"][0]["indicator"] == "warning"
+        return status, payload
+
+    monkeypatch.setattr(_app, "handle_hook", spy)
+    app.state.warm_up()
+    monkeypatch.undo()
+    assert seen == [str(s["id"]) for s in _hooks.SERVICES]
+    assert list(audit.rows("cards")) == []
+    assert fetched == []
+    status, _ = handle_hook("dryneedle-screening", _app._warm_up_request("patient-view"),
+                            today=lambda: TODAY)
+    assert status == 200
+    audit.close()

@@ -8,7 +8,18 @@ only); bounds bodies (:class:`~._limits.BodyLimitMiddleware`); runs screening, J
 FHIR fetches and audit writes in a bounded set of worker threads
 (:class:`~._workers.WorkerThreads`), never on the event loop; records issued cards and feedback
 in the audit log (before answering); serialises responses with orjson when installed
-(:func:`~._workers.json_bytes`).
+(:func:`~._workers.json_bytes`). The application's ``state.warm_up()`` runs each hook service
+once on a request with no patient data (no fetch, nothing recorded), so that the first real
+call does not pay for what is loaded on first use; ``dryneedle serve`` calls it before serving.
+
+Hook calls (``POST /cds-services/{id}``, the hot path) go from the application's ``__call__``
+straight to their handler, with the same body limits (:class:`~._limits.BodyLimits`), status
+codes, headers and ``OperationOutcome`` bodies, and an unexpected error answered 500 as
+Starlette's ``ServerErrorMiddleware`` answers it: Starlette's router, middleware layers,
+``Request`` and ``Response`` objects cost about half the HTTP side's CPU of a call (measured in
+``benchmarks/README.md``). With CORS configured (its headers, ``Vary: Origin`` even without an
+``Origin``, come from Starlette's middleware) or under a ``root_path`` they go through
+Starlette's stack to the same handler; every other request always does.
 
 May import: the standard library, starlette (the ``service`` extra),
 :mod:`dryneedle._version`, :mod:`dryneedle.fhir`, :mod:`dryneedle.policy` and this package.
@@ -16,8 +27,9 @@ May import: the standard library, starlette (the ``service`` extra),
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping, Sequence
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any, Final
 
@@ -29,13 +41,14 @@ from dryneedle.service._auth import AuthError, JwtAuth
 from dryneedle.service._fetch import FhirFetcher
 from dryneedle.service._hooks import (
     REQUIRED_PREFETCH,
+    SERVICES,
     HookError,
     discovery,
     handle_hook,
     operation_outcome_error,
     parse_feedback,
 )
-from dryneedle.service._limits import BodyLimitMiddleware
+from dryneedle.service._limits import BodyLimitMiddleware, BodyLimits, refusal
 from dryneedle.service._openapi import openapi
 from dryneedle.service._workers import WorkerThreads, json_bytes
 
@@ -43,6 +56,11 @@ if TYPE_CHECKING:
     from starlette.applications import Starlette
 
 __all__ = ["LOOPBACK", "create_app"]
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
 
 LOOPBACK: Final = frozenset({"127.0.0.1", "::1", "localhost"})
 """Host names and addresses that are the local machine."""
@@ -61,6 +79,109 @@ def _timing(clock: Sequence[float], end: float) -> str:
     start, begun, done = clock
     return (f"wait;dur={1000 * (begun - start):.3f}, work;dur={1000 * (done - begun):.3f}, "
             f"app;dur={1000 * (end - start):.3f}")
+
+
+def _warm_up_request(hook: str) -> dict[str, Any]:
+    """A hook request with no patient data (every answer unknown), for the warm-up call."""
+    empty = {"resourceType": "Bundle", "type": "searchset", "entry": []}
+    context: dict[str, Any] = {"patientId": "warm-up", "userId": "Practitioner/warm-up"}
+    if hook in ("order-select", "order-sign"):
+        context["draftOrders"] = {"resourceType": "Bundle", "type": "collection", "entry": []}
+        if hook == "order-select":
+            context["selections"] = []
+    elif hook == "appointment-book":
+        context["appointments"] = {"resourceType": "Bundle", "type": "collection", "entry": []}
+    return {
+        "hook": hook, "hookInstance": "dryneedle-warm-up", "context": context,
+        "prefetch": {"patient": {"resourceType": "Patient", "id": "warm-up"},
+                     **{key: empty for key in REQUIRED_PREFETCH if key != "patient"}},
+    }
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    """The first value of header ``name`` (lower case) in ``scope``, as Starlette reads it."""
+    for key, value in scope["headers"]:
+        if key == name:
+            result: str = value.decode("latin-1")
+            return result
+    return None
+
+
+def _json_headers(status: int, content: bytes) -> list[tuple[bytes, bytes]]:
+    """The raw headers of Starlette's ``JSONResponse(content, status)`` (no others given)."""
+    if status < 200 or status in (204, 304):
+        return [(b"content-type", b"application/json")]
+    return [(b"content-length", str(len(content)).encode("latin-1")),
+            (b"content-type", b"application/json")]
+
+
+def _internal_error() -> tuple[Message, Message]:
+    """What Starlette's ``ServerErrorMiddleware`` sends for an unexpected error."""
+    return ({"type": "http.response.start", "status": 500, "headers": [
+        (b"content-length", b"21"), (b"content-type", b"text/plain; charset=utf-8")]},
+        {"type": "http.response.body", "body": b"Internal Server Error"})
+
+
+Answer = tuple[int, list[tuple[bytes, bytes]], bytes]
+"""A response: status, raw headers, body."""
+
+
+class _HookEndpoint:
+    """The hook calls, ``POST /cds-services/{id}``: an ASGI endpoint and a direct path.
+
+    As the endpoint of Starlette's router it runs behind the middleware (CORS, body limits,
+    error handling): when CORS is configured, or under a ``root_path``. Every other hook call
+    takes :meth:`direct`, from the application's
+    ``__call__``: the same body limits and answers, without the router, the middleware layers,
+    ``Request`` or ``Response`` objects. The client sees the same answers either way.
+    """
+
+    __slots__ = ("_call", "_limits")
+
+    def __init__(self, call: Callable[[Scope, bytes], Awaitable[Answer]],
+                 limits: BodyLimits) -> None:
+        self._call = call
+        self._limits = limits
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Read the (already bounded) body as Starlette's ``Request.body()``, answer the call."""
+        chunks = []
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                from starlette.requests import ClientDisconnect  # noqa: PLC0415
+
+                raise ClientDisconnect
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body", False):
+                break
+        status, headers, content = await self._call(scope, b"".join(chunks))
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": content})
+
+    async def direct(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Read the body within the limits and answer, as the middleware and router would.
+
+        A refused body gets the limits' answer (:func:`~._limits.refusal`); an unexpected
+        error is answered 500 as Starlette's ``ServerErrorMiddleware`` answers it, then
+        re-raised (the server logs it).
+        """
+        try:
+            body = await self._limits.read_body(scope, receive)
+            if body is None:
+                return  # the client disconnected
+            if type(body) is tuple:
+                messages = refusal(*body)
+            else:
+                status, headers, content = await self._call(scope, body)  # type: ignore[arg-type]
+                messages = ({"type": "http.response.start", "status": status, "headers": headers},
+                            {"type": "http.response.body", "body": content})
+        except Exception:
+            for message in _internal_error():
+                await send(message)
+            raise
+        await send(messages[0])
+        await send(messages[1])
 
 
 def create_app(
@@ -144,15 +265,15 @@ def create_app(
         def render(self, content: Any) -> bytes:
             return json_bytes(content)
 
-    def _authenticate(request: Request, audience: Sequence[str]) -> str | None:
+    def _authenticate(authorization: str | None, host: str | None,
+                      audience: Sequence[str]) -> str | None:
         """Return the client (JWT ``iss``), or raise :class:`AuthError`."""
         if auth is not None:
-            claims = auth.verify(request.headers.get("authorization"), audience)
+            claims = auth.verify(authorization, audience)
             return str(claims["iss"])
         if not insecure_no_auth:
             raise AuthError("this service has no CDS client key configuration: it refuses "
                             "every call (configure JWT keys, or --insecure-no-auth on loopback)")
-        host = request.client.host if request.client is not None else None
         if host not in LOOPBACK:
             raise AuthError("unauthenticated calls are accepted from loopback only", 403)
         return None
@@ -163,6 +284,9 @@ def create_app(
         headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else {}
         return JSONResponse(operation_outcome_error(exc.status, str(exc)),
                             status_code=exc.status, headers=headers)
+
+    def _host(request: Request) -> str | None:
+        return request.client.host if request.client is not None else None
 
     # Without keys and without insecure_no_auth every call is refused: a JWT is still required.
     authenticated = auth is not None or not insecure_no_auth
@@ -181,10 +305,18 @@ def create_app(
                 base or None, authenticated=authenticated, today=now)).body)
         return Response(described[now], media_type="application/json")
 
-    async def call(request: Request) -> Response:
-        service_id = str(request.path_params["service_id"])
-        body = await request.body()
+    async def call(scope: Scope, body: bytes) -> Answer:
+        """Answer a hook call: status, raw headers and body.
+
+        The headers are those of the Starlette responses this handler answered with:
+        ``content-length``, ``content-type``, then ``Server-Timing``; for a 401,
+        ``www-authenticate`` first.
+        """
+        service_id: str = scope["path_params"]["service_id"]
         clock = [time.perf_counter()]  # entry; worker start; worker end
+        authorization = _header(scope, b"authorization")
+        client = scope.get("client")
+        host = client[0] if client is not None else None
 
         def work() -> tuple[int, dict[str, Any]]:
             clock.append(time.perf_counter())
@@ -194,7 +326,7 @@ def create_app(
                 clock.append(time.perf_counter())
 
         def _work() -> tuple[int, dict[str, Any]]:
-            client = _authenticate(request, [f"{base}/cds-services/{service_id}"])
+            client = _authenticate(authorization, host, [f"{base}/cds-services/{service_id}"])
 
             def record(cards: list[dict[str, Any]], req: Mapping[str, Any]) -> None:
                 if audit is not None:
@@ -214,11 +346,17 @@ def create_app(
         try:
             status, payload = await threads.run(work)
         except AuthError as exc:
-            return _error(exc)
-        response = JSONResponse(payload, status_code=status)
+            response = _error(exc)
+            return response.status_code, response.raw_headers, bytes(response.body)
+        content = json_bytes(payload)
+        headers = _json_headers(status, content)
         if server_timing:
-            response.headers["Server-Timing"] = _timing(clock, time.perf_counter())
-        return response
+            headers.append((b"server-timing",
+                            _timing(clock, time.perf_counter()).encode("latin-1")))
+        return status, headers, content
+
+    hook_endpoint = _HookEndpoint(call, BodyLimits(max_body=max_body,
+                                                   body_timeout=body_timeout))
 
     async def feedback(request: Request) -> Response:
         service_id = str(request.path_params["service_id"])
@@ -226,7 +364,8 @@ def create_app(
 
         def work() -> int:
             own = f"{base}/cds-services/{service_id}"
-            client = _authenticate(request, [own, f"{own}/feedback"])
+            client = _authenticate(request.headers.get("authorization"), _host(request),
+                                   [own, f"{own}/feedback"])
             entries = parse_feedback(service_id, body)
             if audit is None:
                 raise HookError(503, "this service keeps no audit log: feedback not stored")
@@ -247,12 +386,41 @@ def create_app(
             CORSMiddleware, allow_origins=list(cors_origins), allow_methods=["GET", "POST"],
             allow_headers=["Authorization", "Content-Type"],
         ))
-    return Starlette(
+    hook_route = Route("/cds-services/{service_id}", hook_endpoint, methods=["POST"])
+    hook_path = hook_route.path_regex
+    direct = not cors_origins  # CORS headers (even Vary: Origin) come from Starlette's stack
+
+    class Service(Starlette):
+        """The Starlette application, hook calls taken directly (see the module docstring)."""
+
+        async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+            if (direct and scope["type"] == "http" and scope["method"] == "POST"
+                    and not scope.get("root_path")
+                    and (match := hook_path.match(scope["path"])) is not None):
+                scope["app"] = self
+                scope["path_params"] = {"service_id": match["service_id"]}
+                await hook_endpoint.direct(scope, receive, send)
+                return
+            await super().__call__(scope, receive, send)
+
+    app = Service(
         routes=[
             Route("/cds-services", services, methods=["GET"]),
             Route("/openapi.json", describe, methods=["GET"]),
-            Route("/cds-services/{service_id}", call, methods=["POST"]),
+            hook_route,
             Route("/cds-services/{service_id}/feedback", feedback, methods=["POST"]),
         ],
         middleware=middleware,
     )
+
+    def warm_up() -> None:
+        """Run each hook service once on a request without patient data (nothing recorded)."""
+        for service in SERVICES:
+            with contextlib.suppress(HookError):
+                handle_hook(
+                    str(service["id"]), _warm_up_request(str(service["hook"])), policy=policy,
+                    today=today, required_prefetch=required_prefetch, flag_codes=flag_codes,
+                    allergy_terms=allergy_terms, always=always, codes=codes)
+
+    app.state.warm_up = warm_up
+    return app

@@ -9,19 +9,29 @@ a cap on the request line + headers size (h11: ``h11_max_incomplete_event_size``
 400; httptools: counted here, answered 431), an idle keep-alive timeout, and a cap on
 concurrent connections (``limit_concurrency``, 503 beyond). Body size and body read time are
 bounded by :class:`~._limits.BodyLimitMiddleware`, inside the application. uvicorn's access
-log (a line per request) is off unless ``access_log``.
+log (a line per request) is off unless ``access_log``. On either protocol a response's status
+line and headers are written with its body, in one ``transport.write`` (uvicorn writes them
+apart: two ``send()`` system calls and two TCP segments per response, measured at 13 % of the
+time a server process held its interpreter lock under load); see :class:`_OneWrite`.
 
 :func:`serve` runs the service in one process, or in ``processes`` worker processes forked
-from a supervisor that binds the listening socket first (they share it: the kernel hands each
-new connection to one of them). Each worker builds its own application (``app_factory``, after
-the fork: no SQLite connection or thread crosses it) and applies every limit above **per
-process**. The supervisor stops the workers on SIGTERM / SIGINT / SIGHUP (SIGTERM each, SIGKILL
-after ``stop_timeout``), replaces a worker that dies after its first seconds, and stops them all
-with status 1 when one dies at start; a worker whose supervisor is gone (even killed with
-SIGKILL) stops by itself within a second: no orphan keeps the port.
+from a supervisor that binds the listening socket first. They share it, and each new connection
+goes to the process holding the fewest (:mod:`._balance`; left to the kernel, a burst of
+connections lands mostly on one process). Each worker builds its own application
+(``app_factory``, after the fork: no SQLite connection or thread crosses it) and applies every
+limit above **per process**. The supervisor stops the workers on SIGTERM / SIGINT / SIGHUP
+(SIGTERM each, SIGKILL after ``stop_timeout``), replaces a worker that dies after its first
+seconds, and stops them all with status 1 when one dies at start; a worker whose supervisor is
+gone (even killed with SIGKILL) stops by itself within a second: no orphan keeps the port.
 
-Once a process has built its application, everything it holds (the modules, the answer-code
-tables, the policy) is moved out of the garbage collector's generations (:func:`gc.freeze`):
+Before a process serves, its application is warmed up: what the first requests would load or
+build on first use (anyio's event-loop backend, the lazily made tables of the hook path) is
+loaded by one in-process call of each hook service on a request with no patient data
+(``state.warm_up`` of :func:`~._app.create_app`: nothing is fetched, no card is recorded in the
+audit log). Without it the first hook call of each process took 45-60 ms instead of 2-3, and
+every request queued behind it waited as long: under load, the slowest percent of requests.
+Then everything the process holds (the modules, the answer-code tables, the policy) is moved
+out of the garbage collector's generations (:func:`gc.freeze`):
 the collector's full passes, which run every so many requests, then scan only what requests
 allocate, not the tens of thousands of long-lived objects (a pause of several milliseconds
 each, seen as tail latency). Its interpreter then switches threads every ``switch_interval``
@@ -29,8 +39,8 @@ seconds (:func:`sys.setswitchinterval`, 2 ms by default against Python's 5 ms): 
 waits less for the lock that a screening thread holds before it reads the next request or sends
 an answer (measured in ``benchmarks/README.md``).
 
-May import: the standard library and uvicorn (the ``service`` extra; httptools and uvloop
-when installed).
+May import: the standard library, uvicorn and anyio (the ``service`` extra; httptools and
+uvloop when installed) and :mod:`._balance`.
 """
 
 from __future__ import annotations
@@ -45,6 +55,8 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
+
+from dryneedle.service._balance import GONE, Counts, balanced_server
 
 __all__ = ["SWITCH_INTERVAL", "serve", "server_config"]
 
@@ -93,6 +105,102 @@ def _header_timeout(base: Any, header_timeout: float) -> Any:
     return HeaderTimeout
 
 
+_JOIN_LIMIT = 64 * 1024
+"""Largest body write joined to the held response head (a larger one follows it: no copy)."""
+
+
+class _OneWrite:
+    """The transport of one request-response cycle: the response head waits for the body.
+
+    uvicorn writes a response's status line and headers, then its body, with two
+    ``transport.write`` calls: two ``send()`` system calls, two TCP segments. This proxy holds
+    the first write of the cycle (the head) and writes it with the next one (the body) in one
+    call. The held head is written on its own by every other path: :meth:`close` (an error
+    after the head, ``Connection: close``), :meth:`flush` (the protocol calls it when the
+    response is complete -- ``HEAD``, no body -- and before writing an answer of its own), and
+    at the event loop's next turn at the latest (an application that sends the head and awaits
+    before its body: a streaming response sees its head written without delay). A cycle that
+    still owes a ``100 Continue`` (``Expect: 100-continue``) does not get one: its first write
+    may be the ``100``.
+    """
+
+    __slots__ = ("_head", "_loop", "_transport", "_written")
+
+    def __init__(self, transport: Any, loop: Any) -> None:
+        self._transport = transport
+        self._loop = loop
+        self._head: Any = None
+        self._written = False  # the head has been seen: writes pass through
+
+    def write(self, data: Any) -> None:
+        """Hold the head; write the body with it (or, after that, write at once)."""
+        head = self._head
+        if head is not None:
+            self._head = None
+            if len(data) <= _JOIN_LIMIT:
+                self._transport.write(head + data)
+                return
+            self._transport.write(head)
+        elif not self._written:
+            self._written = True
+            self._head = data
+            self._loop.call_soon(self.flush)
+            return
+        self._transport.write(data)
+
+    def flush(self) -> None:
+        """Write the held head, if any (not into a connection that is closing)."""
+        head = self._head
+        if head is not None:
+            self._head = None
+            if not self._transport.is_closing():
+                self._transport.write(head)
+
+    def close(self) -> None:
+        """Write the held head, then close the connection."""
+        self.flush()
+        self._transport.close()
+
+    def is_closing(self) -> bool:
+        """Whether the connection is closing (the transport's answer)."""
+        result: bool = self._transport.is_closing()
+        return result
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
+
+
+def _one_write(base: Any) -> Any:
+    """Return ``base`` (a uvicorn HTTP protocol) writing each response head with its body.
+
+    Each new request-response cycle gets a :class:`_OneWrite` transport (see there); the
+    protocol flushes it when the response completes and before an answer of its own (400 or
+    431 for a bad or oversized head).
+    """
+
+    class OneWrite(base):  # type: ignore[misc]
+        def _coalesce(self) -> None:
+            cycle = self.cycle
+            if (cycle is not None and cycle.transport is self.transport
+                    and not cycle.response_started and not cycle.waiting_for_100_continue):
+                cycle.transport = _OneWrite(self.transport, self.loop)
+
+        def _flush(self) -> None:
+            cycle = self.cycle
+            if cycle is not None and type(cycle.transport) is _OneWrite:
+                cycle.transport.flush()
+
+        def send_400_response(self, msg: str) -> None:
+            self._flush()
+            super().send_400_response(msg)
+
+        def on_response_complete(self) -> None:
+            self._flush()
+            super().on_response_complete()
+
+    return OneWrite
+
+
 class _HeadTooLargeError(Exception):
     """Raised from an httptools callback: the request line and headers exceed the cap."""
 
@@ -109,7 +217,9 @@ def _httptools_protocol(header_timeout: float, max_header_bytes: int) -> type:
         HttpToolsProtocol,
     )
 
-    class HeadLimited(_header_timeout(HttpToolsProtocol, header_timeout)):  # type: ignore[misc]
+    base = _one_write(_header_timeout(HttpToolsProtocol, header_timeout))
+
+    class HeadLimited(base):  # type: ignore[misc,valid-type]
         _head: int | None = 0  # raw bytes of an incomplete head; None in a body / answer
         _parsed = 0  # parsed bytes of the current head
         _too_large = False
@@ -133,6 +243,7 @@ def _httptools_protocol(header_timeout: float, max_header_bytes: int) -> type:
             if not self._too_large:
                 super().send_400_response(msg)
                 return
+            self._flush()  # a response held for the previous request goes first
             body = b"request line and headers too large"
             self.transport.write(
                 b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-type: text/plain; "
@@ -155,6 +266,7 @@ def _httptools_protocol(header_timeout: float, max_header_bytes: int) -> type:
         def on_headers_complete(self) -> None:
             self._head = None
             super().on_headers_complete()
+            self._coalesce()
 
         def on_message_complete(self) -> None:
             self._head = 0  # what follows is the next request's head
@@ -177,8 +289,12 @@ def _protocol(http: str, header_timeout: float, max_header_bytes: int) -> type:
 
     # h11 caps the head itself (h11_max_incomplete_event_size in server_config; it answers 400):
     # a head still incomplete past the cap (a complete one read at once is not measured).
-    result: type = _header_timeout(H11Protocol, header_timeout)
-    return result
+    class H11(_one_write(_header_timeout(H11Protocol, header_timeout))):  # type: ignore[misc]
+        def handle_events(self) -> None:
+            super().handle_events()
+            self._coalesce()  # the cycle of a request that has just begun, if any
+
+    return H11
 
 
 def server_config(
@@ -233,12 +349,36 @@ def _bind(host: str, port: int, backlog: int = 2048) -> socket.socket:
     return sock
 
 
-def _built(app_factory: Callable[[], Any], switch_interval: float | None) -> Any:
-    """Build the application, freeze what the process holds, set its thread switch interval.
+def _warm() -> None:
+    """Load now what the first request would otherwise load: anyio's asyncio backend.
 
-    See the module docstring; ``None`` keeps the interpreter's interval.
+    anyio imports its event-loop backend on its first use, which took 30-40 ms of the first
+    hook call over HTTP when request bodies were read under an anyio deadline (they are read
+    under :func:`asyncio.timeout` now; anyio remains for Starlette's parts that use it).
+    """
+    try:
+        import anyio  # noqa: PLC0415 - the service extra brings it
+    except ImportError:  # pragma: no cover - the service extra is installed with uvicorn
+        return
+
+    async def touch() -> None:
+        with anyio.move_on_after(1.0):
+            await anyio.sleep(0)
+
+    anyio.run(touch)
+
+
+def _built(app_factory: Callable[[], Any], switch_interval: float | None) -> Any:
+    """Build and warm up the application, freeze what the process holds, set its interval.
+
+    See the module docstring; ``None`` keeps the interpreter's thread switch interval. The
+    application's ``state.warm_up()``, when it has one, is called before serving.
     """
     app = app_factory()
+    _warm()
+    warm_up = getattr(getattr(app, "state", None), "warm_up", None)
+    if callable(warm_up):
+        warm_up()
     gc.collect()
     gc.freeze()
     if switch_interval is not None:
@@ -247,14 +387,14 @@ def _built(app_factory: Callable[[], Any], switch_interval: float | None) -> Any
 
 
 def _worker(app_factory: Callable[[], Any], sock: socket.socket, supervisor: int,
-            switch_interval: float | None, limits: Mapping[str, Any]) -> int:
+            switch_interval: float | None, limits: Mapping[str, Any], counts: Counts,
+            slot: int) -> int:
     """Run one worker process's server on the shared socket; return its exit status."""
-    import uvicorn  # noqa: PLC0415 - optional extra
-
     signal.signal(signal.SIGTERM, signal.SIG_DFL)  # uvicorn handles these while it runs
     signal.signal(signal.SIGINT, signal.SIG_DFL)
     signal.signal(signal.SIGHUP, signal.SIG_IGN)  # the supervisor stops the workers
-    server = uvicorn.Server(server_config(_built(app_factory, switch_interval), **limits))
+    server = balanced_server(server_config(_built(app_factory, switch_interval), **limits),
+                             sock, counts, slot)
 
     def orphaned() -> None:
         while not server.should_exit:
@@ -264,7 +404,7 @@ def _worker(app_factory: Callable[[], Any], sock: socket.socket, supervisor: int
             time.sleep(0.5)
 
     threading.Thread(target=orphaned, daemon=True).start()
-    server.run(sockets=[sock])
+    server.run(sockets=[])  # the acceptor serves ``sock`` (see _balance)
     return 0
 
 
@@ -298,37 +438,40 @@ def serve(
         return 0
     sock = _bind(host, port)
     supervisor = os.getpid()
-    workers: dict[int, float] = {}  # pid -> start time
+    counts = Counts(processes)  # shared with the workers: connections held by each
+    workers: dict[int, tuple[float, int]] = {}  # pid -> (start time, slot)
     stopping: list[int] = []
 
-    def spawn() -> None:
+    def spawn(slot: int) -> None:
         pid = os.fork()
         if pid == 0:  # pragma: no cover - in the worker (tests see it over HTTP)
             status = 1
             try:
                 status = _worker(app_factory, sock, supervisor, switch_interval,
-                                 {"host": host, "port": port, **limits})
+                                 {"host": host, "port": port, **limits}, counts, slot)
             finally:
                 os._exit(status)
-        workers[pid] = time.monotonic()
+        workers[pid] = (time.monotonic(), slot)
 
     previous = {n: signal.signal(n, lambda n, _f: stopping.append(n)) for n in _STOP_SIGNALS}
     status = 0
     try:
-        for _ in range(processes):
-            spawn()
+        for slot in range(processes):
+            spawn(slot)
         while not stopping:
             pid, _ = os.waitpid(-1, os.WNOHANG)
             if pid == 0:
                 time.sleep(0.2)
                 continue
-            started = workers.pop(pid, None)
-            if started is None:
+            gone = workers.pop(pid, None)
+            if gone is None:
                 continue
+            started, slot = gone
+            counts.slots[slot] = GONE  # until its replacement serves: never the emptiest
             if time.monotonic() - started < 5.0:  # it could not start: do not loop
                 status = 1
                 break
-            spawn()
+            spawn(slot)
     finally:
         for pid in workers:
             with contextlib.suppress(ProcessLookupError, ChildProcessError):
