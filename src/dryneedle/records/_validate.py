@@ -70,7 +70,8 @@ class RecordReport(NamedTuple):
         policy: Fingerprint of the policy used.
         version: Library version.
         parsed: The record as parsed, when the whole record was readable: a model object, or
-            its internal mirror on the accelerated path (use :attr:`record`).
+            an internal form (its mirror on the accelerated path, the decoded value after a
+            quick walk); use :attr:`record`.
     """
 
     index: int  # type: ignore[assignment]  # the contract's name; shadows tuple.index
