@@ -4,7 +4,11 @@ What it is for: :class:`AuditLog` records every card the service issues (uuid, s
 decision, finding codes, policy fingerprint, library version, time) and every feedback entry
 (``POST .../feedback``: card uuid, outcome, override reason, the clinician's comment,
 ``outcomeTimestamp``, with the card's finding codes and fingerprint looked up from the card).
-The tables are **append-only**: triggers abort every ``UPDATE`` and ``DELETE``. No patient
+The tables are **append-only**: triggers abort every ``UPDATE`` and ``DELETE``. A new file's
+``cards.id`` is a plain ``INTEGER PRIMARY KEY`` (no ``AUTOINCREMENT``: with no row ever
+deleted, the next id is the largest plus one either way, and an insert writes no
+``sqlite_sequence`` page); a file made before keeps its ``AUTOINCREMENT`` table, read and
+written alike. No patient
 identifier is stored in clear: with a key (``hash_key``) the patient id is stored as an
 HMAC-SHA256 (so one patient's cards can be linked by who holds the key), without one not at
 all. :meth:`AuditLog.rows` and :meth:`AuditLog.stats` serve ``dryneedle audit``.
@@ -19,8 +23,8 @@ import hmac
 import json
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator, Mapping, Sequence
-from datetime import UTC, datetime
 from json.encoder import encode_basestring_ascii
 from pathlib import Path
 from typing import Any, Final
@@ -29,7 +33,7 @@ __all__ = ["AuditLog", "UnknownCardError"]
 
 _SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS cards (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    id INTEGER PRIMARY KEY,
     time TEXT NOT NULL,
     uuid TEXT NOT NULL,
     service TEXT NOT NULL,
@@ -92,8 +96,27 @@ def _json_list(value: Any) -> str:
     return json.dumps(value)
 
 
+_second: tuple[int, str] = (-1, "")
+"""The last second written (seconds since the epoch, its text): one tuple, swapped at once."""
+
+
+def _stamp(ns: int) -> str:
+    """The UTC time ``ns`` (nanoseconds since the epoch) to the millisecond, ``...T...Z``.
+
+    What ``isoformat(timespec="milliseconds")`` of its UTC datetime writes (``+00:00`` as
+    ``Z``), the date and time of its second formatted once per second.
+    """
+    global _second  # noqa: PLW0603 - a one-entry cache
+    sec, rem = divmod(ns, 1_000_000_000)
+    last = _second
+    if last[0] != sec:
+        last = (sec, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec)))
+        _second = last
+    return f"{last[1]}.{rem // 1_000_000:03d}Z"
+
+
 def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return _stamp(time.time_ns())
 
 
 class AuditLog:
