@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import attrs
@@ -95,3 +97,56 @@ class _Str(str):
 def test_audit_codes_column_is_json_dumps(value: Any) -> None:
     """The audit log's ``codes`` column is ``json.dumps(codes)``, whatever the codes."""
     assert _audit._json_list(value) == json.dumps(value)
+
+
+@given(st.integers(0, 253_402_300_799_999_999_999))
+@example(0)
+@example(1_764_614_680_999_999_999)
+def test_audit_time_is_the_datetime_isoformat(ns: int) -> None:
+    """The audit log's ``time`` is the UTC ``isoformat`` to the millisecond, ``Z``-suffixed."""
+    moment = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=ns // 1000)
+    expected = moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    assert _audit._stamp(ns) == expected
+    assert _audit._stamp(ns) == expected  # the second's text cached
+
+
+@given(st.recursive(st.none() | st.text(max_size=3) | st.sampled_from([1, 1.5, True, b"x"]),
+                    lambda kids: st.lists(kids, max_size=3) | st.tuples(kids, kids)
+                    | st.dictionaries(st.sampled_from(["resourceType", "entry", "resource",
+                                                       "fullUrl", "id"]),
+                                      kids | st.just("Bundle"), max_size=4),
+                    max_leaves=15))
+def test_input_items_are_the_flattened_input(data: Any) -> None:
+    """The reader's items (one walk) are the pairs of the reference flatten, in order."""
+    items = _reading.input_items(data)
+    assert [(r.resource if r.valid else r.source, r.full_url) for r in items] == _flatten(data)
+    assert [r.index for r in items] == list(range(len(items)))
+    for r in items:
+        assert r.valid is isinstance(r.source if not r.valid else r.resource, Mapping)
+        if not r.valid:
+            assert r.resource == {"resourceType": type(r.source).__name__}
+
+
+def _flatten(data: Any) -> list[tuple[Any, str | None]]:
+    """:func:`_reading.flatten` as it was (a recursive closure), the reference."""
+    out: list[tuple[Any, str | None]] = []
+
+    def walk(item: Any, full_url: str | None) -> None:
+        if item is None:
+            return
+        if isinstance(item, Mapping):
+            if item.get("resourceType") == "Bundle":
+                for entry in _reading.jlist(item.get("entry")):
+                    e = _reading.jobj(entry)
+                    walk(e.get("resource"), _reading.jstr(e.get("fullUrl")))
+                return
+            out.append((item, full_url))
+            return
+        if isinstance(item, list | tuple):
+            for x in item:
+                walk(x, None)
+            return
+        out.append((item, full_url))
+
+    walk(data, None)
+    return out

@@ -30,6 +30,7 @@ from dryneedle.fhir._reading import (
     InputResource,
     codings_of,
     flatten,
+    input_items,
     jlist,
     jobj,
     jstr,
@@ -200,12 +201,7 @@ def patient_from_fhir(
             limit's plausible range.
     """
     _check_pregnancy_age(pregnancy_status_max_age_days)
-    flat = flatten(resources)
-    items = [
-        InputResource(i, res, url) if type(res) is dict or isinstance(res, Mapping)
-        else InputResource(i, {"resourceType": type(res).__name__}, url, valid=False)
-        for i, (res, url) in enumerate(flat)
-    ]
+    items = input_items(resources)
     unknown_flags = set(flag_codes) - _HISTORY_BOOL_SET
     if unknown_flags:
         msg = f"flag_codes: unknown history answers {sorted(unknown_flags)}"

@@ -20,6 +20,7 @@ __all__ = [
     "InputResource",
     "codings_of",
     "flatten",
+    "input_items",
     "is_later",
     "jlist",
     "jobj",
@@ -212,11 +213,13 @@ class InputResource:
         resource: The resource (a placeholder ``{"resourceType": ...}`` when not an object).
         full_url: The bundle entry's ``fullUrl``, if any.
         valid: Whether the item was a JSON object at all.
+        source: The item itself when it was not (what :func:`flatten` gives), else unset.
         type: The ``resourceType`` (``Resource`` when missing).
         label: ``Type/id``, else the ``fullUrl``, else ``Type[index]`` (as in provenance).
     """
 
-    __slots__ = ("full_url", "index", "label", "resource", "type", "valid")
+    __slots__ = ("full_url", "index", "label", "resource", "source", "type", "valid")
+    source: Any
 
     def __init__(self, index: int, resource: Mapping[str, Any], full_url: str | None,
                  valid: bool = True) -> None:
@@ -236,34 +239,48 @@ class InputResource:
 
 def flatten(data: Any) -> list[tuple[Any, str | None]]:
     """Flatten bundles (nested too) and lists into (resource, fullUrl) pairs, in order."""
-    out: list[tuple[Any, str | None]] = []
+    return [(r.resource if r.valid else r.source, r.full_url) for r in input_items(data)]
 
-    def walk(item: Any, full_url: str | None) -> None:
-        if item is None:
-            return
-        if type(item) is dict or isinstance(item, Mapping):
-            if item.get("resourceType") == "Bundle":
-                entries = item.get("entry")
-                for entry in entries if type(entries) is list else jlist(entries):
-                    e = entry if type(entry) is dict else jobj(entry)
-                    res = e.get("resource")
-                    url = e.get("fullUrl")
-                    url = url if isinstance(url, str) and url else None  # jstr, inlined
-                    if type(res) is dict and res.get("resourceType") != "Bundle":
-                        out.append((res, url))  # walk's answer, inlined
-                    else:
-                        walk(res, url)
-                return
-            out.append((item, full_url))
-            return
-        if isinstance(item, list | tuple):
-            for x in item:
-                walk(x, None)
-            return
-        out.append((item, full_url))
 
-    walk(data, None)
+def input_items(data: Any) -> list[InputResource]:
+    """The :class:`InputResource` of every item :func:`flatten` yields, indexed in order.
+
+    A JSON object (any mapping) is a resource; anything else is a placeholder
+    ``{"resourceType": <its Python type name>}`` with ``valid`` false. Made in the one walk
+    (no list of pairs made first), by a module function: no closure referring to itself,
+    so nothing of the input is kept alive in a reference cycle after the call.
+    """
+    out: list[InputResource] = []
+    _walk(data, None, out)
     return out
+
+
+def _walk(item: Any, full_url: str | None, out: list[InputResource]) -> None:
+    if item is None:
+        return
+    if type(item) is dict or isinstance(item, Mapping):
+        if item.get("resourceType") == "Bundle":
+            entries = item.get("entry")
+            for entry in entries if type(entries) is list else jlist(entries):
+                e = entry if type(entry) is dict else jobj(entry)
+                res = e.get("resource")
+                url = e.get("fullUrl")
+                url = url if isinstance(url, str) and url else None  # jstr, inlined
+                if type(res) is dict and res.get("resourceType") != "Bundle":
+                    out.append(InputResource(len(out), res, url))  # _walk's answer, inlined
+                else:
+                    _walk(res, url, out)
+            return
+        out.append(InputResource(len(out), item, full_url))
+        return
+    if isinstance(item, list | tuple):
+        for x in item:
+            _walk(x, None, out)
+        return
+    placeholder = InputResource(len(out), {"resourceType": type(item).__name__}, full_url,
+                                valid=False)
+    placeholder.source = item
+    out.append(placeholder)
 
 
 SUBJECT_KEY: Final[Mapping[str, str]] = {

@@ -19,8 +19,8 @@ import hmac
 import json
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator, Mapping, Sequence
-from datetime import UTC, datetime
 from json.encoder import encode_basestring_ascii
 from pathlib import Path
 from typing import Any, Final
@@ -92,8 +92,27 @@ def _json_list(value: Any) -> str:
     return json.dumps(value)
 
 
+_second: tuple[int, str] = (-1, "")
+"""The last second written (seconds since the epoch, its text): one tuple, swapped at once."""
+
+
+def _stamp(ns: int) -> str:
+    """The UTC time ``ns`` (nanoseconds since the epoch) to the millisecond, ``...T...Z``.
+
+    What ``isoformat(timespec="milliseconds")`` of its UTC datetime writes (``+00:00`` as
+    ``Z``), the date and time of its second formatted once per second.
+    """
+    global _second  # noqa: PLW0603 - a one-entry cache
+    sec, rem = divmod(ns, 1_000_000_000)
+    last = _second
+    if last[0] != sec:
+        last = (sec, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec)))
+        _second = last
+    return f"{last[1]}.{rem // 1_000_000:03d}Z"
+
+
 def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return _stamp(time.time_ns())
 
 
 class AuditLog:
