@@ -320,13 +320,18 @@ def test_site_findings_of_a_callers_own_types_are_read_or_reviewed(
             assert m.allowed or not g.allowed or closed
 
 
-def test_a_site_finding_that_is_not_one_is_unknown_not_a_crash() -> None:
+def _all_answered_no() -> Patient:
+    """An adult whose every history answer is given and harmless (screens ``eligible``)."""
     history = History(bleeding_disorder=False, anticoagulant_therapy=False,
                       immunocompromised=False, metal_allergy=False, epilepsy=False,
                       diabetes=False, vascular_disease=False, prior_adverse_reaction=False,
                       acute_illness=False, lymph_node_removal=False,
                       needle_phobia=NeedlePhobia.NONE, consent=True)
-    base = Patient(patient_id="p", birth_date=date(1980, 1, 1), sex=Sex.MALE, history=history)
+    return Patient(patient_id="p", birth_date=date(1980, 1, 1), sex=Sex.MALE, history=history)
+
+
+def test_a_site_finding_that_is_not_one_is_unknown_not_a_crash() -> None:
+    base = _all_answered_no()
     assert screen(base, on=date(2026, 3, 1), sites=[("deltoid", "left")]).decision is (
         Decision.ELIGIBLE)
     for junk in (None, 3, "scar", ["neck"]):
@@ -340,12 +345,7 @@ def test_a_site_finding_that_fakes_its_type_is_read_not_trusted() -> None:
     """Types are asked with ``type()``: an object claiming (``__class__``) to be a model
     finding or member, or whose parts change between reads or raise, is read once, part by
     part, and never drops the finding (second adversarial review)."""
-    history = History(bleeding_disorder=False, anticoagulant_therapy=False,
-                       immunocompromised=False, metal_allergy=False, epilepsy=False,
-                       diabetes=False, vascular_disease=False, prior_adverse_reaction=False,
-                       acute_illness=False, lymph_node_removal=False,
-                       needle_phobia=NeedlePhobia.NONE, consent=True)
-    base = Patient(patient_id="p", birth_date=date(1980, 1, 1), sex=Sex.MALE, history=history)
+    base = _all_answered_no()
     sites = [("levator_scapulae", "left")]
     on = date(2026, 12, 1)
     model = screen(attrs.evolve(base, site_findings=(

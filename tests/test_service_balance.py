@@ -190,6 +190,16 @@ def test_a_fuller_process_leaves_new_connections_to_an_emptier_one() -> None:
     assert deferred >= 1
 
 
+async def _alone_with_three(loop: Any, listener: socket.socket, counts: Counts,
+                            held: set[Any]) -> tuple[_Recorded, list[socket.socket]]:
+    """Slot 0's acceptor, started alone (its peers GONE): it has taken 3 connections."""
+    a = _acceptor(loop, listener, counts, 0, held)
+    clients = _connect(listener, 3)
+    a.start()
+    await _until(lambda: len(held) == 3)
+    return a, clients
+
+
 def test_a_live_peer_that_never_accepts_delays_a_connection_by_at_most_the_bound() -> None:
     """The peer looks emptier and beats, but never accepts: deferral ends after 20 ms."""
 
@@ -198,10 +208,7 @@ def test_a_live_peer_that_never_accepts_delays_a_connection_by_at_most_the_bound
         counts = Counts(2)
         with _listener() as listener:
             held: set[Any] = set()
-            a = _acceptor(loop, listener, counts, 0, held)
-            clients = _connect(listener, 3)
-            a.start()
-            await _until(lambda: len(held) == 3)
+            a, clients = await _alone_with_three(loop, listener, counts, held)
             counts.slots[1] = 0
             beat = _beating(counts, 1)
             await asyncio.sleep(0.01)
@@ -229,10 +236,7 @@ def test_a_peer_that_stopped_beating_is_not_deferred_to() -> None:
         counts = Counts(2)
         with _listener() as listener:
             held: set[Any] = set()
-            a = _acceptor(loop, listener, counts, 0, held)
-            clients = _connect(listener, 3)
-            a.start()
-            await _until(lambda: len(held) == 3)
+            a, clients = await _alone_with_three(loop, listener, counts, held)
             counts.slots[1] = 0
             counts.beats[1] = time.monotonic_ns() - int(2 * STALE_SECONDS * 1e9)
             clients += _connect(listener, 2)

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Awaitable, Callable, Mapping, MutableMapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any, Final
 
@@ -48,7 +48,15 @@ from dryneedle.service._hooks import (
     operation_outcome_error,
     parse_feedback,
 )
-from dryneedle.service._limits import BodyLimitMiddleware, BodyLimits, refusal
+from dryneedle.service._limits import (
+    BodyLimitMiddleware,
+    BodyLimits,
+    Message,
+    Receive,
+    Scope,
+    Send,
+    refusal,
+)
 from dryneedle.service._openapi import openapi
 from dryneedle.service._workers import WorkerThreads, json_bytes
 
@@ -56,11 +64,6 @@ if TYPE_CHECKING:
     from starlette.applications import Starlette
 
 __all__ = ["LOOPBACK", "create_app"]
-
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
 
 LOOPBACK: Final = frozenset({"127.0.0.1", "::1", "localhost"})
 """Host names and addresses that are the local machine."""
@@ -288,6 +291,11 @@ def create_app(
     def _host(request: Request) -> str | None:
         return request.client.host if request.client is not None else None
 
+    # What every hook call is screened with (the warm-up's too).
+    screening: dict[str, Any] = {
+        "policy": policy, "today": today, "required_prefetch": required_prefetch,
+        "flag_codes": flag_codes, "allergy_terms": allergy_terms, "always": always,
+        "codes": codes}
     # Without keys and without insecure_no_auth every call is refused: a JWT is still required.
     authenticated = auth is not None or not insecure_no_auth
     # Constant documents are serialised once (bytes; a fresh Response per request).
@@ -337,11 +345,8 @@ def create_app(
                         client=client)
 
             return handle_hook(
-                service_id, body, policy=policy, today=today,
-                required_prefetch=required_prefetch, flag_codes=flag_codes,
-                allergy_terms=allergy_terms, always=always,
-                fetch=fetcher.fetch if fetcher is not None else None, on_cards=record,
-                codes=codes)
+                service_id, body, fetch=fetcher.fetch if fetcher is not None else None,
+                on_cards=record, **screening)
 
         try:
             status, payload = await threads.run(work)
@@ -417,10 +422,8 @@ def create_app(
         """Run each hook service once on a request without patient data (nothing recorded)."""
         for service in SERVICES:
             with contextlib.suppress(HookError):
-                handle_hook(
-                    str(service["id"]), _warm_up_request(str(service["hook"])), policy=policy,
-                    today=today, required_prefetch=required_prefetch, flag_codes=flag_codes,
-                    allergy_terms=allergy_terms, always=always, codes=codes)
+                handle_hook(str(service["id"]), _warm_up_request(str(service["hook"])),
+                            **screening)
 
     app.state.warm_up = warm_up
     return app
