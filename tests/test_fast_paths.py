@@ -46,9 +46,11 @@ def test_uuid_text_without_orjson(value: Any) -> None:
         assert _cds._uuid_text([value]) == _REFERENCE.encode([value]).encode("ascii")
 
 
-@given(st.binary(max_size=200).map(lambda b: b.decode("latin-1").encode("ascii", "replace")))
+@example(b"x" * 2_000)
+@example(b"x" * 4_001)
+@given(st.binary(max_size=6000).map(lambda b: b.decode("latin-1").encode("ascii", "replace")))
 def test_uuid5_is_the_uuid_module_s(name: bytes) -> None:
-    """The UUID 5 string equals ``str(uuid.uuid5(namespace, name))``."""
+    """The UUID 5 string equals ``str(uuid.uuid5(namespace, name))``, long names too."""
     expected = str(uuid.uuid5(_cds._UUID_NAMESPACE, name.decode("ascii")))
     assert _cds._uuid5(name) == expected
 

@@ -33,6 +33,8 @@ _UUID_NAMESPACE: Final = uuid.uuid5(uuid.NAMESPACE_URL, BASE_URL)
 _UUID_JSON: Final = json.JSONEncoder(sort_keys=True, separators=(",", ":"))
 """``json.dumps(..., sort_keys=True, separators=(",", ":"))``, made once: the uuid's text."""
 _NAMESPACE_BYTES: Final = _UUID_NAMESPACE.bytes
+_GIL_CHUNK: Final = 2_000
+"""Bytes hashed per call of ``update`` in :func:`_uuid5` (under hashlib's 2 048)."""
 _ESCAPE: Final = "dryneedle.json-ascii"
 
 
@@ -94,9 +96,17 @@ def _uuid5(name: bytes) -> str:
     """``str(uuid.uuid5(_UUID_NAMESPACE, name))`` for an ASCII ``name``, without the UUID object.
 
     The SHA-1 of namespace and name, its first 16 bytes with the version (5) and the RFC 4122
-    variant set, written 8-4-4-4-12 in lower-case hex.
+    variant set, written 8-4-4-4-12 in lower-case hex. The name (a card's text, often over
+    2 kB) is hashed in pieces under :data:`_GIL_CHUNK` bytes: hashlib lets go of the
+    interpreter lock for 2 048 bytes or more, and in the service getting it back from the
+    event loop's thread costs far more than the microseconds of hashing (the digest is the
+    same).
     """
-    digest = bytearray(hashlib.sha1(_NAMESPACE_BYTES + name, usedforsecurity=False).digest())
+    sha = hashlib.sha1(_NAMESPACE_BYTES, usedforsecurity=False)
+    view = memoryview(name)
+    for start in range(0, len(view), _GIL_CHUNK):
+        sha.update(view[start:start + _GIL_CHUNK])
+    digest = bytearray(sha.digest())
     digest[6] = (digest[6] & 0x0F) | 0x50
     digest[8] = (digest[8] & 0x3F) | 0x80
     h = digest[:16].hex()
