@@ -163,12 +163,13 @@ def test_at_most_cpu_slots_calls_compute_and_a_network_wait_gives_the_slot_away(
         assert threads.cpu_slots == 1
         results = await asyncio.gather(*(threads.run(compute, i) for i in range(20)))
         assert results == list(range(20))
-        assert len(threads._threads) == 4  # four threads ...
-        assert max(peak) == 1  # ... one computing at a time
+        assert max(peak) == 1  # one computing at a time ...
+        assert len(threads._threads) == 1  # ... one thread running them one after another
         slow = asyncio.ensure_future(threads.run(fetching))
         await asyncio.sleep(0.05)
         assert await threads.run(other) == "other"  # one slot, taken while `slow` waits
         assert await slow == "fetched"
+        assert len(threads._threads) == 2  # a second thread, for the call that ran meanwhile
 
     asyncio.run(asyncio.wait_for(main(), TIMEOUT))
     assert WorkerThreads(2, cpu_slots=5).cpu_slots == 2  # never more than the threads
@@ -181,30 +182,87 @@ def test_waiting_for_io_outside_a_worker_thread_does_nothing() -> None:
         assert getattr(_workers._held, "slots", None) is None
 
 
-def test_a_released_slot_goes_to_the_longest_waiter() -> None:
-    """First in, first out: a thread arriving as a slot is freed never takes it from a waiter
-    (with ``threading.Semaphore`` it can, and under load a call then waits for seconds)."""
-    slots = _workers._Slots(1)
-    slots.acquire()
-    order: list[int] = []
-    threads = []
-    for i in range(5):
-        def wait(i: int = i) -> None:
-            slots.acquire()
-            order.append(i)
-            slots.release()
+def test_two_slots_two_threads_computing() -> None:
+    computing: list[int] = []
+    peak: list[int] = []
+    lock = threading.Lock()
 
-        thread = threading.Thread(target=wait, daemon=True)
-        thread.start()
-        threads.append(thread)
-        deadline = time.monotonic() + TIMEOUT
-        while len(slots._waiters) < i + 1:  # queued, in this order
-            assert time.monotonic() < deadline
-            time.sleep(0.001)
-    slots.release()
-    slots.acquire()  # a newcomer: served after the five waiters
-    order.append(99)
-    slots.release()
-    for thread in threads:
-        thread.join(TIMEOUT)
-    assert order == [0, 1, 2, 3, 4, 99]
+    def compute(i: int) -> int:
+        with lock:
+            computing.append(i)
+            peak.append(len(computing))
+        time.sleep(0.003)
+        with lock:
+            computing.remove(i)
+        return i
+
+    async def main() -> None:
+        threads = WorkerThreads(8, cpu_slots=2)
+        assert await asyncio.gather(*(threads.run(compute, i) for i in range(30))) == list(
+            range(30))
+        assert max(peak) == 2
+        assert len(threads._threads) == 2  # not eight: no call waits in a thread of its own
+
+    asyncio.run(asyncio.wait_for(main(), TIMEOUT))
+
+
+def test_back_from_the_network_before_the_calls_not_yet_started() -> None:
+    """A call back from a network wait gets the slot before the calls not yet started; those
+    start in the order they came (first come, first served), never a newcomer first."""
+    order: list[str] = []
+    network = threading.Event()
+    holding = threading.Event()
+    release = threading.Event()
+
+    def fetching() -> None:
+        with _workers.waiting_for_io():
+            assert network.wait(TIMEOUT)
+        order.append("back")
+
+    def hold() -> None:
+        holding.set()
+        assert release.wait(TIMEOUT)
+        order.append("hold")
+
+    async def main() -> None:
+        threads = WorkerThreads(3, cpu_slots=1)
+        fetch = asyncio.ensure_future(threads.run(fetching))
+        await asyncio.sleep(0.02)
+        held = asyncio.ensure_future(threads.run(hold))  # takes the slot `fetch` gave away
+        while not holding.is_set():
+            await asyncio.sleep(0.001)
+        later = [asyncio.ensure_future(threads.run(order.append, f"call {i}")) for i in range(3)]
+        await asyncio.sleep(0.02)
+        network.set()  # `fetch` is back and waits for the slot, before the three calls
+        await asyncio.sleep(0.02)
+        assert order == []
+        release.set()
+        await asyncio.gather(fetch, held, *later)
+        newcomer = threads.run(order.append, "newcomer")
+        await newcomer
+
+    asyncio.run(asyncio.wait_for(main(), TIMEOUT))
+    assert order == ["hold", "back", "call 0", "call 1", "call 2", "newcomer"]
+
+
+def test_a_call_outliving_its_event_loop_leaves_the_threads_serving() -> None:
+    """A call still running when its loop closes has nowhere to hand its result: the thread
+    drops it and goes on serving (before, it died with the loop's RuntimeError)."""
+    threads = WorkerThreads(1)
+    started = threading.Event()
+
+    def slow() -> str:
+        started.set()
+        time.sleep(0.1)
+        return "late"
+
+    async def leave() -> None:
+        running = asyncio.ensure_future(threads.run(slow))
+        while not started.is_set():
+            await asyncio.sleep(0.001)
+        assert not running.done()  # the loop closes with the call running
+
+    asyncio.run(leave())
+    assert asyncio.run(asyncio.wait_for(threads.run(str, 7), TIMEOUT)) == "7"
+    assert len(threads._threads) == 1
+    assert threads._threads[0].is_alive()

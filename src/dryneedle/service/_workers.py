@@ -8,9 +8,11 @@ runs and gives it to the next call while it waits for the network (:func:`waitin
 around the ``fhirServer`` and JWK Set fetches). One process has one interpreter lock, so
 more calls computing at once only share it: each takes longer, and a burst of calls all finish
 late together instead of one after another (measured in ``benchmarks/README.md``); a slow FHIR
-server still holds up no computing call. It does what ``anyio.to_thread.run_sync`` with a
-``CapacityLimiter`` did here, for a fraction of the event loop's CPU per call (a queue the
-threads block on, the result handed back with ``call_soon_threadsafe``). A call whose
+server still holds up no computing call. A thread takes a slot before it takes a call and,
+while calls wait, runs them one after another: under load no call passes from thread to
+thread (:class:`WorkerThreads`). It does what ``anyio.to_thread.run_sync`` with a
+``CapacityLimiter`` did here, for a fraction of the CPU per call (no thread woken while one
+is busy, the result handed back with ``call_soon_threadsafe``). A call whose
 awaiting task is cancelled still runs to its end in its thread (a started screening or audit
 write is never cut); its result is dropped.
 
@@ -28,7 +30,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import queue
 import threading
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -70,40 +71,25 @@ def json_bytes(content: Any) -> bytes:
     return _stdlib_json(content)
 
 
-class _Slots:
-    """A counting semaphore that hands a released slot to its longest waiter (first in, first out).
+_Call = tuple[Callable[..., Any], tuple[Any, ...], asyncio.AbstractEventLoop, asyncio.Future[Any]]
 
-    ``threading.Semaphore`` lets a thread that arrives as a slot is released take it before the
-    waiter it woke runs (which then waits again, last): under steady load a call could wait
-    for seconds. Here a release gives the slot to the first waiter directly.
+
+class _Worker:
+    """One worker thread's wake-up: a lock it sleeps on, and what it is handed with a slot.
+
+    The thread sleeps by acquiring ``wake`` (held while it runs); whoever hands it a compute
+    slot (and, when it is idle, a call) releases it.
     """
 
-    __slots__ = ("_free", "_lock", "_waiters")
+    __slots__ = ("call", "wake")
 
-    def __init__(self, count: int) -> None:
-        self._free = count
-        self._lock = threading.Lock()
-        self._waiters: deque[threading.Lock] = deque()
-
-    def acquire(self) -> None:
-        with self._lock:
-            if self._free and not self._waiters:
-                self._free -= 1
-                return
-            waiter = threading.Lock()
-            waiter.acquire()
-            self._waiters.append(waiter)
-        waiter.acquire()  # released by release(), with the slot
-
-    def release(self) -> None:
-        with self._lock:
-            if self._waiters:
-                self._waiters.popleft().release()  # the slot passes to it
-            else:
-                self._free += 1
+    def __init__(self) -> None:
+        self.wake = threading.Lock()
+        self.wake.acquire()
+        self.call: _Call | None = None
 
 
-_held = threading.local()  # .slots: the _Slots whose slot this worker thread holds
+_held = threading.local()  # .pool, .worker: the pool whose slot this worker thread holds
 
 
 @contextlib.contextmanager
@@ -117,17 +103,18 @@ def waiting_for_io() -> Iterator[None]:
     >>> with waiting_for_io():
     ...     pass
     """
-    slots = getattr(_held, "slots", None)
-    if slots is None:
+    pool: WorkerThreads | None = getattr(_held, "pool", None)
+    if pool is None:
         yield
         return
-    _held.slots = None
-    slots.release()
+    worker: _Worker = _held.worker
+    _held.pool = None
+    pool._give_slot()
     try:
         yield
     finally:
-        slots.acquire()
-        _held.slots = slots
+        pool._take_slot(worker)
+        _held.pool = pool
 
 
 def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
@@ -148,6 +135,13 @@ class WorkerThreads:
         cpu_slots: Of those, calls computing at the same time (default: ``size``); a call
             waiting in :func:`waiting_for_io` does not count.
 
+    A thread takes a compute slot before it takes a call, and one that ends a call while
+    others are waiting keeps its slot and runs the next: under steady load one thread per slot
+    runs the calls one after another, and no call is handed from thread to thread (each hand-off
+    costs a wake-up, a context switch and a turn at the interpreter lock). A thread back from
+    a network wait gets a slot before the calls not yet started (it is older); calls start
+    in the order they came (first come, first served).
+
     >>> import asyncio
     >>> asyncio.run(WorkerThreads(2, cpu_slots=1).run(sum, [1, 2, 3]))
     6
@@ -162,20 +156,75 @@ class WorkerThreads:
             raise ValueError(msg)
         self.size = size
         self.cpu_slots = size if cpu_slots is None else min(cpu_slots, size)
-        self._slots = _Slots(self.cpu_slots)
-        self._calls: queue.SimpleQueue[tuple[Callable[..., Any], tuple[Any, ...],
-                                             asyncio.AbstractEventLoop,
-                                             asyncio.Future[Any]]] = queue.SimpleQueue()
+        self._lock = threading.Lock()  # guards everything below
+        self._free = self.cpu_slots  # compute slots nobody holds
+        self._pending: deque[_Call] = deque()  # calls not yet started, in order
+        self._idle: list[_Worker] = []  # threads without a call (and without a slot)
+        self._returning: deque[_Worker] = deque()  # threads back from I/O, waiting for a slot
         self._threads: list[threading.Thread] = []
-        self._lock = threading.Lock()
 
-    def _serve(self) -> None:
-        get = self._calls.get
-        slots = self._slots
+    def _dispatch(self) -> tuple[list[_Worker], list[threading.Thread]]:
+        """Hand the free slots out (the lock held): return the threads to wake and to start."""
+        wake: list[_Worker] = []
+        start: list[threading.Thread] = []
+        while self._free:
+            if self._returning:
+                worker = self._returning.popleft()
+            elif not self._pending:
+                break
+            elif self._idle:
+                worker = self._idle.pop()
+                worker.call = self._pending.popleft()
+            elif len(self._threads) < self.size:  # a new thread, started with its call
+                worker = _Worker()
+                worker.call = self._pending.popleft()
+                thread = threading.Thread(target=self._serve, args=(worker,), daemon=True,
+                                          name=f"dryneedle-worker-{len(self._threads)}")
+                self._threads.append(thread)
+                start.append(thread)
+                self._free -= 1
+                continue
+            else:
+                break  # every thread holds a call (some wait for the network)
+            self._free -= 1
+            wake.append(worker)
+        return wake, start
+
+    @staticmethod
+    def _act(wake: list[_Worker], start: list[threading.Thread]) -> None:
+        """Wake and start the threads :meth:`_dispatch` chose (the lock released)."""
+        for worker in wake:
+            worker.wake.release()
+        for thread in start:
+            thread.start()
+
+    def _give_slot(self) -> None:
+        """Give back the calling thread's slot (it keeps its call)."""
+        with self._lock:
+            self._free += 1
+            actions = self._dispatch()
+        self._act(*actions)
+
+    def _take_slot(self, worker: _Worker) -> None:
+        """Wait for a slot for the calling thread (back from I/O; before unstarted calls)."""
+        with self._lock:
+            if self._free and not self._returning:
+                self._free -= 1
+                return
+            self._returning.append(worker)
+        worker.wake.acquire()  # released with a slot
+
+    def _serve(self, worker: _Worker) -> None:
+        """Run calls, the slot held, until none is waiting; then sleep until handed one."""
+        _held.worker = worker
         while True:
-            function, args, loop, future = get()
-            slots.acquire()  # the calls waiting for a slot are woken in order
-            _held.slots = slots
+            call = worker.call
+            worker.call = None
+            if call is None:  # pragma: no cover - a thread is only woken with a call
+                continue
+            function, args, loop, future = call
+            del call
+            _held.pool = self
             try:
                 result = function(*args)
             except BaseException as exc:  # handed to the awaiting task
@@ -184,10 +233,19 @@ class WorkerThreads:
             else:
                 error = None
             finally:
-                _held.slots = None
-                slots.release()
-            loop.call_soon_threadsafe(_settle, future, result, error)
-            del function, args, future, result, error  # nothing kept alive while waiting
+                _held.pool = None
+            with contextlib.suppress(RuntimeError):  # the loop is closed: nobody awaits it
+                loop.call_soon_threadsafe(_settle, future, result, error)
+            del function, args, loop, future, result, error  # nothing kept alive while idle
+            with self._lock:
+                if self._pending and not self._returning:  # the slot kept, the next call
+                    worker.call = self._pending.popleft()
+                    continue
+                self._free += 1
+                self._idle.append(worker)
+                actions = self._dispatch()
+            self._act(*actions)
+            worker.wake.acquire()  # released with a slot and a call
 
     async def run(self, function: Callable[..., T], *args: Any) -> T:
         """Run ``function(*args)`` in a worker thread; return its result (or raise its error).
@@ -197,13 +255,10 @@ class WorkerThreads:
             *args: Its arguments.
         """
         loop = asyncio.get_running_loop()
-        if len(self._threads) < self.size:
-            with self._lock:
-                if len(self._threads) < self.size:
-                    thread = threading.Thread(target=self._serve, daemon=True,
-                                              name=f"dryneedle-worker-{len(self._threads)}")
-                    thread.start()
-                    self._threads.append(thread)
         future: asyncio.Future[T] = loop.create_future()
-        self._calls.put((function, args, loop, future))
+        with self._lock:
+            self._pending.append((function, args, loop, future))
+            wake, start = self._dispatch()  # nothing when every slot is held (under load)
+        if wake or start:
+            self._act(wake, start)
         return await future
