@@ -18,7 +18,9 @@ the load generator and the attackers do not share one interpreter):
   timeouts).
 
 Everything is bounded in count and time and stops by itself. It reports the 5xx count, the
-client-side latency percentiles of the normal requests (send to last byte received) and the
+client-side latency percentiles of the normal requests (send to last byte received; with
+``tail_by_half_second``, how many of the slowest 1 % ended in each half second of the run:
+spread evenly, the tail is queueing; bunched, a stall) and the
 server-side ones (the ``Server-Timing`` header: ``app`` in the handler, ``wait`` for a worker
 thread, ``work`` in it), requests/s, the CPU milliseconds per request of the server (user +
 sys over the run / requests, of the server process and, with ``--server-arg=--processes=N``,
@@ -198,16 +200,33 @@ class _Tally:
 
     def __init__(self) -> None:
         self.latencies: list[float] = []
+        self.ends: list[float] = []  # perf_counter() at each answer (when the tail happened)
         self.server: dict[str, list[float]] = {"app": [], "wait": [], "work": []}
         self.statuses: dict[int, int] = {}
         self.errors = 0
 
     def add(self, seconds: float, status: int, timing: str | None) -> None:
         self.latencies.append(seconds)
+        self.ends.append(time.perf_counter())
         self.statuses[status] = self.statuses.get(status, 0) + 1
         for name, ms in _timings(timing).items():
             if name in self.server:
                 self.server[name].append(ms / 1000)
+
+    def tail(self) -> list[int]:
+        """How many of the answers slower than the 99th percentile ended in each half second.
+
+        Even counts: the tail is queueing spread over the run; a few large ones: stalls.
+        """
+        if not self.latencies:
+            return []
+        threshold = sorted(self.latencies)[int(0.99 * len(self.latencies))]
+        first = min(end - s for end, s in zip(self.ends, self.latencies, strict=True))
+        counts = [0] * (int((max(self.ends) - first) / 0.5) + 1)
+        for end, seconds in zip(self.ends, self.latencies, strict=True):
+            if seconds >= threshold:
+                counts[int((end - first) / 0.5)] += 1
+        return counts
 
     def report(self, total: int, clients: int, elapsed: float) -> dict[str, Any]:
         def pcts(values: list[float]) -> dict[str, float | None]:
@@ -223,6 +242,7 @@ class _Tally:
                     "mean_ms": round(1000 * statistics.fmean(values), 2)}
 
         return {"requests": total, "clients": clients, "seconds": round(elapsed, 2),
+                "tail_by_half_second": self.tail(),
                 "requests_per_s": round(total / elapsed, 1), "statuses": self.statuses,
                 "errors": self.errors,
                 "5xx": sum(n for st, n in self.statuses.items() if st >= 500),
