@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import signal
 import threading
 import time
 from typing import Any
@@ -179,7 +181,7 @@ def test_at_most_cpu_slots_calls_compute_and_a_network_wait_gives_the_slot_away(
 
 def test_waiting_for_io_outside_a_worker_thread_does_nothing() -> None:
     with _workers.waiting_for_io(), _workers.waiting_for_io():
-        assert getattr(_workers._held, "slots", None) is None
+        assert getattr(_workers._held, "pool", None) is None
 
 
 def test_two_slots_two_threads_computing() -> None:
@@ -266,3 +268,58 @@ def test_a_call_outliving_its_event_loop_leaves_the_threads_serving() -> None:
     assert asyncio.run(asyncio.wait_for(threads.run(str, 7), TIMEOUT)) == "7"
     assert len(threads._threads) == 1
     assert threads._threads[0].is_alive()
+
+
+def test_a_thread_that_cannot_start_fails_its_call_and_gives_its_slot_back(
+        monkeypatch: Any) -> None:
+    """``can't start new thread`` (a process or memory limit): that call fails, the pool
+    keeps its slot and its place for the next one (nothing hangs)."""
+    start = threading.Thread.start
+    failures = [RuntimeError("can't start new thread")]
+
+    def flaky(self: threading.Thread) -> None:
+        if failures and self.name.startswith("dryneedle-worker"):
+            raise failures.pop()
+        start(self)
+
+    monkeypatch.setattr(threading.Thread, "start", flaky)
+
+    async def main() -> None:
+        threads = WorkerThreads(1)
+        with pytest.raises(RuntimeError, match="can't start new thread"):
+            await threads.run(str, 1)
+        assert await threads.run(str, 2) == "2"
+        assert threads._free == 1
+        assert len(threads._threads) == 1
+
+    asyncio.run(asyncio.wait_for(main(), TIMEOUT))
+
+
+@pytest.mark.parametrize("error", [StopIteration, KeyboardInterrupt, SystemExit])
+def test_errors_that_would_hang_the_request_or_stop_the_loop_come_as_runtime_errors(
+        error: type[BaseException]) -> None:
+    def fail() -> None:
+        raise error
+
+    async def main() -> None:
+        threads = WorkerThreads(2)
+        with pytest.raises(RuntimeError, match=error.__name__) as raised:
+            await threads.run(fail)
+        assert isinstance(raised.value.__cause__, error)
+        assert await threads.run(str, 3) == "3"  # the loop and the pool go on
+
+    asyncio.run(asyncio.wait_for(main(), TIMEOUT))
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_pool_used_before_a_fork_serves_in_the_child() -> None:
+    threads = WorkerThreads(2)
+    assert asyncio.run(threads.run(str, 1)) == "1"  # a thread started (and idle) here
+    pid = os.fork()
+    if pid == 0:  # the child: its copy of the idle thread is gone
+        signal.alarm(int(TIMEOUT))
+        ok = asyncio.run(asyncio.wait_for(threads.run(str, 7), TIMEOUT)) == "7"
+        os._exit(0 if ok else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert asyncio.run(threads.run(str, 2)) == "2"  # the parent's pool is untouched

@@ -30,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import threading
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -122,6 +123,13 @@ def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | Non
         return  # the awaiting task was cancelled: the result is dropped
     if error is None:
         future.set_result(result)
+    elif isinstance(error, (StopIteration, KeyboardInterrupt, SystemExit)):
+        # A future refuses StopIteration (the request would hang), and the other two would
+        # stop the event loop, every request with it: the caller gets a RuntimeError instead,
+        # as asyncio does for a coroutine raising StopIteration.
+        wrapped = RuntimeError(f"the call raised {type(error).__name__}")
+        wrapped.__cause__ = error
+        future.set_exception(wrapped)
     else:
         future.set_exception(error)
 
@@ -162,11 +170,22 @@ class WorkerThreads:
         self._idle: list[_Worker] = []  # threads without a call (and without a slot)
         self._returning: deque[_Worker] = deque()  # threads back from I/O, waiting for a slot
         self._threads: list[threading.Thread] = []
+        self._pid = os.getpid()
 
-    def _dispatch(self) -> tuple[list[_Worker], list[threading.Thread]]:
+    def _forked(self) -> None:
+        """In a child process forked after threads started: start afresh (they are gone)."""
+        self._lock = threading.Lock()
+        self._free = self.cpu_slots
+        self._pending = deque()
+        self._idle = []
+        self._returning = deque()
+        self._threads = []
+        self._pid = os.getpid()
+
+    def _dispatch(self) -> tuple[list[_Worker], list[tuple[threading.Thread, _Worker]]]:
         """Hand the free slots out (the lock held): return the threads to wake and to start."""
         wake: list[_Worker] = []
-        start: list[threading.Thread] = []
+        start: list[tuple[threading.Thread, _Worker]] = []
         while self._free:
             if self._returning:
                 worker = self._returning.popleft()
@@ -181,7 +200,7 @@ class WorkerThreads:
                 thread = threading.Thread(target=self._serve, args=(worker,), daemon=True,
                                           name=f"dryneedle-worker-{len(self._threads)}")
                 self._threads.append(thread)
-                start.append(thread)
+                start.append((thread, worker))
                 self._free -= 1
                 continue
             else:
@@ -190,13 +209,31 @@ class WorkerThreads:
             wake.append(worker)
         return wake, start
 
-    @staticmethod
-    def _act(wake: list[_Worker], start: list[threading.Thread]) -> None:
-        """Wake and start the threads :meth:`_dispatch` chose (the lock released)."""
+    def _act(self, wake: list[_Worker], start: list[tuple[threading.Thread, _Worker]]) -> None:
+        """Wake and start the threads :meth:`_dispatch` chose (the lock released).
+
+        A thread that cannot start (``can't start new thread``) gives its slot and its place
+        back; its call fails with that error (as ``run`` raised it before); the slot goes on.
+        """
         for worker in wake:
             worker.wake.release()
-        for thread in start:
-            thread.start()
+        while start:
+            thread, worker = start.pop(0)
+            try:
+                thread.start()
+            except BaseException as exc:  # handed to the awaiting task
+                call = worker.call
+                worker.call = None
+                with self._lock:
+                    self._threads.remove(thread)
+                    self._free += 1
+                    more_wake, more_start = self._dispatch()
+                if call is not None:
+                    with contextlib.suppress(RuntimeError):
+                        call[2].call_soon_threadsafe(_settle, call[3], None, exc)
+                for other in more_wake:
+                    other.wake.release()
+                start.extend(more_start)
 
     def _give_slot(self) -> None:
         """Give back the calling thread's slot (it keeps its call)."""
@@ -250,15 +287,23 @@ class WorkerThreads:
     async def run(self, function: Callable[..., T], *args: Any) -> T:
         """Run ``function(*args)`` in a worker thread; return its result (or raise its error).
 
+        ``StopIteration``, ``KeyboardInterrupt`` and ``SystemExit`` from the call come as a
+        ``RuntimeError`` caused by them (they would hang the request or stop the loop).
+
         Args:
             function: The blocking call.
             *args: Its arguments.
         """
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
+        if self._pid != os.getpid():  # the calls of the parent are not this process's
+            self._forked()
         with self._lock:
             self._pending.append((function, args, loop, future))
             wake, start = self._dispatch()  # nothing when every slot is held (under load)
         if wake or start:
             self._act(wake, start)
-        return await future
+        try:
+            return await future
+        finally:
+            del future  # no cycle: its error's traceback -> this frame -> future -> error
