@@ -7,8 +7,9 @@ the load generator and the attackers do not share one interpreter):
 * the normal load: ``--requests`` hook calls (a realistic patient: ``patient-view`` and
   ``order-select`` with a planned site) from ``--clients`` concurrent keep-alive connections,
   each sending its next request when the answer arrives (closed loop). ``--client raw`` (the
-  default) is a minimal HTTP/1.1 client on asyncio streams (cheap, so the client does not take
-  the server's CPU); ``--client httpx`` uses httpx's ``AsyncClient`` (what an integrator may
+  default) is a minimal HTTP/1.1 client on asyncio streams, on uvloop's event loop when it is
+  installed (``--client-loop``; cheap, so the client does not take the server's CPU, with which
+  it shares the machine); ``--client httpx`` uses httpx's ``AsyncClient`` (what an integrator may
   use, several times costlier per request);
 * the attackers: one oversized request (``Content-Length`` of ``--oversized-mb`` MB, whose body
   is then streamed -- it must be refused with 413 at once, without the server reading it) and
@@ -61,6 +62,13 @@ from typing import Any
 
 import httpx
 import psutil  # no stubs in the environment
+
+try:
+    import uvloop as _uvloop  # noqa: F401 - probed: the default loop of the load's processes
+except ImportError:
+    _LOOP = "asyncio"
+else:
+    _LOOP = "uvloop"
 
 ROOT = Path(__file__).resolve().parents[1]
 BUNDLE = ROOT / "tests" / "data" / "fhir" / "realistic.json"
@@ -353,7 +361,7 @@ async def _oversized(port: int, megabytes: int, timeout: float) -> dict[str, Any
         pass
     seconds = time.perf_counter() - start
     sent = len(chunk)
-    with contextlib.suppress(OSError):
+    with contextlib.suppress(OSError, RuntimeError):  # uvloop: RuntimeError once closed
         while sent < size:
             writer.write(chunk)
             await asyncio.wait_for(writer.drain(), 2.0)
@@ -394,7 +402,7 @@ async def _slow_one(port: int, half_body: bool, give_up: float, byte_delay: floa
         if not data:
             return "closed"
         return f"answered-{data.split()[1].decode()}" if data.startswith(b"HTTP/") else "closed"
-    except OSError:
+    except (OSError, RuntimeError):  # uvloop: a RuntimeError writing to a closed transport
         return "closed"
     finally:
         writer.close()
@@ -419,17 +427,27 @@ async def _attack(port: int, args: argparse.Namespace) -> dict[str, Any]:
     return {"oversized": oversized, "slow": await slow}
 
 
+def _run(main: Any, loop: str) -> Any:
+    """``asyncio.run(main)``, on uvloop's event loop when ``loop`` is ``"uvloop"``."""
+    if loop == "uvloop":
+        import uvloop  # noqa: PLC0415 - only for the load's own processes
+
+        return uvloop.run(main)
+    return asyncio.run(main)
+
+
 def _role(args: argparse.Namespace) -> dict[str, Any]:
     """Run one side of the load in this process (``--role``); return its report."""
     if args.role == "attack":
-        return asyncio.run(_attack(args.port, args))
+        return dict(_run(_attack(args.port, args), args.client_loop))
     requests = _requests()
     if args.client == "httpx":
-        report = asyncio.run(_normal_httpx(f"http://127.0.0.1:{args.port}", args.requests,
-                                           args.clients, requests, 30.0))
+        report = _run(_normal_httpx(f"http://127.0.0.1:{args.port}", args.requests,
+                                    args.clients, requests, 30.0), args.client_loop)
     else:
-        report = asyncio.run(_normal_raw(args.port, args.requests, args.clients, requests,
-                                         30.0))
+        report = _run(_normal_raw(args.port, args.requests, args.clients, requests, 30.0),
+                      args.client_loop)
+    report["client_loop"] = args.client_loop
     used = resource.getrusage(resource.RUSAGE_SELF)
     report["client_cpu_ms_per_request"] = round(
         1000 * (used.ru_utime + used.ru_stime) / max(1, args.requests), 2)
@@ -476,6 +494,10 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--client", choices=("raw", "httpx"), default="raw",
                         help="the normal load's HTTP client (default: %(default)s)")
+    parser.add_argument("--client-loop", choices=("uvloop", "asyncio"), default=_LOOP,
+                        help="event loop of the load and attack processes (default: "
+                        "%(default)s; uvloop when installed: less of the machine's CPU for "
+                        "the clients, which share it with the server)")
     parser.add_argument("--slow", type=int, default=500, help="slow (slowloris) clients")
     parser.add_argument("--slow-seconds", type=float, default=20.0,
                         help="a slow client gives up after this long")
@@ -500,7 +522,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         print(json.dumps(_role(args)))
         return {}
     shared = ["--requests", str(args.requests), "--clients", str(args.clients),
-              "--client", args.client, "--slow", str(args.slow),
+              "--client", args.client, "--client-loop", args.client_loop,
+              "--slow", str(args.slow),
               "--slow-seconds", str(args.slow_seconds), "--byte-delay", str(args.byte_delay),
               "--oversized-mb", str(args.oversized_mb)]
     load_before = os.getloadavg()
