@@ -111,6 +111,13 @@ def _shipped_answers(system: str | None, code: str) -> tuple[tuple[_Hit, ...], t
     return tuple(table), flags
 
 
+@functools.lru_cache(maxsize=4096)
+def _shipped_hits(codings: tuple[tuple[str | None, str], ...]) -> tuple[_Hit, ...]:
+    """:meth:`Evidence.answers_of` with the shipped tables, for a tuple of codings (immutable)."""
+    parts = [_shipped_answers(system, code) for system, code in codings]
+    return (*(h for table, _ in parts for h in table), *(h for _, flags in parts for h in flags))
+
+
 @functools.lru_cache(maxsize=32)
 def _words_re(terms: tuple[str, ...]) -> re.Pattern[str] | None:
     """The whole-word, case-insensitive pattern of ``terms`` (compiled once per word list)."""
@@ -226,12 +233,11 @@ class Evidence:
         """Return (flag, system, code, source) for every coding an answer table names.
 
         The answer tables' hits, coding by coding, then the flag table's. With the shipped
-        tables (which never change) each coding's two parts are kept per code.
+        tables (which never change) the hits are kept per tuple of codings (a resource's few
+        codings repeat from call to call), and each coding's two parts per code.
         """
         if self.answer_codes is ANSWER_CODES and self.flag_codes is FLAG_CODES:
-            parts = [_shipped_answers(system, code) for system, code in codings]
-            return [h for table, _ in parts for h in table] + [
-                h for _, flags in parts for h in flags]
+            return list(_shipped_hits(tuple(codings)))
         return _answers(codings, self.answer_codes, self.flag_codes)
 
     def mark_unread(self, r: InputResource, flag: str, *, reason: str,

@@ -206,13 +206,14 @@ def patient_from_fhir(
     if unknown_flags:
         msg = f"flag_codes: unknown history answers {sorted(unknown_flags)}"
         raise FhirInputError(msg)
+    patients = [r for r in items if r.type == "Patient"]  # one pass, then the few Patients
     patient_urls = {
-        r.full_url: rid for r in items
-        if r.type == "Patient" and r.full_url and (rid := jstr(r.resource.get("id")))
+        r.full_url: rid for r in patients
+        if r.full_url and (rid := jstr(r.resource.get("id")))
     }
     pid = patient_id or _find_patient_id(items, patient_urls)
-    for r in items:  # an id-less Patient entry: its fullUrl identifies the target patient
-        if r.type == "Patient" and r.full_url and not jstr(r.resource.get("id")):
+    for r in patients:  # an id-less Patient entry: its fullUrl identifies the target patient
+        if r.full_url and not jstr(r.resource.get("id")):
             patient_urls[r.full_url] = pid
     form = _coerce_answers(answers or {})
     table = _answer_codes(tuple(codes))

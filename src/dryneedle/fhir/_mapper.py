@@ -78,8 +78,13 @@ _CATALOG_CODES: Final = tuple((cond, CodePatterns(sorted(cond.all_codes())))
 
 
 @functools.lru_cache(maxsize=4096)
-def _catalog_hits(normalised: str) -> tuple[str, ...]:
-    """The ids of the catalog conditions a normalised ICD-10-CM code falls under (in order)."""
+def _catalog_hits(code: str) -> tuple[str, ...]:
+    """The ids of the catalog conditions an ICD-10-CM code falls under (in order).
+
+    The code is :meth:`~._terminology.CodePatterns.normalise`-d here: cached by the code as
+    written, a repeated one costs one look-up.
+    """
+    normalised = CodePatterns.normalise(code)
     return tuple(cond.id for cond, patterns in _CATALOG_CODES
                  if patterns.matches_normalised(normalised))
 
@@ -363,7 +368,7 @@ class Mapper(Evidence):
         for system, code in codings:
             if system != ICD10CM:
                 continue
-            for cond_id in _catalog_hits(CodePatterns.normalise(code)):
+            for cond_id in _catalog_hits(code):
                 if cond_id not in self.conditions:
                     self.conditions.append(cond_id)
                 self.note(r, path="patient.conditions", value=cond_id, action=Action.USED,
