@@ -304,7 +304,9 @@ def _finding_line(f: Finding, trails: _Trails | None) -> str:
 def _unknown_line(unknown: Sequence[Finding], trails: _Trails | None) -> str:
     items = []
     for f in unknown:  # the path names the answer; a trail only where FHIR data bore on it
-        trail = _trail(f, trails).strip().rstrip(".")
+        # (most unknown answers have none: their path is not looked at further)
+        trail = (_trail(f, trails).strip().rstrip(".") if trails is not None
+                 and f.path in trails else "")
         items.append(f"`{_md(f.path)}` ({trail[0].lower()}{trail[1:]})" if trail
                      else f"`{_md(f.path)}`")
     return f"- **Ask before needling** (`{_UNKNOWN}`): {', '.join(items)}."

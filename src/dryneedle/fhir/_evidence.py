@@ -376,10 +376,15 @@ class Evidence:
         self.note(r, path=f"patient.history.{flag}", value=True, action=Action.USED,
                   reason=reason, code=code, sources=sources)
 
-    def flags_from(self, r: InputResource) -> set[str]:
-        """Return the history flags ``r`` has already set."""
+    def flags_from(self, r: InputResource, since: int = 0) -> set[str]:
+        """Return the history flags ``r`` has already set.
+
+        ``since``: the first trail entry to look at (``r``'s entries are all recorded while
+        it is read: its reader passes the trail's length when it started, so a large input is
+        not searched once per resource).
+        """
         return {
-            p.path.rsplit(".", 1)[-1] for i, p in self.trail
+            p.path.rsplit(".", 1)[-1] for i, p in self.trail[since:]
             if i == r.index and p.action is Action.USED and p.path.startswith("patient.history.")
         }
 

@@ -98,18 +98,18 @@ class Mapper(Evidence):
 
     def run(self) -> None:
         """Read every item once, by resource type; other patients' resources are ignored."""
-        handlers = _HANDLERS
+        readers = _READERS
         seen: dict[str, tuple[str | None, bool]] = {}  # reference -> (target, readable)
         for r in self.items:
             if not r.valid:
                 self.ignore(r, "not-a-resource")
                 continue
-            handler = handlers.get(r.type)
-            if handler is None:
+            reader = readers.get(r.type)
+            if reader is None:
                 if r.type != "Medication":  # resolved through medicationReference
                     self.ignore(r, "unsupported-type")
                 continue
-            key = SUBJECT_KEY.get(r.type)
+            handler, key = reader
             self.doubtful = False
             if key is not None:
                 ref = r.resource.get(key)
@@ -408,13 +408,14 @@ class Mapper(Evidence):
                 self.ignore(r, f"clinicalStatus:{bad}")
                 return
         confirmed = "unconfirmed" not in verification
+        start = len(self.trail)  # what this resource records comes after
         concepts = [res.get("code")]
         concepts += [jobj(reaction).get("substance") for reaction in jlist(res.get("reaction"))]
         codings = [c for concept in concepts for c in self.codings(concept)]
         hits = [h for h in self.answers_of(codings) if h[0] in _ALLERGY_ANSWERS]
         used = self.apply(r, hits, confirmed=confirmed,
                           reason="value-set" if confirmed else "verificationStatus:unconfirmed")
-        if self.allergy_re is not None and "metal_allergy" not in self.flags_from(r):
+        if self.allergy_re is not None and "metal_allergy" not in self.flags_from(r, start):
             for text in (t for concept in concepts for t in texts_of(concept)):
                 m = self.allergy_re.search(text)
                 if m is not None:
@@ -536,3 +537,6 @@ _HANDLERS: Final[Mapping[str, Callable[[Mapper, InputResource], None]]] = {
     "Procedure": Mapper.procedure,
 }
 """The reader of each resource type :meth:`Mapper.run` reads (made once, not per call)."""
+_READERS: Final[Mapping[str, tuple[Callable[[Mapper, InputResource], None], str | None]]] = {
+    kind: (handler, SUBJECT_KEY.get(kind)) for kind, handler in _HANDLERS.items()}
+"""Each reader with the element naming the patient (:data:`SUBJECT_KEY`): one look-up."""
