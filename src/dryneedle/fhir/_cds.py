@@ -164,14 +164,18 @@ def _label(f: Finding) -> str:
     return title[0].lower() + title[1:]
 
 
+_WANTED: Final[Mapping[Decision, tuple[Severity, ...]]] = {
+    Decision.NOT_ELIGIBLE: (Severity.ERROR,),
+    Decision.NEEDS_REVIEW: (Severity.ERROR, Severity.WARNING),
+    Decision.ELIGIBLE_WITH_PRECAUTIONS: (Severity.ERROR, Severity.WARNING),
+    Decision.ELIGIBLE: (Severity.ERROR, Severity.WARNING, Severity.INFO),
+}
+"""The severities a card's summary names, by decision."""
+
+
 def _summary(result: ScreeningResult) -> str:
     head = f"Dry needling: {_DECISION_LABEL[result.decision]}"
-    wanted = {
-        Decision.NOT_ELIGIBLE: (Severity.ERROR,),
-        Decision.NEEDS_REVIEW: (Severity.ERROR, Severity.WARNING),
-        Decision.ELIGIBLE_WITH_PRECAUTIONS: (Severity.ERROR, Severity.WARNING),
-        Decision.ELIGIBLE: (Severity.ERROR, Severity.WARNING, Severity.INFO),
-    }[result.decision]
+    wanted = _WANTED[result.decision]
     if result.decision is Decision.NEEDS_REVIEW and result.missing:
         n = len(result.missing)
         head += f", {n} answer{'s' if n != 1 else ''} unknown"
