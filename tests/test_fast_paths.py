@@ -169,3 +169,27 @@ _STATUS_CONCEPT = st.dictionaries(
 def test_status_codes_are_the_codes_of_codings_of(concept: Any) -> None:
     """A status concept's codes, read in one loop, are those of its ``codings_of`` pairs."""
     assert _reading.status_codes(concept) == {code for _, code in _reading.codings_of(concept)}
+
+
+def _texts_of(concept: Any) -> list[str]:
+    """:func:`_reading.texts_of` as it was (the accessors), the reference."""
+    c = _reading.jobj(concept)
+    out = [t for t in [_reading.jstr(c.get("text"))] if t]
+    out.extend(t for coding in _reading.jlist(c.get("coding"))
+               if (t := _reading.jstr(_reading.jobj(coding).get("display"))))
+    return out
+
+
+_TEXT_CONCEPT = st.dictionaries(
+    st.sampled_from(["coding", "text"]),
+    st.lists(st.dictionaries(st.sampled_from(["display", "code"]),
+                             st.none() | st.integers() | st.sampled_from(["", " ", "Warfarin"]),
+                             max_size=2) | st.none() | st.integers(), max_size=4)
+    | st.tuples(st.none()) | st.none() | st.integers() | st.sampled_from(["", "Nickel"])
+) | st.none() | st.integers() | st.text(max_size=3)
+
+
+@given(_TEXT_CONCEPT)
+def test_texts_of_in_one_loop_is_the_accessors_reading(concept: Any) -> None:
+    """A concept's text and displays, read in one loop, are what the accessors read."""
+    assert _reading.texts_of(concept) == _texts_of(concept)

@@ -228,20 +228,24 @@ def patient_from_fhir(
 
     # Merge the form answers: the more cautious value wins; every choice is recorded.
     history: dict[str, Any] = {}
-    for name in _HISTORY_NAMES:
-        form_value = form.get(name)
-        if m.flags.get(name) is True:
-            history[name] = True
-        elif name in m.unread and form_value is not True:
-            history[name] = None  # unread evidence: a form's "no" cannot settle it
-        else:
-            history[name] = form_value
-        if form_value is not None:
-            overridden = history[name] != form_value
-            m.note(None, path=f"patient.history.{name}", value=_json(form_value),
-                   action=Action.SUPERSEDED if overridden else Action.USED,
-                   reason=("fhir-evidence" if history[name] is True else "unread-fhir-evidence")
-                   if overridden else "answers")
+    if not form:  # what the loop gives without form answers: FHIR's True, else unknown
+        flags = m.flags
+        history = {name: True if flags.get(name) is True else None for name in _HISTORY_NAMES}
+    else:
+        for name in _HISTORY_NAMES:
+            form_value = form.get(name)
+            if m.flags.get(name) is True:
+                history[name] = True
+            elif name in m.unread and form_value is not True:
+                history[name] = None  # unread evidence: a form's "no" cannot settle it
+            else:
+                history[name] = form_value
+            if form_value is not None:
+                overridden = history[name] != form_value
+                m.note(None, path=f"patient.history.{name}", value=_json(form_value),
+                       action=Action.SUPERSEDED if overridden else Action.USED,
+                       reason=("fhir-evidence" if history[name] is True
+                               else "unread-fhir-evidence") if overridden else "answers")
     if m.pregnant_conditions:
         fhir_pregnancy = Pregnancy.PREGNANT
     elif m.pregnancy_unread and fhir_pregnancy is None and not m.pregnancy:

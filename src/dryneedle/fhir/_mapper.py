@@ -65,6 +65,7 @@ MUSCLE_SYSTEM = SYSTEMS["muscle"]
 _PROCEDURE_ANSWERS = frozenset({"lymph_node_removal", NO_ANSWER})
 _ALLERGY_ANSWERS = frozenset({"metal_allergy", NO_ANSWER})
 _SEXES: Final = frozenset(s.value for s in Sex)
+_PREGNANCY_TOKEN: Final = token(LOINC, PREGNANCY_LOINC)
 # Condition status codes (clinicalStatus, verificationStatus) read together.
 _CURRENT: Final = frozenset({"active", "recurrence", "relapse"})
 _NOT_CURRENT: Final = frozenset({"inactive", "resolved", "remission"})
@@ -202,7 +203,7 @@ class Mapper(Evidence):
                 return
             self.ignore(r, "unmapped-code")
             return
-        tok = token(LOINC, PREGNANCY_LOINC)
+        tok = _PREGNANCY_TOKEN
         status = jstr(res.get("status")) or "missing"
         answers = [
             (token(system, code), PREGNANCY_VALUES[(system or "", code)])
