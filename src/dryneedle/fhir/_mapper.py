@@ -484,8 +484,10 @@ class Mapper(Evidence):
             elif ref is not None:
                 med = self.medications.get(ref)
             concept = None if med is None else med.get("code")
-        texts = texts_of(concept) + [t for t in [jstr(jobj(res.get("medicationReference"))
-                                                      .get("display"))] if t]
+        texts = texts_of(concept)  # a new list: the reference's display added after
+        display = jstr(jobj(res.get("medicationReference")).get("display"))
+        if display is not None:
+            texts.append(display)
         return self.codings(concept), texts
 
     def antithrombotic_name(self, texts: list[str]) -> str | None:
