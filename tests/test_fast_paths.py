@@ -2,7 +2,8 @@
 
 Each fast path must give exactly what the plain one gives: the card uuid's text and uuid
 (orjson with ``json.dumps``'s escapes, and a UUID 5 without the ``uuid.UUID`` object), the
-reader's provenance entries (made without ``Provenance.__init__``).
+reader's provenance entries (made without ``Provenance.__init__``), its status codes (read
+without the pairs of ``codings_of``).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ _JSON = st.recursive(
 @given(_JSON)
 @example(["\x7f\u00d7\u2026\U0001f600\ud800\"\\\n\x00", {"b": "\x7f", "a": ["\udfff"]}])
 @example(["", {"\u00e9": "1", "e": "2", "\U0001f600": "3", "\uffff": "4"}])
+@example(["\\u00d7\u00d7\\\u2026", {"\u2026\u00d7": "\u00e9\u00d7\U0001f600\u2026"}])
 def test_uuid_text_is_the_json_text(value: Any) -> None:
     """orjson's text, escaped as ``ensure_ascii`` escapes, is ``json.dumps``'s, byte for byte."""
     assert _cds._uuid_text([value]) == _REFERENCE.encode([value]).encode("ascii")
@@ -152,3 +154,42 @@ def _flatten(data: Any) -> list[tuple[Any, str | None]]:
 
     walk(data, None)
     return out
+
+
+_STATUS_CONCEPT = st.dictionaries(
+    st.sampled_from(["coding", "text"]),
+    st.lists(st.dictionaries(st.sampled_from(["system", "code"]),
+                             st.none() | st.integers() | st.sampled_from(
+                                 ["", " ", "active", " resolved ", "x"]), max_size=2)
+             | st.none() | st.integers(), max_size=4)
+    | st.tuples(st.none()) | st.none() | st.text(max_size=3)) | st.none() | st.integers()
+
+
+@given(_STATUS_CONCEPT)
+def test_status_codes_are_the_codes_of_codings_of(concept: Any) -> None:
+    """A status concept's codes, read in one loop, are those of its ``codings_of`` pairs."""
+    assert _reading.status_codes(concept) == {code for _, code in _reading.codings_of(concept)}
+
+
+def _texts_of(concept: Any) -> list[str]:
+    """:func:`_reading.texts_of` as it was (the accessors), the reference."""
+    c = _reading.jobj(concept)
+    out = [t for t in [_reading.jstr(c.get("text"))] if t]
+    out.extend(t for coding in _reading.jlist(c.get("coding"))
+               if (t := _reading.jstr(_reading.jobj(coding).get("display"))))
+    return out
+
+
+_TEXT_CONCEPT = st.dictionaries(
+    st.sampled_from(["coding", "text"]),
+    st.lists(st.dictionaries(st.sampled_from(["display", "code"]),
+                             st.none() | st.integers() | st.sampled_from(["", " ", "Warfarin"]),
+                             max_size=2) | st.none() | st.integers(), max_size=4)
+    | st.tuples(st.none()) | st.none() | st.integers() | st.sampled_from(["", "Nickel"])
+) | st.none() | st.integers() | st.text(max_size=3)
+
+
+@given(_TEXT_CONCEPT)
+def test_texts_of_in_one_loop_is_the_accessors_reading(concept: Any) -> None:
+    """A concept's text and displays, read in one loop, are what the accessors read."""
+    assert _reading.texts_of(concept) == _texts_of(concept)

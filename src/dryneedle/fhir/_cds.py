@@ -70,6 +70,25 @@ else:
     _SORT_KEYS = orjson.OPT_SORT_KEYS
 
 
+_CARD_CHARS: Final = (("\u00d7", "\\u00d7"), ("\u2026", "\\u2026"))
+"""The non-ASCII characters of a card's own text (U+00D7 in a count, U+2026 ending a
+shortened label), with their ``ensure_ascii`` escapes."""
+
+
+def _escape_non_ascii(raw: bytes) -> bytes:
+    r"""UTF-8 JSON text with every non-ASCII character escaped as ``ensure_ascii`` does.
+
+    The card's own characters (:data:`_CARD_CHARS`) are replaced in the text first: the
+    codec error handler costs an exception and a Python call per run of such characters
+    (~1.5 µs each, more than the two replacements); any other character (from the FHIR data)
+    still goes through it.
+    """
+    text = raw.decode("utf-8")
+    for char, escaped in _CARD_CHARS:
+        text = text.replace(char, escaped)
+    return text.encode("ascii", _ESCAPE)
+
+
 def _uuid_text(value: list[Any]) -> bytes:
     r"""``_UUID_JSON.encode(value)`` as (ASCII) bytes, for JSON objects, arrays and strings.
 
@@ -87,7 +106,7 @@ def _uuid_text(value: list[Any]) -> bytes:
             pass
         else:
             if not raw.isascii():
-                raw = raw.decode("utf-8").encode("ascii", _ESCAPE)
+                raw = _escape_non_ascii(raw)
             return raw.replace(b"\x7f", b"\\u007f") if b"\x7f" in raw else raw
     return _UUID_JSON.encode(value).encode("ascii")
 
@@ -145,14 +164,18 @@ def _label(f: Finding) -> str:
     return title[0].lower() + title[1:]
 
 
+_WANTED: Final[Mapping[Decision, tuple[Severity, ...]]] = {
+    Decision.NOT_ELIGIBLE: (Severity.ERROR,),
+    Decision.NEEDS_REVIEW: (Severity.ERROR, Severity.WARNING),
+    Decision.ELIGIBLE_WITH_PRECAUTIONS: (Severity.ERROR, Severity.WARNING),
+    Decision.ELIGIBLE: (Severity.ERROR, Severity.WARNING, Severity.INFO),
+}
+"""The severities a card's summary names, by decision."""
+
+
 def _summary(result: ScreeningResult) -> str:
     head = f"Dry needling: {_DECISION_LABEL[result.decision]}"
-    wanted = {
-        Decision.NOT_ELIGIBLE: (Severity.ERROR,),
-        Decision.NEEDS_REVIEW: (Severity.ERROR, Severity.WARNING),
-        Decision.ELIGIBLE_WITH_PRECAUTIONS: (Severity.ERROR, Severity.WARNING),
-        Decision.ELIGIBLE: (Severity.ERROR, Severity.WARNING, Severity.INFO),
-    }[result.decision]
+    wanted = _WANTED[result.decision]
     if result.decision is Decision.NEEDS_REVIEW and result.missing:
         n = len(result.missing)
         head += f", {n} answer{'s' if n != 1 else ''} unknown"
@@ -285,7 +308,9 @@ def _finding_line(f: Finding, trails: _Trails | None) -> str:
 def _unknown_line(unknown: Sequence[Finding], trails: _Trails | None) -> str:
     items = []
     for f in unknown:  # the path names the answer; a trail only where FHIR data bore on it
-        trail = _trail(f, trails).strip().rstrip(".")
+        # (most unknown answers have none: their path is not looked at further)
+        trail = (_trail(f, trails).strip().rstrip(".") if trails is not None
+                 and f.path in trails else "")
         items.append(f"`{_md(f.path)}` ({trail[0].lower()}{trail[1:]})" if trail
                      else f"`{_md(f.path)}`")
     return f"- **Ask before needling** (`{_UNKNOWN}`): {', '.join(items)}."
@@ -348,9 +373,17 @@ def _detail(result: ScreeningResult, inputs: FhirPatientInputs | None,
     return "\n".join(lines)
 
 
+_SECONDARY: Final = frozenset(sid for sid, s in SOURCES.items() if s.grade != "P")
+"""The ids of the known sources that are not primary (``SOURCES`` is read-only)."""
+
+
 def _cited(ranked: Sequence[Finding]) -> list[str]:
-    cited = [s for s in dict.fromkeys(s for f in ranked for s in f.sources) if s in SOURCES]
-    return sorted(cited, key=lambda s: SOURCES[s].grade != "P")  # primary sources first
+    seen: dict[str, None] = {}
+    for f in ranked:  # every finding's sources, in first-seen order
+        for sid in f.sources:
+            seen[sid] = None
+    cited = [s for s in seen if s in SOURCES]
+    return sorted(cited, key=_SECONDARY.__contains__)  # primary sources first (stable)
 
 
 def _lead_source(ranked: Sequence[Finding]) -> Source | None:

@@ -111,6 +111,13 @@ def _shipped_answers(system: str | None, code: str) -> tuple[tuple[_Hit, ...], t
     return tuple(table), flags
 
 
+@functools.lru_cache(maxsize=4096)
+def _shipped_hits(codings: tuple[tuple[str | None, str], ...]) -> tuple[_Hit, ...]:
+    """:meth:`Evidence.answers_of` with the shipped tables, for a tuple of codings (immutable)."""
+    parts = [_shipped_answers(system, code) for system, code in codings]
+    return (*(h for table, _ in parts for h in table), *(h for _, flags in parts for h in flags))
+
+
 @functools.lru_cache(maxsize=32)
 def _words_re(terms: tuple[str, ...]) -> re.Pattern[str] | None:
     """The whole-word, case-insensitive pattern of ``terms`` (compiled once per word list)."""
@@ -197,8 +204,10 @@ class Evidence:
 
     def ignore(self, r: InputResource, reason: str, code: str | None = None) -> None:
         """Record that ``r`` contributed nothing, and why."""
-        self.note(r, path="", action=Action.IGNORED, reason=reason, code=code,
-                  sources=("fhir-r4",))
+        # What note(r, path="", action=IGNORED, ...) records, without its keyword call (a
+        # call of a dozen reads ignores about half of its resources).
+        self.trail.append((r.index, _provenance("", None, r.label, code, Action.IGNORED,
+                                                reason, ("fhir-r4",))))
 
     def codings(self, concept: Any) -> list[tuple[str | None, str]]:
         """The (canonical system, code) pairs of a CodeableConcept (OID systems as URIs)."""
@@ -224,12 +233,11 @@ class Evidence:
         """Return (flag, system, code, source) for every coding an answer table names.
 
         The answer tables' hits, coding by coding, then the flag table's. With the shipped
-        tables (which never change) each coding's two parts are kept per code.
+        tables (which never change) the hits are kept per tuple of codings (a resource's few
+        codings repeat from call to call), and each coding's two parts per code.
         """
         if self.answer_codes is ANSWER_CODES and self.flag_codes is FLAG_CODES:
-            parts = [_shipped_answers(system, code) for system, code in codings]
-            return [h for table, _ in parts for h in table] + [
-                h for _, flags in parts for h in flags]
+            return list(_shipped_hits(tuple(codings)))
         return _answers(codings, self.answer_codes, self.flag_codes)
 
     def mark_unread(self, r: InputResource, flag: str, *, reason: str,
@@ -368,10 +376,15 @@ class Evidence:
         self.note(r, path=f"patient.history.{flag}", value=True, action=Action.USED,
                   reason=reason, code=code, sources=sources)
 
-    def flags_from(self, r: InputResource) -> set[str]:
-        """Return the history flags ``r`` has already set."""
+    def flags_from(self, r: InputResource, since: int = 0) -> set[str]:
+        """Return the history flags ``r`` has already set.
+
+        ``since``: the first trail entry to look at (``r``'s entries are all recorded while
+        it is read: its reader passes the trail's length when it started, so a large input is
+        not searched once per resource).
+        """
         return {
-            p.path.rsplit(".", 1)[-1] for i, p in self.trail
+            p.path.rsplit(".", 1)[-1] for i, p in self.trail[since:]
             if i == r.index and p.action is Action.USED and p.path.startswith("patient.history.")
         }
 

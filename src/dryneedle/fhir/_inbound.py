@@ -206,13 +206,14 @@ def patient_from_fhir(
     if unknown_flags:
         msg = f"flag_codes: unknown history answers {sorted(unknown_flags)}"
         raise FhirInputError(msg)
+    patients = [r for r in items if r.type == "Patient"]  # one pass, then the few Patients
     patient_urls = {
-        r.full_url: rid for r in items
-        if r.type == "Patient" and r.full_url and (rid := jstr(r.resource.get("id")))
+        r.full_url: rid for r in patients
+        if r.full_url and (rid := jstr(r.resource.get("id")))
     }
     pid = patient_id or _find_patient_id(items, patient_urls)
-    for r in items:  # an id-less Patient entry: its fullUrl identifies the target patient
-        if r.type == "Patient" and r.full_url and not jstr(r.resource.get("id")):
+    for r in patients:  # an id-less Patient entry: its fullUrl identifies the target patient
+        if r.full_url and not jstr(r.resource.get("id")):
             patient_urls[r.full_url] = pid
     form = _coerce_answers(answers or {})
     table = _answer_codes(tuple(codes))
@@ -227,20 +228,24 @@ def patient_from_fhir(
 
     # Merge the form answers: the more cautious value wins; every choice is recorded.
     history: dict[str, Any] = {}
-    for name in _HISTORY_NAMES:
-        form_value = form.get(name)
-        if m.flags.get(name) is True:
-            history[name] = True
-        elif name in m.unread and form_value is not True:
-            history[name] = None  # unread evidence: a form's "no" cannot settle it
-        else:
-            history[name] = form_value
-        if form_value is not None:
-            overridden = history[name] != form_value
-            m.note(None, path=f"patient.history.{name}", value=_json(form_value),
-                   action=Action.SUPERSEDED if overridden else Action.USED,
-                   reason=("fhir-evidence" if history[name] is True else "unread-fhir-evidence")
-                   if overridden else "answers")
+    if not form:  # what the loop gives without form answers: FHIR's True, else unknown
+        flags = m.flags
+        history = {name: True if flags.get(name) is True else None for name in _HISTORY_NAMES}
+    else:
+        for name in _HISTORY_NAMES:
+            form_value = form.get(name)
+            if m.flags.get(name) is True:
+                history[name] = True
+            elif name in m.unread and form_value is not True:
+                history[name] = None  # unread evidence: a form's "no" cannot settle it
+            else:
+                history[name] = form_value
+            if form_value is not None:
+                overridden = history[name] != form_value
+                m.note(None, path=f"patient.history.{name}", value=_json(form_value),
+                       action=Action.SUPERSEDED if overridden else Action.USED,
+                       reason=("fhir-evidence" if history[name] is True
+                               else "unread-fhir-evidence") if overridden else "answers")
     if m.pregnant_conditions:
         fhir_pregnancy = Pregnancy.PREGNANT
     elif m.pregnancy_unread and fhir_pregnancy is None and not m.pregnancy:

@@ -65,6 +65,7 @@ MUSCLE_SYSTEM = SYSTEMS["muscle"]
 _PROCEDURE_ANSWERS = frozenset({"lymph_node_removal", NO_ANSWER})
 _ALLERGY_ANSWERS = frozenset({"metal_allergy", NO_ANSWER})
 _SEXES: Final = frozenset(s.value for s in Sex)
+_PREGNANCY_TOKEN: Final = token(LOINC, PREGNANCY_LOINC)
 # Condition status codes (clinicalStatus, verificationStatus) read together.
 _CURRENT: Final = frozenset({"active", "recurrence", "relapse"})
 _NOT_CURRENT: Final = frozenset({"inactive", "resolved", "remission"})
@@ -78,8 +79,13 @@ _CATALOG_CODES: Final = tuple((cond, CodePatterns(sorted(cond.all_codes())))
 
 
 @functools.lru_cache(maxsize=4096)
-def _catalog_hits(normalised: str) -> tuple[str, ...]:
-    """The ids of the catalog conditions a normalised ICD-10-CM code falls under (in order)."""
+def _catalog_hits(code: str) -> tuple[str, ...]:
+    """The ids of the catalog conditions an ICD-10-CM code falls under (in order).
+
+    The code is :meth:`~._terminology.CodePatterns.normalise`-d here: cached by the code as
+    written, a repeated one costs one look-up.
+    """
+    normalised = CodePatterns.normalise(code)
     return tuple(cond.id for cond, patterns in _CATALOG_CODES
                  if patterns.matches_normalised(normalised))
 
@@ -93,18 +99,18 @@ class Mapper(Evidence):
 
     def run(self) -> None:
         """Read every item once, by resource type; other patients' resources are ignored."""
-        handlers = _HANDLERS
+        readers = _READERS
         seen: dict[str, tuple[str | None, bool]] = {}  # reference -> (target, readable)
         for r in self.items:
             if not r.valid:
                 self.ignore(r, "not-a-resource")
                 continue
-            handler = handlers.get(r.type)
-            if handler is None:
+            reader = readers.get(r.type)
+            if reader is None:
                 if r.type != "Medication":  # resolved through medicationReference
                     self.ignore(r, "unsupported-type")
                 continue
-            key = SUBJECT_KEY.get(r.type)
+            handler, key = reader
             self.doubtful = False
             if key is not None:
                 ref = r.resource.get(key)
@@ -197,7 +203,7 @@ class Mapper(Evidence):
                 return
             self.ignore(r, "unmapped-code")
             return
-        tok = token(LOINC, PREGNANCY_LOINC)
+        tok = _PREGNANCY_TOKEN
         status = jstr(res.get("status")) or "missing"
         answers = [
             (token(system, code), PREGNANCY_VALUES[(system or "", code)])
@@ -363,7 +369,7 @@ class Mapper(Evidence):
         for system, code in codings:
             if system != ICD10CM:
                 continue
-            for cond_id in _catalog_hits(CodePatterns.normalise(code)):
+            for cond_id in _catalog_hits(code):
                 if cond_id not in self.conditions:
                     self.conditions.append(cond_id)
                 self.note(r, path="patient.conditions", value=cond_id, action=Action.USED,
@@ -403,13 +409,14 @@ class Mapper(Evidence):
                 self.ignore(r, f"clinicalStatus:{bad}")
                 return
         confirmed = "unconfirmed" not in verification
+        start = len(self.trail)  # what this resource records comes after
         concepts = [res.get("code")]
         concepts += [jobj(reaction).get("substance") for reaction in jlist(res.get("reaction"))]
         codings = [c for concept in concepts for c in self.codings(concept)]
         hits = [h for h in self.answers_of(codings) if h[0] in _ALLERGY_ANSWERS]
         used = self.apply(r, hits, confirmed=confirmed,
                           reason="value-set" if confirmed else "verificationStatus:unconfirmed")
-        if self.allergy_re is not None and "metal_allergy" not in self.flags_from(r):
+        if self.allergy_re is not None and "metal_allergy" not in self.flags_from(r, start):
             for text in (t for concept in concepts for t in texts_of(concept)):
                 m = self.allergy_re.search(text)
                 if m is not None:
@@ -477,8 +484,10 @@ class Mapper(Evidence):
             elif ref is not None:
                 med = self.medications.get(ref)
             concept = None if med is None else med.get("code")
-        texts = texts_of(concept) + [t for t in [jstr(jobj(res.get("medicationReference"))
-                                                      .get("display"))] if t]
+        texts = texts_of(concept)  # a new list: the reference's display added after
+        display = jstr(jobj(res.get("medicationReference")).get("display"))
+        if display is not None:
+            texts.append(display)
         return self.codings(concept), texts
 
     def antithrombotic_name(self, texts: list[str]) -> str | None:
@@ -531,3 +540,6 @@ _HANDLERS: Final[Mapping[str, Callable[[Mapper, InputResource], None]]] = {
     "Procedure": Mapper.procedure,
 }
 """The reader of each resource type :meth:`Mapper.run` reads (made once, not per call)."""
+_READERS: Final[Mapping[str, tuple[Callable[[Mapper, InputResource], None], str | None]]] = {
+    kind: (handler, SUBJECT_KEY.get(kind)) for kind, handler in _HANDLERS.items()}
+"""Each reader with the element naming the patient (:data:`SUBJECT_KEY`): one look-up."""

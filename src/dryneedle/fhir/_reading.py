@@ -85,7 +85,20 @@ def codings_of(concept: Any) -> list[tuple[str | None, str]]:
 
 def status_codes(concept: Any) -> set[str]:
     """Return the codes of a status CodeableConcept (``clinicalStatus``, ...)."""
-    return {code for _, code in codings_of(concept)}
+    # The codes codings_of gives, read in its loop straight into the set (no pairs, no
+    # comprehension): every Condition and AllergyIntolerance reads two status concepts.
+    c = concept if type(concept) is dict else jobj(concept)
+    codings = c.get("coding")
+    out: set[str] = set()
+    if type(codings) is not list and not isinstance(codings, list | tuple):
+        return out
+    for coding in codings:
+        if type(coding) is not dict:
+            coding = jobj(coding)  # noqa: PLW2901 - read once
+        code = coding.get("code")
+        if isinstance(code, str) and code:
+            out.add(code.strip())
+    return out
 
 
 def token(system: str | None, code: str) -> str:
@@ -95,9 +108,19 @@ def token(system: str | None, code: str) -> str:
 
 def texts_of(concept: Any) -> list[str]:
     """Return a CodeableConcept's ``text`` and coding displays, in order."""
-    c = jobj(concept)
-    out = [t for t in [jstr(c.get("text"))] if t]
-    out.extend(t for coding in jlist(c.get("coding")) if (t := jstr(jobj(coding).get("display"))))
+    # As jobj / jlist / jstr would read it, decoded-JSON types first, in one loop (as
+    # codings_of): every allergy and medication concept is read for its words.
+    c = concept if type(concept) is dict else jobj(concept)
+    text = c.get("text")
+    out = [text] if isinstance(text, str) and text else []
+    codings = c.get("coding")
+    if type(codings) is list or isinstance(codings, list | tuple):
+        for coding in codings:
+            if type(coding) is not dict:
+                coding = jobj(coding)  # noqa: PLW2901 - read once
+            display = coding.get("display")
+            if isinstance(display, str) and display:
+                out.append(display)
     return out
 
 

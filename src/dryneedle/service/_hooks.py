@@ -286,8 +286,13 @@ def _sites(value: Any) -> list[PlannedSite]:
     return sites
 
 
+_PREFETCH_KEYS: Final = (*PREFETCH, *LEGACY_KEYS)
+
+
 def _is_outcome(value: Any) -> bool:
-    return isinstance(value, Mapping) and value.get("resourceType") == "OperationOutcome"
+    # A decoded JSON object is a dict: checked before the ABC (whose check is a Python call).
+    return ((type(value) is dict or isinstance(value, Mapping))
+            and value.get("resourceType") == "OperationOutcome")
 
 
 def _fhir_access(request: Mapping[str, Any], fetch: Fetch | None) -> tuple[str, str] | None:
@@ -319,9 +324,9 @@ def _prefetch(
     for old, new in LEGACY_KEYS.items():
         if old in given and new not in given:
             given[new] = given[old]
-    for key in (*PREFETCH, *LEGACY_KEYS):  # every given value checked before any fetch
+    for key in _PREFETCH_KEYS:  # every given value checked before any fetch
         value = given.get(key)
-        if value is not None and not isinstance(value, Mapping):
+        if value is not None and type(value) is not dict and not isinstance(value, Mapping):
             raise HookError(400, f"prefetch {key!r} must be a FHIR resource or null",
                             [f"prefetch.{key}"])
     access = _fhir_access(request, fetch)
@@ -367,7 +372,7 @@ def _evaluate(
     if service is None:
         raise HookError(404, f"no CDS service {service_id!r}")
     request = parse_json(body)
-    if not isinstance(request, Mapping):
+    if type(request) is not dict and not isinstance(request, Mapping):
         raise HookError(400, "request body must be a JSON object")
     hook = request.get("hook")
     if hook != service["hook"]:
@@ -377,7 +382,8 @@ def _evaluate(
     if not isinstance(instance, str) or not instance:
         raise HookError(400, "hookInstance is required", ["hookInstance"])
     context = request.get("context")
-    if not isinstance(context, Mapping) or not isinstance(context.get("patientId"), str) \
+    if (type(context) is not dict and not isinstance(context, Mapping)) \
+            or not isinstance(context.get("patientId"), str) \
             or not context["patientId"]:
         raise HookError(400, "context.patientId is required", ["context.patientId"])
     patient_id = context["patientId"]

@@ -64,7 +64,7 @@ _INACTIVE: Final = frozenset({"revoked", "entered-in-error", "completed", "cance
 
 
 def _obj(value: Any) -> Mapping[str, Any]:
-    return value if isinstance(value, Mapping) else {}
+    return value if type(value) is dict or isinstance(value, Mapping) else {}  # dict: no ABC
 
 
 def _list(value: Any) -> list[Any]:
