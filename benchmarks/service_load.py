@@ -441,6 +441,7 @@ def _role(args: argparse.Namespace) -> dict[str, Any]:
     if args.role == "attack":
         return dict(_run(_attack(args.port, args), args.client_loop))
     requests = _requests()
+    report: dict[str, Any]
     if args.client == "httpx":
         report = _run(_normal_httpx(f"http://127.0.0.1:{args.port}", args.requests,
                                     args.clients, requests, 30.0), args.client_loop)
