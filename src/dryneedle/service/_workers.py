@@ -134,6 +134,13 @@ def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | Non
         future.set_exception(error)
 
 
+def _answer(loop: asyncio.AbstractEventLoop, future: asyncio.Future[Any], result: Any,
+            error: BaseException | None) -> None:
+    """Hand a call's outcome to its event loop (a closed loop: nobody awaits it, dropped)."""
+    with contextlib.suppress(RuntimeError):
+        loop.call_soon_threadsafe(_settle, future, result, error)
+
+
 class WorkerThreads:
     """Up to ``size`` daemon threads running blocking calls for an event loop (see above).
 
@@ -164,22 +171,16 @@ class WorkerThreads:
             raise ValueError(msg)
         self.size = size
         self.cpu_slots = size if cpu_slots is None else min(cpu_slots, size)
+        self._reset()
+
+    def _reset(self) -> None:
+        """Start with no thread and no call (also in a child forked after threads started)."""
         self._lock = threading.Lock()  # guards everything below
         self._free = self.cpu_slots  # compute slots nobody holds
         self._pending: deque[_Call] = deque()  # calls not yet started, in order
         self._idle: list[_Worker] = []  # threads without a call (and without a slot)
         self._returning: deque[_Worker] = deque()  # threads back from I/O, waiting for a slot
         self._threads: list[threading.Thread] = []
-        self._pid = os.getpid()
-
-    def _forked(self) -> None:
-        """In a child process forked after threads started: start afresh (they are gone)."""
-        self._lock = threading.Lock()
-        self._free = self.cpu_slots
-        self._pending = deque()
-        self._idle = []
-        self._returning = deque()
-        self._threads = []
         self._pid = os.getpid()
 
     def _dispatch(self) -> tuple[list[_Worker], list[tuple[threading.Thread, _Worker]]]:
@@ -229,8 +230,7 @@ class WorkerThreads:
                     self._free += 1
                     more_wake, more_start = self._dispatch()
                 if call is not None:
-                    with contextlib.suppress(RuntimeError):
-                        call[2].call_soon_threadsafe(_settle, call[3], None, exc)
+                    _answer(call[2], call[3], None, exc)
                 for other in more_wake:
                     other.wake.release()
                 start.extend(more_start)
@@ -258,6 +258,7 @@ class WorkerThreads:
             call = worker.call
             worker.call = None
             if call is None:  # pragma: no cover - a thread is only woken with a call
+                worker.wake.acquire()  # (were it not, it would wait again, not spin)
                 continue
             function, args, loop, future = call
             del call
@@ -271,8 +272,7 @@ class WorkerThreads:
                 error = None
             finally:
                 _held.pool = None
-            with contextlib.suppress(RuntimeError):  # the loop is closed: nobody awaits it
-                loop.call_soon_threadsafe(_settle, future, result, error)
+            _answer(loop, future, result, error)
             del function, args, loop, future, result, error  # nothing kept alive while idle
             with self._lock:
                 if self._pending and not self._returning:  # the slot kept, the next call
@@ -297,7 +297,7 @@ class WorkerThreads:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
         if self._pid != os.getpid():  # the calls of the parent are not this process's
-            self._forked()
+            self._reset()
         with self._lock:
             self._pending.append((function, args, loop, future))
             wake, start = self._dispatch()  # nothing when every slot is held (under load)
