@@ -289,10 +289,13 @@ def _sites(value: Any) -> list[PlannedSite]:
 _PREFETCH_KEYS: Final = (*PREFETCH, *LEGACY_KEYS)
 
 
+def _is_object(value: Any) -> bool:
+    """A JSON object: a dict (what decoding gives, checked first: no ABC call) or a Mapping."""
+    return type(value) is dict or isinstance(value, Mapping)
+
+
 def _is_outcome(value: Any) -> bool:
-    # A decoded JSON object is a dict: checked before the ABC (whose check is a Python call).
-    return ((type(value) is dict or isinstance(value, Mapping))
-            and value.get("resourceType") == "OperationOutcome")
+    return _is_object(value) and value.get("resourceType") == "OperationOutcome"
 
 
 def _fhir_access(request: Mapping[str, Any], fetch: Fetch | None) -> tuple[str, str] | None:
@@ -326,7 +329,7 @@ def _prefetch(
             given[new] = given[old]
     for key in _PREFETCH_KEYS:  # every given value checked before any fetch
         value = given.get(key)
-        if value is not None and type(value) is not dict and not isinstance(value, Mapping):
+        if value is not None and not _is_object(value):
             raise HookError(400, f"prefetch {key!r} must be a FHIR resource or null",
                             [f"prefetch.{key}"])
     access = _fhir_access(request, fetch)
@@ -372,7 +375,7 @@ def _evaluate(
     if service is None:
         raise HookError(404, f"no CDS service {service_id!r}")
     request = parse_json(body)
-    if type(request) is not dict and not isinstance(request, Mapping):
+    if not _is_object(request):
         raise HookError(400, "request body must be a JSON object")
     hook = request.get("hook")
     if hook != service["hook"]:
@@ -382,8 +385,7 @@ def _evaluate(
     if not isinstance(instance, str) or not instance:
         raise HookError(400, "hookInstance is required", ["hookInstance"])
     context = request.get("context")
-    if (type(context) is not dict and not isinstance(context, Mapping)) \
-            or not isinstance(context.get("patientId"), str) \
+    if not _is_object(context) or not isinstance(context.get("patientId"), str) \
             or not context["patientId"]:
         raise HookError(400, "context.patientId is required", ["context.patientId"])
     patient_id = context["patientId"]
