@@ -23,6 +23,8 @@ from dryneedle.records import _fast, _json
 from dryneedle.records._duplicates import loads_with_duplicates
 from dryneedle.records._validate import Validator
 from dryneedle.strategies import records
+from json_texts import dumps as _dumps
+from json_texts import objects as _objects
 
 pytestmark = pytest.mark.skipif(not _fast.AVAILABLE, reason="msgspec not installed")
 
@@ -30,34 +32,6 @@ ROOT = Path(__file__).resolve().parent.parent
 BASE: dict[str, Any] = json.loads(
     (ROOT / "examples" / "sessions.jsonl").read_bytes().splitlines()[0])
 DUP = "structure.duplicate_key"
-
-
-def _dumps(value: Any, *, spaced: bool = False, dup: tuple[int, str, Any] | None = None,
-           counter: list[int] | None = None) -> str:
-    """Serialise ``value``; ``dup = (n, key, value)`` writes ``key`` again in the n-th object."""
-    counter = [0] if counter is None else counter
-    colon, comma = (": ", ", ") if spaced else (":", ",")
-    if isinstance(value, dict):
-        n = counter[0]
-        counter[0] += 1
-        members = [json.dumps(k) + colon + _dumps(v, spaced=spaced, dup=dup, counter=counter)
-                   for k, v in value.items()]
-        if dup is not None and dup[0] == n:
-            members.append(json.dumps(dup[1]) + colon + json.dumps(dup[2]))
-        return "{" + comma.join(members) + "}"
-    if isinstance(value, list):
-        return "[" + comma.join(_dumps(v, spaced=spaced, dup=dup, counter=counter)
-                                for v in value) + "]"
-    return json.dumps(value)
-
-
-def _objects(value: Any) -> list[dict[str, Any]]:
-    """Every object of a JSON value, in the order :func:`_dumps` numbers them."""
-    if isinstance(value, dict):
-        return [value] + [o for v in value.values() for o in _objects(v)]
-    if isinstance(value, list):
-        return [o for v in value for o in _objects(v)]
-    return []
 
 
 def _codes(text: str | bytes) -> set[str]:

@@ -26,6 +26,8 @@ from dryneedle.records import _fast, _json
 from dryneedle.records._structure import walk_readable
 from dryneedle.records._validate import Validator
 from dryneedle.strategies import records
+from json_texts import dumps as _dumps
+from json_texts import objects as _objects
 
 pytestmark = pytest.mark.skipif(not _fast.AVAILABLE, reason="msgspec not installed")
 
@@ -67,30 +69,6 @@ def _at(value: Any, path: tuple[Any, ...]) -> Any:
     return value
 
 
-def _objects(value: Any) -> list[dict[str, Any]]:
-    """Every object of a JSON value, in the order :func:`_dumps` numbers them."""
-    if isinstance(value, dict):
-        return [value] + [o for v in value.values() for o in _objects(v)]
-    if isinstance(value, list):
-        return [o for v in value for o in _objects(v)]
-    return []
-
-
-def _dumps(value: Any, dup: tuple[int, str, Any] | None, counter: list[int]) -> str:
-    """Compact JSON; ``dup = (n, key, value)`` writes ``key`` again in the n-th object."""
-    if isinstance(value, dict):
-        n = counter[0]
-        counter[0] += 1
-        members = [json.dumps(k) + ":" + _dumps(v, dup, counter) for k, v in value.items()]
-        if dup is not None and dup[0] == n:
-            members.append(json.dumps(dup[1]) + ":" + json.dumps(dup[2]))
-        return "{" + ",".join(members) + "}"
-    if isinstance(value, list):
-        return "[" + ",".join(_dumps(v, dup, counter) for v in value) + "]"
-    return json.dumps(value, ensure_ascii=False) if not isinstance(value, str) else (
-        json.dumps(value, ensure_ascii=not value.isascii() and "\ud800" in value))
-
-
 @st.composite
 def texts(draw: st.DrawFn) -> bytes:
     """A record text with 0 to 3 nodes replaced or deleted, and maybe a key written twice."""
@@ -120,7 +98,7 @@ def texts(draw: st.DrawFn) -> bytes:
         dup = (n, key, again)
     if draw(st.booleans()):
         data["unknown_field"] = 1  # a warning only: a whole record msgspec rejects
-    text = _dumps(data, dup, [0])
+    text = _dumps(data, dup=dup, raw_unicode=True)
     return text.encode("utf-8", "surrogatepass")
 
 
